@@ -1,0 +1,29 @@
+# `make test` is the one command that runs the whole suite on a fresh machine (it installs what it needs).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: test install prism man clean
+
+test: install prism
+	$(PY) -m pytest -q
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Prism (the contract tier's mock server) needs Node; without Node the tier skips and says why.
+prism:
+	@if command -v npm >/dev/null 2>&1; then \
+	  [ -x .prism/node_modules/.bin/prism ] || npm install --silent --no-audit --no-fund --prefix .prism @stoplight/prism-cli@5; \
+	else echo "npm not found: the contract tier will be skipped"; fi
+
+man: install
+	$(PY) -m oaicli.manpages man
+
+clean:
+	rm -rf $(VENV) .prism

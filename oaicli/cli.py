@@ -1,0 +1,93 @@
+"""The root command: registers every resource's group and holds the single error boundary."""
+
+import importlib
+import os
+import sys
+
+import click
+
+from oaicli import __version__
+from oaicli.errors import ExitCode, OaicliError, redact
+from oaicli.options import connection_options
+
+# (module, attribute) of every top-level command, in the order `oaicli --help` lists them.
+# Command modules import only click at module level, so registering them all stays cheap.
+COMMANDS = [
+    ("oaicli.commands.models", "models"),
+    ("oaicli.commands.keys", "keys"),
+    ("oaicli.commands.config", "config"),
+]
+
+
+class RootGroup(click.Group):
+    """A group whose main() maps every error to one stderr line and a documented exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        code = self._guarded(args, prog_name or "oaicli", complete_var, extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _guarded(self, args, prog_name, complete_var, extra) -> int:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return result if isinstance(result, int) else ExitCode.OK
+        except click.exceptions.Exit as exc:
+            return exc.exit_code
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code
+        except (click.Abort, KeyboardInterrupt) as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
+            click.echo("\nInterrupted." if interrupted else "Aborted.", err=True)
+            return ExitCode.INTERRUPTED if interrupted else ExitCode.FAILURE
+        except OaicliError as exc:
+            if os.environ.get("OAICLI_DEBUG"):
+                raise
+            click.echo(exc.one_line(), err=True)
+            return exc.exit_code
+        except BrokenPipeError:
+            _silence_stdout()
+            return ExitCode.FAILURE
+        except Exception as exc:  # a bug: still one line, never the key
+            if os.environ.get("OAICLI_DEBUG"):
+                raise
+            click.echo(redact(f"Error: unexpected {exc.__class__.__name__}: {exc}. "
+                              "Run again with OAICLI_DEBUG=1 for a traceback."), err=True)
+            return ExitCode.FAILURE
+
+
+def _silence_stdout() -> None:
+    """The reader of a pipe went away (`oaicli ... | head`); stop Python complaining at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="oaicli")
+@connection_options
+def cli():
+    """A command-line client for the OpenAI REST API and any server that speaks it.
+
+    Connection options may come before or after the subcommand. Exit codes: 0 success,
+    1 failure, 2 usage, 3 missing or refused key, 4 request rejected, 5 server or network
+    failure, 6 job failed, 7 job cancelled, 8 timed out, 9 moderation flagged, 130 interrupted.
+
+    \b
+    Example:
+      export OPENAI_API_KEY=sk-...
+      oaicli models list
+    """
+
+
+def _register() -> None:
+    for module_name, attribute in COMMANDS:
+        cli.add_command(getattr(importlib.import_module(module_name), attribute))
+
+
+_register()
+
+
+def run() -> None:
+    """The console script and `python -m oaicli`."""
+    cli.main(prog_name="oaicli")

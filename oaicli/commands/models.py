@@ -1,0 +1,66 @@
+"""`oaicli models`: list, get and delete models (/v1/models)."""
+
+import click
+
+from oaicli.options import command, list_options
+
+COLUMNS = ["id", "owned_by", "created"]
+
+
+@click.group()
+def models():
+    """List, inspect and delete models.
+
+    \b
+    Example:
+      oaicli models list
+    """
+
+
+@command(models, "list")
+@list_options
+def list_models():
+    """List the models the key can use.
+
+    \b
+    Example:
+      oaicli models list --format json | jq -r '.[].id'
+    """
+    from oaicli import client, output, options
+    page = client.from_context().list_all("/models", {"limit": options.flag("limit")},
+                                          fetch_all=bool(options.flag("fetch_all")))
+    page["data"].sort(key=lambda model: model.get("id", ""))
+    output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
+
+
+@command(models, "get")
+@click.argument("model")
+def get_model(model):
+    """Show one model.
+
+    \b
+    Example:
+      oaicli models get gpt-4o
+    """
+    from oaicli import client, output
+    output.render_object(client.from_context().get(f"/models/{_quoted(model)}"))
+
+
+@command(models, "delete")
+@click.argument("model")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_model(model, yes):
+    """Delete a fine-tuned model you own. Asks first on a terminal.
+
+    \b
+    Example:
+      oaicli models delete ft:gpt-4o-mini:acme::abc123 --yes
+    """
+    from oaicli import client, output, prompts
+    prompts.confirm_or_abort(f"Delete model {model}?", yes)
+    output.render_object(client.from_context().delete(f"/models/{_quoted(model)}"))
+
+
+def _quoted(model: str) -> str:
+    from urllib.parse import quote
+    return quote(model, safe=":")

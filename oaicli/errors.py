@@ -1,0 +1,121 @@
+"""Exit codes, the error types every layer raises, and redaction of secrets."""
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILURE = 1  # anything not covered below
+    USAGE = 2  # Click's own code for bad arguments
+    AUTH = 3  # no key, or a key the API refuses (401, 403)
+    REQUEST = 4  # any other request the API rejects (other 4xx), or bad local input
+    SERVER = 5  # server or network failure after retries, or a broken stream
+    JOB_FAILED = 6  # a followed job ended in failure
+    JOB_CANCELLED = 7  # a followed job was cancelled
+    TIMEOUT = 8  # a wait or follow gave up after --timeout
+    FLAGGED = 9  # moderation flagged the input
+    INTERRUPTED = 130  # Ctrl-C
+
+
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a value that must never be printed (an API key, a serve token)."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def mask(secret: str | None) -> str:
+    if not secret:
+        return ""
+    if len(secret) <= 12:
+        return "*" * len(secret)
+    return f"{secret[:3]}...{secret[-4:]}"
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, mask(secret))
+    return text
+
+
+class OaicliError(Exception):
+    """An error the user can act on: printed as one line, mapped to an exit code."""
+
+    exit_code = ExitCode.FAILURE
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def one_line(self) -> str:
+        line = f"Error: {self.message}"
+        if self.hint:
+            line += f" {self.hint}"
+        return redact(" ".join(line.split()))
+
+
+class ConfigError(OaicliError):
+    exit_code = ExitCode.AUTH
+
+
+class InputError(OaicliError):
+    """Bad local input found before any request: a missing file, a wrong format."""
+
+    exit_code = ExitCode.REQUEST
+
+
+class NetworkError(OaicliError):
+    exit_code = ExitCode.SERVER
+
+
+class StreamError(NetworkError):
+    """A response stream that broke or ended without its terminator."""
+
+
+_HINTS = {
+    401: "Check your API key and organization (`oaicli config show`).",
+    403: "Your key or organization may lack access to this resource (`oaicli config show`).",
+}
+
+
+class ApiError(OaicliError):
+    """A non-2xx answer, keeping what the API said about it."""
+
+    def __init__(self, status: int, message: str, type: str | None = None,
+                 code: str | None = None, request_id: str | None = None,
+                 param: str | None = None, hint: str | None = None):
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.request_id = request_id
+        super().__init__(message, hint or self._default_hint(), self._exit_code_for(status))
+
+    def _default_hint(self) -> str | None:
+        if self.status == 429:
+            if self.code == "insufficient_quota" or self.type == "insufficient_quota":
+                return "Your quota is used up: check your plan and billing; retrying will not help."
+            return "Rate limited: wait and try again, or raise --max-retries."
+        if self.status >= 500:
+            return "The server failed; try again later."
+        return _HINTS.get(self.status)
+
+    @staticmethod
+    def _exit_code_for(status: int) -> ExitCode:
+        if status in (401, 403):
+            return ExitCode.AUTH
+        if 400 <= status < 500 and status not in (408, 429):
+            return ExitCode.REQUEST
+        return ExitCode.SERVER
+
+    def one_line(self) -> str:
+        label = ", ".join(part for part in (self.type, f"HTTP {self.status}") if part)
+        line = f"Error: {self.message} ({label})"
+        if self.hint:
+            line += f". {self.hint}"
+        return redact(" ".join(line.split()))

@@ -1,0 +1,82 @@
+"""Shared options, defined once as decorators and stacked on the root group and on every command.
+
+Connection options are accepted both before and after the subcommand (`oaicli -v models list`
+and `oaicli models list -v`): each occurrence records its value in the root context, and the
+subcommand's occurrence, parsed later, wins.
+"""
+
+import click
+
+FLAGS_KEY = "oaicli.flags"
+FORMATS = ("table", "json", "jsonl")
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value):
+    flags = ctx.find_root().meta.setdefault(FLAGS_KEY, {})
+    if param.name == "verbose":
+        flags["verbose"] = flags.get("verbose", 0) + (value or 0)
+    elif value not in (None, False) and not (param.multiple and not value):
+        flags[param.name] = value
+    return value
+
+
+def _option(*decls, **attrs):
+    return click.option(*decls, expose_value=False, callback=_remember, **attrs)
+
+
+_CONNECTION = [
+    _option("--api-key", metavar="KEY", help="API key (else OPENAI_API_KEY, else the stored key)."),
+    _option("--base-url", metavar="URL", help="API base URL (else OPENAI_BASE_URL; default https://api.openai.com/v1)."),
+    _option("--organization", metavar="ORG", help="Sent as OpenAI-Organization (else OPENAI_ORG_ID)."),
+    _option("--project", metavar="PROJECT", help="Sent as OpenAI-Project (else OPENAI_PROJECT_ID)."),
+    _option("--api-type", type=click.Choice(["openai", "azure"]), help="Azure OpenAI uses deployment paths and the api-key header."),
+    _option("--api-version", metavar="VERSION", help="Azure api-version query parameter."),
+    _option("--profile", metavar="NAME", help="Named profile from the config file (else OAICLI_PROFILE)."),
+    _option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Request timeout."),
+    _option("--max-retries", type=click.IntRange(min=0), metavar="N", help="Retries for 429, 5xx and network errors (default 2)."),
+    _option("-v", "--verbose", count=True, help="Trace requests on stderr; -vv adds bodies. The key is redacted."),
+    _option("-q", "--quiet", is_flag=True, default=None, help="No progress bars or notices on stderr."),
+]
+
+
+def connection_options(func):
+    for option in reversed(_CONNECTION):
+        func = option(func)
+    return func
+
+
+def format_option(*extra: str):
+    """--format, with any command-specific formats (such as `plain`) added to the usual three."""
+    return _option("--format", "format", type=click.Choice(FORMATS + extra),
+                   help="Output format; default table on a terminal, json otherwise (or OAICLI_FORMAT).")
+
+
+def output_options(func):
+    return format_option()(func)
+
+
+def list_options(func):
+    for option in reversed([
+        _option("--limit", type=click.IntRange(min=1), help="Items per page (the API's limit)."),
+        _option("--all", "fetch_all", is_flag=True, default=None, help="Follow pagination to the last page."),
+        _option("--raw", is_flag=True, default=None, help="With --format json, print the API's page object."),
+    ]):
+        func = option(func)
+    return func
+
+
+def flag(name: str, default=None):
+    """A value recorded by one of the options above."""
+    return click.get_current_context().find_root().meta.get(FLAGS_KEY, {}).get(name, default)
+
+
+def command(group: click.Group, name: str | None = None, formats: tuple[str, ...] = (), **attrs):
+    """Register a command with the connection and output options every command takes.
+
+    The command's own options are listed first in --help, the shared ones after them."""
+    def decorate(func):
+        cmd = group.command(name, **attrs)(connection_options(format_option(*formats)(func)))
+        cmd.params.sort(key=lambda param: param.callback is _remember)
+        return cmd
+    return decorate
+

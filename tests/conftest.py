@@ -1,0 +1,61 @@
+"""Shared fixtures: an isolated home directory, the loopback fake server, and ways to run oaicli."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fake.server import FakeOpenAI
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_KEY = "sk-test-0123456789abcdef0123456789abcdef"
+CLEARED_ENV = ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_ORG_ID", "OPENAI_ORGANIZATION",
+               "OPENAI_PROJECT_ID", "OPENAI_API_TYPE", "OPENAI_API_VERSION", "OAICLI_PROFILE", "OAICLI_FORMAT",
+               "OAICLI_TIMEOUT", "OAICLI_MAX_RETRIES", "OAICLI_DEBUG", "OAICLI_SERVE_TOKEN", "NO_COLOR",
+               "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own OAICLI_HOME and a clean environment."""
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "oaicli-home"
+    monkeypatch.setenv("OAICLI_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """The loopback fake, with OPENAI_BASE_URL and OPENAI_API_KEY pointing oaicli at it."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        yield server
+
+
+class Invoker:
+    """Runs oaicli in-process through CliRunner; `obj` may inject an httpx transport and a sleep."""
+
+    def __init__(self):
+        self.obj = {"sleep": lambda seconds: None}
+
+    def __call__(self, *args, input=None, env=None, **kwargs):
+        from oaicli.cli import cli
+        runner = CliRunner()
+        return runner.invoke(cli, [str(a) for a in args], input=input, env=env, obj=dict(self.obj), **kwargs)
+
+
+@pytest.fixture
+def invoke() -> Invoker:
+    return Invoker()
+
+
+def run_process(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m oaicli` as a real process (for exit codes, pipes, signals and several processes)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "oaicli", *map(str, args)], input=input, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
