@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-ROUTE_MODULES = ["models", "chat"]
+ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations"]
 
 
 @dataclass
@@ -257,7 +257,7 @@ class Handler(BaseHTTPRequestHandler):
             match = pattern.match(request.path)
             if route_method == method and match:
                 request.match = match
-                if self._authorized(request, reply):
+                if getattr(handler, "public", False) or self._authorized(request, reply):
                     handler(request, reply)
                 self._record(request, request.body)
                 return
