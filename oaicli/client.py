@@ -173,11 +173,13 @@ class ApiClient:
             for event in parser.feed(chunk):
                 if event.data.strip() == "[DONE]":
                     return
-                yield self._decode_event(event.data)
+                if event.data.strip():  # an empty `data:` is a keep-alive, not a document
+                    yield self._decode_event(event.data)
         for event in parser.close():
             if event.data.strip() == "[DONE]":
                 return
-            yield self._decode_event(event.data)
+            if event.data.strip():
+                yield self._decode_event(event.data)
         raise StreamError("The stream ended before the server said it was done ([DONE] missing).",
                           "Nothing was saved; try again.")
 
@@ -201,11 +203,13 @@ class ApiClient:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         first = page = self.get(path, params=params)
         items = list(page.get("data", []))
-        while fetch_all and page.get("has_more") and items:
-            cursor = page.get("last_id") or items[-1].get("id")
-            if not cursor or cursor == params.get("after"):
+        seen = {params.get("after")}
+        while fetch_all and page.get("has_more") and page.get("data"):
+            cursor = page.get("last_id") or page["data"][-1].get("id")
+            if not cursor or cursor in seen:  # a server that loops would otherwise page forever
                 click.echo("Warning: the server repeated a page cursor; stopped paging.", err=True)
                 break
+            seen.add(cursor)
             params["after"] = cursor
             page = self.get(path, params=params)
             items.extend(page.get("data", []))
@@ -302,7 +306,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
         try:
             return float(value)
         except ValueError:
-            return parsedate_to_datetime(value).timestamp() - time.time()
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())  # a past date: now
     except (TypeError, ValueError):
         return None
 

@@ -110,15 +110,23 @@ class Settings:
         self.flags = flags
         self.environ = environ
         self.config = load_config()
-        self.profile_name = flags.get("profile") or environ.get("OAICLI_PROFILE") or self.config.get(
-            "default_profile", "default")
+        self.profile_name, self.profile_source = self._profile_choice()
         profiles = self.config.get("profiles", {})
-        if (flags.get("profile") or environ.get("OAICLI_PROFILE")) and self.profile_name not in profiles:
+        if self.profile_source != "default" and self.profile_name not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise ConfigError(f"No profile named {self.profile_name!r} in {config_path()} (profiles: {known}).")
         self.profile = profiles.get(self.profile_name, {})
         self._resolved = {name: self._resolve(name, field) for name, field in FIELDS.items()}
         register_secret(self._resolved["api_key"][0])
+
+    def _profile_choice(self) -> tuple[str, str]:
+        if self.flags.get("profile"):
+            return self.flags["profile"], "flag --profile"
+        if self.environ.get("OAICLI_PROFILE"):
+            return self.environ["OAICLI_PROFILE"], "env OAICLI_PROFILE"
+        if self.config.get("default_profile"):
+            return str(self.config["default_profile"]), f"config default_profile ({config_path()})"
+        return "default", "default"
 
     def _resolve(self, name: str, field: Field):
         if self.flags.get(name) is not None:
@@ -127,7 +135,8 @@ class Settings:
             if self.environ.get(var):
                 return self._convert(field, self.environ[var], var), f"env {var}"
         if self.profile.get(name) is not None:
-            return field.convert(self.profile[name]), f"profile {self.profile_name}"
+            return self._convert(field, self.profile[name], f"profile {self.profile_name}: {name}"), \
+                f"profile {self.profile_name}"
         if name == "api_key":
             stored = load_keys().get(self.profile_name)
             if stored:
@@ -138,7 +147,7 @@ class Settings:
     def _convert(field: Field, raw: str, var: str):
         try:
             return field.convert(raw)
-        except ValueError:
+        except (TypeError, ValueError):
             raise ConfigError(f"{var}={raw!r} is not a valid {field.convert.__name__}.")
 
     def __getattr__(self, name):
@@ -170,7 +179,7 @@ class Settings:
 
     def as_rows(self) -> list[dict]:
         from oaicli.errors import mask
-        rows = [{"setting": "profile", "value": self.profile_name, "source": "flag/env/config"}]
+        rows = [{"setting": "profile", "value": self.profile_name, "source": self.profile_source}]
         for name in FIELDS:
             value, source = self._resolved[name]
             shown = mask(value) if name == "api_key" else value

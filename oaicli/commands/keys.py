@@ -26,11 +26,19 @@ def set_key():
     """
     from oaicli import settings
     profile = settings.current().profile_name
-    key = click.prompt(f"API key for profile {profile!r}", hide_input=True, err=True).strip()
+    key = _read_key(f"API key for profile {profile!r}")
     if not key:
         raise click.BadParameter("the key is empty", param_hint="key")
     path = settings.save_key(profile, key)
     click.echo(f"Saved the key for profile {profile!r} in {path} (mode 0600).", err=True)
+
+
+def _read_key(prompt: str) -> str:
+    """Hidden input on a terminal; from a pipe, the first line (getpass would read the terminal instead)."""
+    import sys
+    if sys.stdin.isatty():
+        return click.prompt(prompt, hide_input=True, err=True).strip()
+    return sys.stdin.readline().strip()
 
 
 @command(keys, "get")
