@@ -39,7 +39,9 @@ class RootGroup(click.Group):
             return exc.exit_code
         except (click.Abort, KeyboardInterrupt) as exc:
             interrupted = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
-            click.echo("\nInterrupted." if interrupted else "Aborted.", err=True)
+            # Click already closed the terminal's ^C echo with a newline when it turned the interrupt into Abort.
+            prefix = "\n" if isinstance(exc, KeyboardInterrupt) else ""
+            click.echo(prefix + "Interrupted." if interrupted else "Aborted.", err=True)
             return ExitCode.INTERRUPTED if interrupted else ExitCode.FAILURE
         except OaicliError as exc:
             if os.environ.get("OAICLI_DEBUG"):
