@@ -15,7 +15,7 @@ def _remember(ctx: click.Context, param: click.Parameter, value):
     flags = ctx.find_root().meta.setdefault(FLAGS_KEY, {})
     if param.name == "verbose":
         flags["verbose"] = flags.get("verbose", 0) + (value or 0)
-    elif value not in (None, False) and not (param.multiple and not value):
+    elif value is not None and value is not False and not (param.multiple and not value):  # 0 is a value
         flags[param.name] = value
     return value
 

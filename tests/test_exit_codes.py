@@ -1,0 +1,136 @@
+"""Each documented exit code, from real processes: `python -m oaicli` and the installed console script."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TEST_KEY
+from tests.fake.server import Scripted
+
+SCRIPT = Path(sys.executable).parent / "oaicli"
+LAUNCHERS = {"python -m oaicli": [sys.executable, "-m", "oaicli"], "console script": [str(SCRIPT)]}
+
+
+@pytest.fixture(params=list(LAUNCHERS))
+def oaicli(request):
+    """Run oaicli one way or the other; both must behave identically, exit codes included."""
+    if request.param == "console script" and not SCRIPT.exists():
+        pytest.skip(f"the console script is not installed at {SCRIPT}")
+    launcher = LAUNCHERS[request.param]
+
+    def run(*args, env=None, timeout=60):
+        return subprocess.run([*launcher, *map(str, args)], env={**os.environ, **(env or {})}, cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout)
+    run.launcher = launcher
+    return run
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert TEST_KEY not in result.stdout + result.stderr
+    return lines[0]
+
+
+def test_success_is_0(oaicli, fake):
+    result = oaicli("models", "list", "--format", "jsonl")
+    assert result.returncode == 0 and result.stderr == ""
+    assert len(result.stdout.splitlines()) == 4
+
+
+@pytest.mark.parametrize("args,message", [(["models", "frobnicate"], "No such command 'frobnicate'"),
+                                          (["--bogus"], "No such option '--bogus'"),
+                                          (["models", "get"], "Missing argument 'MODEL'"),
+                                          (["models", "list", "--timeout", "-1"], "--timeout")])
+def test_usage_error_is_2(oaicli, args, message):
+    result = oaicli(*args)
+    assert result.returncode == 2 and message in result.stderr and result.stdout == ""
+
+
+def test_no_key_is_3(oaicli):
+    result = oaicli("models", "list")
+    assert result.returncode == 3
+    assert one_error_line(result) == ("Error: No API key. Set OPENAI_API_KEY, pass --api-key, "
+                                      "or store one with `oaicli keys set`.")
+
+
+def test_refused_key_is_3_and_the_echoed_key_is_never_printed(oaicli, fake):
+    fake.state["valid_keys"] = {"sk-some-other-key"}
+    result = oaicli("models", "list")
+    assert result.returncode == 3
+    line = one_error_line(result)
+    assert line.startswith("Error: Incorrect API key provided: sk-...cdef. (invalid_request_error, HTTP 401).")
+    assert "Check your API key and organization" in line
+
+
+def test_missing_model_is_4(oaicli, fake):
+    result = oaicli("models", "get", "no-such-model")
+    assert result.returncode == 4 and result.stdout == ""
+    assert one_error_line(result) == ("Error: The model 'no-such-model' does not exist (invalid_request_error, "
+                                      "HTTP 404). See `oaicli models list` for the models this key can use.")
+
+
+def test_server_error_after_retries_is_5(oaicli, fake):
+    failure = Scripted(500, {"error": {"message": "The server had an error", "type": "server_error"}},
+                       headers={"Retry-After": "0"})
+    fake.queue("GET", "/v1/models", failure, failure, failure)
+    result = oaicli("models", "list", "--quiet")
+    assert result.returncode == 5
+    assert one_error_line(result) == ("Error: The server had an error (server_error, HTTP 500). "
+                                      "The server failed; try again later.")
+    assert len(fake.calls("GET", "/v1/models")) == 3
+
+
+def test_unreachable_server_is_5(oaicli):
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = oaicli("models", "list", "--max-retries", "0",
+                    env={"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    assert result.returncode == 5
+    assert one_error_line(result).startswith(f"Error: Cannot reach http://127.0.0.1:{port}:")
+
+
+def test_debug_reraises_with_a_traceback(oaicli):
+    result = oaicli("models", "list", env={"OAICLI_DEBUG": "1"})
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and "ConfigError: No API key." in result.stderr
+
+
+def test_version_and_help_are_0(oaicli):
+    assert oaicli("--version").stdout.strip() == "oaicli, version 0.1.0"
+    result = oaicli("models", "--help")
+    assert result.returncode == 0 and "list" in result.stdout
+
+
+def test_sigint_is_130(oaicli, fake):
+    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=30))
+    process = subprocess.Popen([*oaicli.launcher, "models", "list"], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not fake.calls("GET", "/v1/models"):  # the request is in flight: the server holds it
+            assert time.monotonic() < deadline and process.poll() is None, "oaicli never sent its request"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert stdout == "" and stderr.strip() == "Interrupted." and "Traceback" not in stderr
+
+
+def test_closed_stdout_pipe_is_quiet(fake):
+    process = subprocess.Popen([sys.executable, "-m", "oaicli", "models", "list", "--format", "jsonl"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(timeout=30) == 1
+    assert process.stderr.read() == b""
+    process.stderr.close()
