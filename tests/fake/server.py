@@ -224,7 +224,8 @@ class FakeOpenAI:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), BoundHandler)
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 1024
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        # A short poll interval: stop() waits for it, and every loopback test stops a server.
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self):
