@@ -243,6 +243,9 @@ class FakeOpenAI:
 class Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAI
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, every answer on a kept-alive
+    # connection waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # keep test output quiet
         pass
