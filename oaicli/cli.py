@@ -17,6 +17,7 @@ COMMANDS = [
     ("oaicli.commands.keys", "keys"),
     ("oaicli.commands.config", "config"),
     ("oaicli.commands.moderate", "moderate"),
+    ("oaicli.commands.embed", "embed"),
 ]
 
 

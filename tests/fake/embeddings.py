@@ -1,10 +1,12 @@
 """Fake /v1/embeddings: deterministic vectors per input text (`vector_for`), float or base64.
 
 The default dimension is small (16) so tests and benchmarks measure the client, not JSON size;
-`dimensions` in the request, or `state["embedding_dims"]`, changes it."""
+`dimensions` in the request, or `state["embedding_dims"]`, changes it. `state["embedding_delays"]`
+maps a batch's first input to seconds to wait, so tests can make batches finish out of order."""
 
 import base64
 import struct
+import time
 import zlib
 
 DEFAULT_DIMS = 16
@@ -24,6 +26,7 @@ def install(server):
             return reply.error(400, "'$.input' is invalid: empty strings are not allowed.", param="input")
         if len(inputs) > 2048:
             return reply.error(400, "'$.input' is too long: at most 2048 inputs per request.", param="input")
+        time.sleep(server.state.get("embedding_delays", {}).get(inputs[0], 0))
         dims = int(body.get("dimensions") or server.state.get("embedding_dims") or DEFAULT_DIMS)
         data = []
         for index, text in enumerate(inputs):

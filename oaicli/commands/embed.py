@@ -1,0 +1,131 @@
+"""`oaicli embed`: embeddings (/v1/embeddings) for texts, files of lines or JSONL, or standard input."""
+
+import click
+
+from oaicli.options import command
+
+DEFAULT_MODEL = "text-embedding-ada-002"
+
+
+def _output_path(ctx, param, value):
+    if value is None:
+        return None
+    from pathlib import Path
+    if Path(value).suffix.lower() not in (".npy", ".csv"):
+        raise click.BadParameter(f"{value} must end in .npy or .csv.")
+    return Path(value)
+
+
+@command(None, "embed")
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
+@click.option("-i", "--input-file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Read inputs from FILE, one per line (- for standard input).")
+@click.option("--field", metavar="NAME", help="The input file is JSONL; embed each line's NAME field.")
+@click.option("-m", "--model", help=f"Embedding model (default {DEFAULT_MODEL}).")
+@click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3 and later).")
+@click.option("--encoding-format", type=click.Choice(["float", "base64"]), default="float", show_default=True,
+              help="How the API sends vectors; base64 is smaller on the wire and decoded to floats here.")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Requests in flight at once.")
+@click.option("--batch-size", type=click.IntRange(1, 2048), default=2048, show_default=True,
+              help="Inputs per request (also capped at 300,000 tokens, counted as bytes).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              callback=_output_path, help="Also write the vectors to FILE.npy or FILE.csv (then stdout stays empty).")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="Element type of a .npy output.")
+def embed(texts, input_file, field, model, dimensions, encoding_format, concurrency, batch_size, output, dtype):
+    """Embed texts: each TEXT, each line of --input-file, or each line of standard input.
+
+    Large inputs are read as a stream, split into batches within the API's limits, sent
+    --concurrency at a time (each batch retried on its own), and written in input order as
+    they complete. Blank lines are skipped. --format jsonl prints {index, input, embedding}
+    per line, json one array of those, table the index, an input preview, dimensions and norm.
+
+    \b
+    Example:
+      oaicli embed "a red fox" "a brown dog" --format jsonl
+      oaicli embed -i docs.jsonl --field text -m text-embedding-3-small -o vectors.npy
+    """
+    from oaicli import client, embedding, output as out, settings
+    if field and not input_file:
+        raise click.UsageError("--field needs --input-file.")
+    body = {"model": model or settings.current().default_model("embed", DEFAULT_MODEL),
+            "encoding_format": encoding_format}
+    if dimensions:
+        body["dimensions"] = dimensions
+    with _inputs(texts, input_file, field) as (inputs, total):
+        source = _non_empty(embedding.batches(inputs, max_inputs=batch_size))
+        api = client.from_context()
+        if output:
+            count = _to_file(api, body, source, output, dtype, concurrency, total)
+            out.notice(f"Wrote {count} embeddings to {output}.")
+        else:
+            _to_stdout(api, body, source, out.resolve_format(), concurrency, total)
+
+
+def _non_empty(batches):
+    """Fail before any request or file when there is nothing to embed."""
+    import itertools
+    from oaicli.errors import InputError
+    first = next(batches, None)
+    if first is None:
+        raise InputError("Nothing to embed: every input was blank.")
+    return itertools.chain([first], batches)
+
+
+def _to_stdout(api, body, source, fmt, concurrency, total) -> int:
+    from oaicli import embedding
+    writer = {"jsonl": embedding.JsonlWriter, "json": embedding.JsonWriter}.get(fmt, embedding.TableWriter)()
+    with _bar(total) as bar:
+        count = embedding.run(api, body, source, writer, concurrency, bar)
+    writer.close()
+    return count
+
+
+def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
+    from oaicli import embedding
+    from oaicli.files_io import atomic_writer
+    with atomic_writer(path) as sink, _bar(total) as bar:
+        writer = embedding.file_writer(path, sink, dtype)
+        count = embedding.run(api, body, source, writer, concurrency, bar)
+        writer.close()
+    return count
+
+
+def _bar(total):
+    from oaicli.progress import _NoBar, progress_bar
+    import contextlib
+    if total is None:  # a handful of TEXT arguments: no bar
+        return contextlib.nullcontext(_NoBar())
+    return progress_bar(total or None, "Embedding")
+
+
+class _inputs:
+    """The inputs as (text, bytes) pairs plus their total size for the bar (0 when unknown)."""
+
+    def __init__(self, texts, input_file, field):
+        self.texts, self.input_file, self.field = texts, input_file, field
+        self.handle = None
+
+    def __enter__(self):
+        import os
+        import sys
+        from oaicli import embedding
+        from oaicli.errors import InputError
+        if self.texts:
+            if self.input_file:
+                raise click.UsageError("Give TEXT arguments or --input-file, not both.")
+            return ((text, len(text)) for text in self.texts if text.strip()), None
+        if self.input_file in (None, "-"):
+            if self.input_file is None and sys.stdin.isatty():
+                raise InputError("Nothing to embed: give TEXT arguments, --input-file, or pipe lines on stdin.")
+            return embedding.lines_of(sys.stdin.buffer, self.field, "standard input"), 0
+        try:
+            self.handle = open(self.input_file, "rb")
+        except OSError as exc:
+            raise InputError(f"Cannot read {self.input_file}: {exc.strerror}.")
+        return embedding.lines_of(self.handle, self.field, self.input_file), os.fstat(self.handle.fileno()).st_size
+
+    def __exit__(self, *exc):
+        if self.handle:
+            self.handle.close()

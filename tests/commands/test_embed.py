@@ -1,0 +1,171 @@
+"""oaicli embed against the loopback fake: sources, batching, order under concurrency and retries, formats."""
+
+import csv
+import json
+import struct
+
+import pytest
+
+from oaicli import embedding
+from oaicli.errors import ExitCode
+from tests.fake.embeddings import vector_for
+from tests.fake.server import Scripted
+
+
+def f32(values):
+    return list(struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values)))
+
+
+def jsonl(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_texts_to_jsonl_with_the_default_model(fake, invoke):
+    result = invoke("embed", "a red fox", "a dog", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout) == [{"index": 0, "input": "a red fox", "embedding": vector_for("a red fox")},
+                                    {"index": 1, "input": "a dog", "embedding": vector_for("a dog")}]
+    assert fake.calls("POST", "/v1/embeddings")[0].json() == {
+        "model": "text-embedding-ada-002", "encoding_format": "float", "input": ["a red fox", "a dog"]}
+
+
+def test_order_is_kept_under_concurrency_retries_and_a_drop(fake, invoke, tmp_path):
+    lines = [f"line {i}" for i in range(40)]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    fake.state["embedding_delays"] = {"line 0": 0.3, "line 5": 0.15}  # early batches finish last
+    fake.queue("POST", "/v1/embeddings", Scripted(status=500, body={"error": {"message": "boom"}}),
+               Scripted(drop=True), Scripted(status=429, body={"error": {"message": "slow down"}}))
+    result = invoke("embed", "-i", tmp_path / "in.txt", "--batch-size", "5", "-c", "4", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert [(r["index"], r["input"], r["embedding"]) for r in jsonl(result.stdout)] == \
+        [(i, text, vector_for(text)) for i, text in enumerate(lines)]
+    assert len(fake.calls("POST", "/v1/embeddings")) == 8 + 3
+    assert result.stderr.count("Retrying in") == 3
+
+
+def test_a_batch_that_keeps_failing_stops_the_run_with_the_api_error(fake, invoke, tmp_path):
+    fake.queue("POST", "/v1/embeddings", *[Scripted(status=400, body={"error": {
+        "message": "This model's maximum context length is 8192 tokens", "type": "invalid_request_error"}})])
+    out = tmp_path / "v.npy"
+    result = invoke("embed", "a", "b", "-o", out)
+    assert result.exit_code == ExitCode.REQUEST
+    assert "maximum context length is 8192 tokens" in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".v.npy*"))  # no half-written file
+
+
+def test_inputs_beyond_2048_are_split(fake, invoke):
+    result = invoke("embed", "--format", "jsonl", "-c", "1", input="".join(f"t{i}\n" for i in range(2050)))
+    assert result.exit_code == 0, result.stderr
+    sizes = [len(call.json()["input"]) for call in fake.calls("POST", "/v1/embeddings")]
+    assert sizes == [2048, 2]
+    assert [r["index"] for r in jsonl(result.stdout)] == list(range(2050))
+
+
+def test_the_token_cap_splits_long_inputs(fake, invoke):
+    long = "word " * 40_000  # 200,000 bytes: two cannot share a 300,000-token request
+    result = invoke("embed", "--format", "jsonl", "-c", "1", input=f"{long}\n{long}\nshort\n")
+    assert result.exit_code == 0, result.stderr
+    assert [len(c.json()["input"]) for c in fake.calls("POST", "/v1/embeddings")] == [1, 2]
+
+
+def test_batches_respect_both_limits():
+    items = [("ab", 3), ("cd", 3), ("efgh", 5), ("i", 2)]
+    got = [(b.start, b.texts, b.size) for b in embedding.batches(items, max_inputs=3, max_tokens=6)]
+    assert got == [(0, ["ab", "cd"], 6), (2, ["efgh", "i"], 7)]
+
+
+def test_jsonl_field_and_blank_lines(fake, invoke, tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": 1, "text": "alpha"}\n\n{"id": 2, "text": "beta"}\n')
+    result = invoke("embed", "-i", source, "--field", "text", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert [(r["index"], r["input"]) for r in jsonl(result.stdout)] == [(0, "alpha"), (1, "beta")]
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"id": 1}\n', "docs.jsonl line 1 has no field 'text'."),
+    ('{"text": "ok"}\nnot json\n', "docs.jsonl line 2 is not JSON (needed for --field text)."),
+    ('{"text": ""}\n', "docs.jsonl line 1: field 'text' is not a non-empty string."),
+])
+def test_bad_jsonl_is_one_clear_error(fake, invoke, tmp_path, content, message):
+    (tmp_path / "docs.jsonl").write_text(content)
+    result = invoke("embed", "-i", tmp_path / "docs.jsonl", "--field", "text")
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip().endswith(message)
+
+
+def test_missing_input_file(fake, invoke, tmp_path):
+    result = invoke("embed", "-i", tmp_path / "nope.txt")
+    assert result.exit_code == ExitCode.REQUEST
+    assert "Cannot read" in result.stderr and "nope.txt" in result.stderr and "No such file" in result.stderr
+
+
+def test_only_blank_input_fails_before_any_request(fake, invoke):
+    result = invoke("embed", input="\n  \n")
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip() == "Error: Nothing to embed: every input was blank."
+    assert not fake.calls("POST", "/v1/embeddings")
+
+
+def test_base64_is_decoded_to_floats_and_dimensions_sent(fake, invoke):
+    result = invoke("embed", "x", "--encoding-format", "base64", "--dimensions", "4", "-m",
+                    "text-embedding-3-small", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout)[0]["embedding"] == f32(vector_for("x", 4))
+    assert fake.calls("POST", "/v1/embeddings")[0].json() == {
+        "model": "text-embedding-3-small", "encoding_format": "base64", "dimensions": 4, "input": ["x"]}
+
+
+def test_json_is_one_array(fake, invoke):
+    result = invoke("embed", "a", "b", "--format", "json", "--batch-size", "1")
+    assert [item["input"] for item in json.loads(result.stdout)] == ["a", "b"]
+
+
+def test_table_shows_dimensions_and_norm(fake, invoke):
+    result = invoke("embed", "a red fox", "--format", "table")
+    norm = sum(x * x for x in vector_for("a red fox")) ** 0.5
+    row = result.stdout.splitlines()[-1].split()
+    assert row == ["0", "a", "red", "fox", "16", f"{norm:.4f}"]
+    assert result.stdout.splitlines()[0].split() == ["index", "input", "dimensions", "norm"]
+
+
+def read_npy(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x93NUMPY\x01\x00"
+    header_len = struct.unpack("<H", data[8:10])[0]
+    header = eval(data[10:10 + header_len].decode("latin-1"))  # a Python dict literal, as numpy writes it
+    assert (10 + header_len) % 64 == 0
+    rows, dims = header["shape"]
+    code = {"<f4": "f", "<f8": "d"}[header["descr"]]
+    values = struct.unpack(f"<{rows * dims}{code}", data[10 + header_len:])
+    return header, [list(values[r * dims:(r + 1) * dims]) for r in range(rows)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_npy_output_parses_back(fake, invoke, tmp_path, dtype):
+    out = tmp_path / "v.npy"
+    result = invoke("embed", "a", "b", "c", "-o", out, "--dtype", dtype, "--batch-size", "2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "Wrote 3 embeddings to" in result.stderr
+    header, rows = read_npy(out)
+    assert header["shape"] == (3, 16) and header["fortran_order"] is False
+    expected = [vector_for(t) for t in "abc"]
+    assert rows == ([f32(v) for v in expected] if dtype == "float32" else expected)
+
+
+def test_csv_output(fake, invoke, tmp_path):
+    out = tmp_path / "v.csv"
+    result = invoke("embed", "a, with comma", "b", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.reader(out.open(newline="")))
+    assert rows[0][:3] == ["index", "input", "dim_0"] and len(rows[0]) == 18
+    assert rows[1][1] == "a, with comma"
+    assert [float(x) for x in rows[2][2:]] == vector_for("b")
+
+
+def test_output_must_be_npy_or_csv(fake, invoke, tmp_path):
+    result = invoke("embed", "a", "-o", tmp_path / "v.txt")
+    assert result.exit_code == ExitCode.USAGE
+    assert "must end in .npy or .csv" in result.stderr
+    assert not fake.calls()
