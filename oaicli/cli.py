@@ -16,6 +16,9 @@ COMMANDS = [
     ("oaicli.commands.models", "models"),
     ("oaicli.commands.keys", "keys"),
     ("oaicli.commands.config", "config"),
+    ("oaicli.commands.chat", "chat"),
+    ("oaicli.commands.complete", "complete"),
+    ("oaicli.commands.edit", "edit"),
     ("oaicli.commands.moderate", "moderate"),
     ("oaicli.commands.embed", "embed"),
 ]

@@ -1,0 +1,418 @@
+"""The body of `oaicli chat`: one turn, a stored session, the interactive loop, or the envelope loop.
+
+Imported only when chat runs. A stateless one-shot chat stays light: no token counter, no store,
+no tabulate; the session path loads the conversation core (store, tokens, context) when it needs it.
+"""
+
+import sys
+
+import click
+
+from oaicli import client as client_module
+from oaicli import settings as settings_module
+from oaicli.chatstream import ChatAssembler, CompletionAssembler, Printer
+from oaicli.errors import ApiError, OaicliError
+
+SAMPLING_FIELDS = ("temperature", "top_p", "n", "max_tokens", "presence_penalty", "frequency_penalty", "user",
+                   "seed", "max_completion_tokens")
+ENVELOPE_ONLY = ("concurrency", "group_shared", "max_question_chars")
+
+
+def main(prompt, opts) -> int:
+    settings = settings_module.current()
+    model = opts["model"] or settings.default_model("chat", "gpt-3.5-turbo")
+    if opts["envelope"]:
+        return run_envelope(prompt, opts, model)
+    _refuse_envelope_options(opts)
+    if opts["session"] and opts["continue_"]:
+        raise click.UsageError("Use either --session NAME or -c/--continue, not both.")
+    fmt = settings.format if settings.format in ("json", "jsonl") else "text"
+    interactive = opts["interactive"] or (prompt is None and not opts["messages"] and _stdin_is_terminal())
+    chat = Chat(opts, model, fmt)
+    if interactive:
+        return InteractiveLoop(chat, opts).run(prompt)
+    question = read_prompt(prompt, allow_empty=bool(opts["messages"]))
+    if chat.session_name:
+        chat.session_turn(question)
+    else:
+        chat.stateless_turn(question)
+    return 0
+
+
+def _refuse_envelope_options(opts) -> None:
+    given = [name for name in ENVELOPE_ONLY if opts[name] not in (None, False, 1, 32000)]
+    if given:
+        raise click.UsageError(f"--{given[0].replace('_', '-')} only applies with --envelope.")
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def read_prompt(prompt: str | None, allow_empty: bool = False) -> str | None:
+    """The argument, or stdin when it is `-` or piped; with both, stdin is appended after a blank line."""
+    piped = None
+    if prompt == "-" or not _stdin_is_terminal():
+        piped = sys.stdin.read()
+    if prompt == "-":
+        prompt = None
+    parts = [part for part in (prompt, piped.strip("\n") if piped else None) if part]
+    text = "\n\n".join(parts)
+    if not text.strip():
+        if allow_empty:
+            return None
+        raise click.UsageError("No prompt: give it as an argument, or pipe it on stdin.")
+    return text
+
+
+def request_params(opts) -> dict:
+    """The request fields named by options (not model, messages, stream), --param last so it wins."""
+    params = {name: opts[name] for name in SAMPLING_FIELDS if opts.get(name) is not None}
+    if opts.get("stop"):
+        params["stop"] = list(opts["stop"])
+    if opts.get("logit_bias"):
+        params["logit_bias"] = opts["logit_bias"]
+    if opts.get("response_format"):
+        params["response_format"] = {"type": opts["response_format"]}
+    params.update(opts.get("params") or {})
+    return params
+
+
+class Requester:
+    """Sends one chat or completions request, streamed or not, handing each event to a callback."""
+
+    def __init__(self, client, completions: bool = False):
+        self.client = client
+        self.completions = completions
+        self.path = "/completions" if completions else "/chat/completions"
+        self.usage_refused = False
+
+    def __call__(self, body: dict, on_event=None) -> dict:
+        """The response object (assembled from the chunks when streamed)."""
+        if not body.get("stream"):
+            response = self.client.post(self.path, json=body)
+            if on_event:
+                on_event(response)
+            return response
+        if self.usage_refused:
+            body.pop("stream_options", None)
+        try:
+            return self._stream(body, on_event)
+        except ApiError as exc:
+            if not (exc.status == 400 and "stream_options" in body and "stream_options" in
+                    f"{exc.param} {exc.message}"):
+                raise
+            # An older server refuses stream_options: ask again without it, and stop sending it.
+            self.usage_refused = True
+            body.pop("stream_options")
+            return self._stream(body, on_event)
+
+    def _stream(self, body: dict, on_event) -> dict:
+        assembler = CompletionAssembler() if self.completions else ChatAssembler()
+        add = assembler.add
+        for event in self.client.stream_events(self.path, body):
+            pieces = add(event)
+            if on_event:
+                on_event(event, pieces)
+        return assembler.result()
+
+
+class Chat:
+    """What every turn of this invocation shares: model, request fields, output, session."""
+
+    def __init__(self, opts, model: str, fmt: str):
+        from oaicli.conversation import completions_only
+        self.opts = opts
+        self.model = model
+        self.fmt = fmt
+        self.system = opts["system"]
+        self.completions = opts["api"] == "completions" or (opts["api"] is None and completions_only(model))
+        self.params = request_params(opts)
+        self.explicit = opts["messages"]
+        self.quiet = bool(settings_module.current().quiet)
+        self.session_name = opts["session"]
+        self.store = None
+        if opts["continue_"]:
+            self.session_name = self._latest_session()
+        self.requester = Requester(client_module.from_context(), self.completions)
+        self.output = Output(fmt, opts, strip_leading=self.completions, keep_usage=bool(self.session_name))
+
+    def _latest_session(self) -> str:
+        latest = self.open_store().latest_session()
+        if latest is None:
+            raise click.UsageError("No session to continue: start one with --session NAME.")
+        return latest.name
+
+    def open_store(self):
+        if self.store is None:
+            from oaicli.store import Store
+            self.store = Store.open()
+            click.get_current_context().call_on_close(self.store.close)
+        return self.store
+
+    def notice(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    # Turns
+
+    def stateless_turn(self, question: str | None) -> dict:
+        """No history: no token counting, no store."""
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + list(self.explicit)
+        if question is not None:
+            messages.append({"role": "user", "content": question})
+        return self.send(messages)
+
+    def session_turn(self, question: str) -> dict:
+        """Read the tail, ask, save: all while holding the session's lock, so processes take turns."""
+        store = self.open_store()
+        with store.exclusive(self.session_name):
+            session = store.get_session(self.session_name)
+            model = self.opts["model"] or (session.model if session else None) or self.model
+            system = self.system if self.system is not None else (session.system if session else None)
+            session = store.ensure_session(self.session_name, model=model, system=system)
+            context = self.context(model, system)
+            history = context.tail(store, session.id, question)
+            response = self.guarded(lambda: self.ask(context, history, question))
+            context.save(store, session.id, question, response)
+        return response
+
+    def context(self, model: str | None = None, system: str | None = None):
+        from oaicli.conversation import Context
+        self.model = model or self.model
+        self.system = system
+        return Context(self.model, system=system, context_window=self.opts["context_window"],
+                       answer_tokens=self.opts["max_tokens"] or self.opts["max_completion_tokens"],
+                       max_history=self.opts["max_history"], extra_messages=list(self.explicit))
+
+    def guarded(self, call):
+        """Run a turn; on any failure say that nothing was saved, then let the error go on."""
+        where = f"session {self.session_name!r}" if self.session_name else "the conversation"
+        try:
+            return call()
+        except OaicliError as exc:
+            note = f"The turn was not saved; {where} is unchanged."
+            exc.hint = f"{exc.hint} {note}" if exc.hint else note
+            raise
+        except KeyboardInterrupt:
+            click.echo(f"\nCancelled: the turn was not saved; {where} is unchanged.", err=True)
+            raise
+
+    def ask(self, context, history: list, question: str) -> dict:
+        """Send the question with the history that fits; on context_length_exceeded shrink once."""
+        from oaicli.conversation import is_context_error, shrink
+        messages = context.messages(history, question)
+        try:
+            return self.send(messages)
+        except ApiError as exc:
+            smaller = shrink(history) if is_context_error(exc) else None
+            if smaller is None:
+                raise
+            self.notice(f"The server said the context was too long; retrying once without the "
+                        f"{(len(history) - len(smaller)) // 2} oldest exchanges.")
+            return self.send(context.messages(smaller, question))
+
+    def send(self, messages: list[dict]) -> dict:
+        return self.output.send(self.requester, self.body(messages))
+
+    def body(self, messages: list[dict]) -> dict:
+        if not self.completions:
+            return {"model": self.model, "messages": messages, **self.params}
+        from oaicli.conversation import TRANSCRIPT_STOP, transcript
+        stop = (list(self.params.get("stop") or []) + TRANSCRIPT_STOP)[:4]
+        body = {"model": self.model, "prompt": transcript(messages), **self.params, "stop": stop}
+        body.pop("response_format", None)
+        body.pop("max_completion_tokens", None)
+        return body
+
+
+class Output:
+    """Streams or waits for one answer and shows it: text (deltas flushed as they come, choices
+    labelled when n > 1), json (the response object, assembled when streamed) or jsonl (each chunk)."""
+
+    def __init__(self, fmt: str, opts, strip_leading: bool = False, keep_usage: bool = False):
+        self.fmt = fmt
+        self.stream = opts["stream"] is not False
+        self.usage = opts["usage"]
+        self.labelled = (opts.get("n") or 1) > 1
+        self.strip_leading = strip_leading
+        self.want_usage = bool(opts["usage"] or fmt != "text" or keep_usage)
+
+    def send(self, requester: Requester, body: dict) -> dict:
+        if self.stream:
+            body["stream"] = True
+            if self.want_usage:
+                body["stream_options"] = {"include_usage": True}
+        printer = Printer(sys.stdout, labelled=self.labelled, strip_leading=self.strip_leading)
+        on_event = self._on_event(printer) if self.stream else None
+        response = requester(body, on_event)
+        self.show(response, printer)
+        return response
+
+    def _on_event(self, printer: Printer):
+        if self.fmt == "jsonl":
+            from oaicli.output import write_json_line
+            return lambda event, pieces: write_json_line(event)
+        if self.fmt == "json":
+            return None
+        return lambda event, pieces: printer(pieces) if pieces else None
+
+    def show(self, response: dict, printer: Printer) -> None:
+        from oaicli import output
+        if self.fmt == "json":
+            output.write(output.dumps(response))
+        elif self.fmt == "jsonl" and not self.stream:
+            output.write_json_line(response)
+        elif self.fmt == "text" and not self.stream:
+            from oaicli.chatstream import answer_of
+            printer([(c.get("index", 0), answer_of(response, c.get("index", 0)))
+                     for c in response.get("choices") or ()])
+        printer.finish()
+        if self.usage:
+            click.echo(usage_line(response.get("usage")), err=True)
+
+
+def usage_line(usage: dict | None) -> str:
+    if not usage:
+        return "Usage: the server did not report token usage."
+    return (f"Usage: {usage.get('prompt_tokens', '?')} prompt + {usage.get('completion_tokens', '?')} completion "
+            f"= {usage.get('total_tokens', '?')} tokens.")
+
+
+class InteractiveLoop:
+    """Read a question, answer it, repeat. /exit, /reset, /history; `\"\"\"` brackets multi-line input;
+    Ctrl-C during an answer cancels it (nothing saved) and returns to the prompt; Ctrl-D leaves."""
+
+    def __init__(self, chat: Chat, opts):
+        self.chat = chat
+        self.terminal = _stdin_is_terminal()
+        self.history: list = []  # stateless loop: kept in memory only
+
+    def run(self, first: str | None) -> int:
+        if self.terminal:
+            try:
+                import readline  # noqa: F401  line editing and history for input()
+            except ImportError:
+                pass
+            where = f" (session {self.chat.session_name})" if self.chat.session_name else ""
+            click.echo(f"Chatting with {self.chat.model}{where}. /exit to leave, /reset, /history; "
+                       f"\"\"\" for multi-line input.", err=True)
+        question = first
+        while True:
+            if question is None:
+                try:
+                    question = self.read()
+                except EOFError:
+                    return 0
+                except KeyboardInterrupt:
+                    click.echo("", err=True)
+                    continue
+            command, question = question.strip(), question
+            if command in ("/exit", "/quit"):
+                return 0
+            if command in ("/reset", "/history"):
+                self.reset() if command == "/reset" else self.show_history()
+            elif command:
+                self.turn(question)
+            question = None
+
+    def read(self) -> str:
+        first = self.line("> ")
+        if first.strip() != '"""':
+            return first
+        lines = []
+        while True:
+            line = self.line("... ")
+            if line.strip() == '"""':
+                return "\n".join(lines)
+            lines.append(line)
+
+    def line(self, prompt: str) -> str:
+        if self.terminal:
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def turn(self, question: str) -> None:
+        chat = self.chat
+        try:
+            if chat.session_name:
+                chat.session_turn(question)
+            else:
+                context = chat.context(chat.model, chat.system)
+                response = chat.guarded(lambda: chat.ask(context, self.history, question))
+                self.history.extend(context.turns(question, response))
+        except KeyboardInterrupt:
+            return  # guarded() said the turn was not saved
+        except OaicliError as exc:
+            click.echo(exc.one_line(), err=True)
+
+    def reset(self) -> None:
+        if self.chat.session_name:
+            self.chat.open_store().reset(self.chat.session_name)
+            self.chat.notice(f"Session {self.chat.session_name!r} cleared.")
+        else:
+            self.history.clear()
+            self.chat.notice("Conversation cleared.")
+
+    def show_history(self) -> None:
+        from oaicli import output
+        if self.chat.session_name:
+            messages = self.chat.open_store().export_messages(self.chat.session_name)
+        else:
+            messages = [turn.message() for turn in self.history]
+        for message in messages:
+            output.write(f"{message['role']}: {message['content']}")
+        if not messages:
+            self.chat.notice("No turns yet.")
+
+
+def run_envelope(prompt, opts, model: str) -> int:
+    """`chat --envelope`: JSON request lines on stdin, one JSON response line each on stdout."""
+    import json
+    import threading
+
+    from oaicli.conversation import completions_only
+    from oaicli.envelope import Envelope, LineRunner
+    from oaicli.store import Store
+    if prompt is not None or opts["interactive"] or opts["session"] or opts["continue_"]:
+        raise click.UsageError("--envelope reads its requests from stdin; it takes no prompt, -i, --session or -c.")
+    if opts["api"] == "completions" or completions_only(model):
+        raise click.UsageError(f"--envelope speaks chat completions; {model} is a completions-only model.")
+    store = Store.open()
+    click.get_current_context().call_on_close(store.close)
+    params = request_params(opts)
+    engine = Envelope(store, model=model, system=opts["system"], group_shared=opts["group_shared"],
+                      max_question_chars=opts["max_question_chars"],
+                      answer_tokens=opts["max_tokens"] or opts["max_completion_tokens"],
+                      context_window=opts["context_window"], stream=bool(opts["stream"]), extra_params=params,
+                      max_history=opts["max_history"])
+    requester = Requester(client_module.from_context())
+    lock = threading.Lock()
+    stdout = sys.stdout
+    quiet = bool(settings_module.current().quiet)
+
+    def write(obj: dict) -> None:
+        line = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with lock:
+            stdout.write(line)
+            stdout.flush()
+
+    def call(body: dict, on_delta) -> dict:
+        if on_delta is None:
+            return requester(body)
+        return requester(body, lambda event, pieces: [on_delta(text) for index, text in pieces if index == 0])
+
+    def notice(text: str) -> None:
+        if not quiet:
+            with lock:
+                click.echo(text, err=True)
+
+    LineRunner(engine, call, write, opts["concurrency"], notice=notice).run(iter(sys.stdin.readline, ""))
+    return 0
