@@ -16,6 +16,7 @@ COMMANDS = [
     ("oaicli.commands.models", "models"),
     ("oaicli.commands.keys", "keys"),
     ("oaicli.commands.config", "config"),
+    ("oaicli.commands.sessions", "sessions"),
     ("oaicli.commands.chat", "chat"),
     ("oaicli.commands.complete", "complete"),
     ("oaicli.commands.edit", "edit"),

@@ -1,0 +1,222 @@
+"""`oaicli sessions`: list, show, export, import, reset, rename and delete locally stored conversations."""
+
+import click
+
+from oaicli.options import command
+
+COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
+TURN_COLUMNS = ["id", "role", "content", "tokens", "question_id", "user_id", "created_at"]
+
+
+@click.group()
+def sessions():
+    """Manage the conversations kept in the local store (named sessions and envelope contexts).
+
+    The store is sessions.db in the data directory (OAICLI_HOME overrides it).
+
+    \b
+    Example:
+      oaicli chat --session trip "Plan a day in Lisbon"
+      oaicli sessions show trip
+    """
+
+
+def _store(must_exist: bool = True):
+    """The store, or None when it was never created and the caller can do without it."""
+    from oaicli import store
+    if not store.default_path().exists() and not must_exist:
+        return None
+    return store.Store.open()
+
+
+def _require(name: str):
+    from oaicli.errors import InputError
+    found = _store(must_exist=False)
+    if found is None:
+        raise InputError(f"No session named {name!r}.", "See `oaicli sessions list`.")
+    return found
+
+
+@command(sessions, "list")
+def list_sessions():
+    """List sessions and envelope contexts, most recently used first.
+
+    \b
+    Example:
+      oaicli sessions list --format json | jq -r '.[].name'
+    """
+    from oaicli import output
+    store = _store(must_exist=False)
+    output.render_list(store.list_sessions() if store else [], COLUMNS)
+
+
+@command(sessions, "show", formats=("text",))
+@click.argument("name")
+@click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N turns.")
+def show_session(name, last):
+    """Show a session's settings and its turns (`--format text` prints the conversation).
+
+    \b
+    Example:
+      oaicli sessions show trip --last 10 --format text
+    """
+    from dataclasses import asdict
+
+    from oaicli import output
+    store = _require(name)
+    session = store.require_session(name)
+    turns = list(store.turns(session.id))
+    turns = turns[-last:] if last else turns
+    fmt = output.resolve_format()
+    if fmt == "text":
+        _print_conversation(session, turns)
+        return
+    info = {key: value for key, value in asdict(session).items() if key != "id"}
+    rows = [_turn_row(turn) for turn in turns]
+    if fmt in ("json", "jsonl"):
+        output.render_object({**info, "turns": rows}, fmt=fmt)
+    else:
+        output.render_object(info)
+        output.write("")
+        output.render_list(rows, TURN_COLUMNS)
+
+
+def _turn_row(turn) -> dict:
+    return {"id": turn.id, "role": turn.role, "content": turn.content, "tokens": turn.tokens,
+            "question_id": turn.question_id, "user_id": turn.user_id, "model": turn.model,
+            "usage": turn.usage, "created_at": turn.created_at}
+
+
+def _print_conversation(session, turns) -> None:
+    from oaicli import output
+    if session.system:
+        output.write(f"[system] {session.system}\n")
+    for turn in turns:
+        who = f"{turn.role} {turn.user_id}" if turn.user_id and turn.role == "user" else turn.role
+        output.write(f"[{who}] {turn.content}\n")
+
+
+@sessions.command("export")
+@click.argument("name")
+@click.option("--request", "as_request", is_flag=True,
+              help="Print a whole /v1/chat/completions body: {\"model\": ..., \"messages\": [...]}.")
+def export_session(name, as_request):
+    """Print a session as a Chat Completions messages array (JSON), system prompt first.
+
+    \b
+    Example:
+      oaicli sessions export trip > trip.json
+      oaicli sessions export trip --request | curl -s https://api.openai.com/v1/chat/completions \\
+        -H "Authorization: Bearer $OPENAI_API_KEY" -H 'Content-Type: application/json' -d @-
+    """
+    import json
+
+    from oaicli import output
+    store = _require(name)
+    messages = store.export_messages(name)
+    if as_request:
+        model = store.require_session(name).model or "gpt-3.5-turbo"
+        messages = {"model": model, "messages": messages}
+    output.write(json.dumps(messages, ensure_ascii=False, indent=2))
+
+
+@command(sessions, "import")
+@click.argument("name")
+@click.argument("file", type=click.File("rb"))
+@click.option("--replace", is_flag=True, help="Replace the turns of an existing session.")
+@click.option("--append", is_flag=True, help="Add to the turns of an existing session.")
+@click.option("-m", "--model", metavar="MODEL", help="The session's model.")
+def import_session(name, file, replace, append, model):
+    """Create a session from a messages array (JSON file, or - for stdin), as `export` prints it.
+
+    A leading system message becomes the session's system prompt. A whole request body
+    ({"model": ..., "messages": [...]}) is accepted too.
+
+    \b
+    Example:
+      oaicli sessions import trip2 trip.json
+      cat history.json | oaicli sessions import support -
+    """
+    from oaicli import output
+    from oaicli.errors import InputError
+    if replace and append:
+        raise click.UsageError("--replace and --append exclude each other.")
+    if not name.strip():
+        raise InputError("The session name is empty.")
+    messages, body_model = _read_messages(file)
+    store = _store()
+    with store.exclusive(name):
+        count = store.import_messages(name, messages, replace=replace, append=append, model=model or body_model)
+    output.render_object({"name": name, "imported_turns": count})
+
+
+def _read_messages(file) -> tuple[list, str | None]:
+    import json
+
+    from oaicli.errors import InputError
+    name = getattr(file, "name", "-")
+    label = "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+    try:
+        data = json.loads(file.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{label} is not valid JSON: {exc}.", "Expected a messages array as `sessions export` prints it.")
+    if isinstance(data, dict) and isinstance(data.get("messages"), list):
+        return data["messages"], data.get("model") if isinstance(data.get("model"), str) else None
+    return data, None
+
+
+@command(sessions, "reset")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_session(name, yes):
+    """Forget a session's turns but keep the session (its name, model and system prompt).
+
+    \b
+    Example:
+      oaicli sessions reset trip --yes
+    """
+    from oaicli import output, prompts
+    store = _require(name)
+    store.require_session(name)
+    prompts.confirm_or_abort(f"Remove every turn of session {name!r}?", yes)
+    with store.exclusive(name):
+        removed = store.reset(name)
+    output.render_object({"name": name, "removed_turns": removed})
+
+
+@command(sessions, "rename")
+@click.argument("old")
+@click.argument("new")
+def rename_session(old, new):
+    """Rename a session.
+
+    \b
+    Example:
+      oaicli sessions rename trip lisbon-trip
+    """
+    from oaicli import output
+    store = _require(old)
+    with store.exclusive(old):
+        store.rename(old, new)
+    output.render_object({"name": new, "previous_name": old})
+
+
+@command(sessions, "delete")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_session(name, yes):
+    """Delete a session and all its turns from the store (the text is erased, not just hidden).
+
+    Asks first on a terminal.
+
+    \b
+    Example:
+      oaicli sessions delete trip --yes
+    """
+    from oaicli import output, prompts
+    store = _require(name)
+    store.require_session(name)
+    prompts.confirm_or_abort(f"Delete session {name!r} and all its turns?", yes)
+    with store.exclusive(name):
+        removed = store.delete(name)
+    output.render_object({"name": name, "deleted": True, "removed_turns": removed})
