@@ -86,9 +86,12 @@ class Requester:
 
     def __init__(self, client, completions: bool = False):
         self.client = client
+        self.usage_refused = False
+        self.use_completions(completions)
+
+    def use_completions(self, completions: bool) -> None:
         self.completions = completions
         self.path = "/completions" if completions else "/chat/completions"
-        self.usage_refused = False
 
     def __call__(self, body: dict, on_event=None) -> dict:
         """The response object (assembled from the chunks when streamed)."""
@@ -124,12 +127,10 @@ class Chat:
     """What every turn of this invocation shares: model, request fields, output, session."""
 
     def __init__(self, opts, model: str, fmt: str):
-        from oaicli.conversation import completions_only
         self.opts = opts
         self.model = model
         self.fmt = fmt
         self.system = opts["system"]
-        self.completions = opts["api"] == "completions" or (opts["api"] is None and completions_only(model))
         self.params = request_params(opts)
         self.explicit = opts["messages"]
         self.quiet = bool(settings_module.current().quiet)
@@ -137,8 +138,14 @@ class Chat:
         self.store = None
         if opts["continue_"]:
             self.session_name = self._latest_session()
-        self.requester = Requester(client_module.from_context(), self.completions)
-        self.output = Output(fmt, opts, strip_leading=self.completions, keep_usage=bool(self.session_name))
+        self.requester = Requester(client_module.from_context())
+        self.output = Output(fmt, opts, keep_usage=bool(self.session_name))
+
+    @property
+    def completions(self) -> bool:
+        """Whether this model holds the conversation through /v1/completions (a session may set the model)."""
+        from oaicli.conversation import completions_only
+        return self.opts["api"] == "completions" or (self.opts["api"] is None and completions_only(self.model))
 
     def _latest_session(self) -> str:
         latest = self.open_store().latest_session()
@@ -216,6 +223,8 @@ class Chat:
             return self.send(context.messages(smaller, question))
 
     def send(self, messages: list[dict]) -> dict:
+        self.requester.use_completions(self.completions)
+        self.output.strip_leading = self.completions
         return self.output.send(self.requester, self.body(messages))
 
     def body(self, messages: list[dict]) -> dict:
