@@ -22,6 +22,7 @@ COMMANDS = [
     ("oaicli.commands.edit", "edit"),
     ("oaicli.commands.moderate", "moderate"),
     ("oaicli.commands.embed", "embed"),
+    ("oaicli.commands.image", "image"),
 ]
 
 
