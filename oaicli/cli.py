@@ -23,6 +23,7 @@ COMMANDS = [
     ("oaicli.commands.moderate", "moderate"),
     ("oaicli.commands.embed", "embed"),
     ("oaicli.commands.image", "image"),
+    ("oaicli.commands.serve", "serve"),
 ]
 
 

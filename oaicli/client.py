@@ -23,7 +23,8 @@ AZURE_DEPLOYMENT_PATHS = ("/chat/completions", "/completions", "/embeddings", "/
 
 class ApiClient:
     def __init__(self, settings: settings_module.Settings, transport: httpx.BaseTransport | None = None,
-                 sleep=time.sleep):
+                 sleep=time.sleep, max_connections: int | None = None):
+        """`max_connections`: for a client shared by many threads (serve); all of them are kept alive."""
         self.settings = settings
         self.sleep = sleep
         self.max_retries = settings.max_retries
@@ -35,6 +36,8 @@ class ApiClient:
             transport=transport,
             verify=_verify_for(settings.base_url),
             follow_redirects=True,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+            if max_connections else httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     def _headers(self) -> dict[str, str]:

@@ -1,0 +1,191 @@
+"""The ASGI app: POST /v1/envelope and GET /healthz, with the token, the limits and per-context order."""
+
+import asyncio
+import hmac
+import json
+import time
+from contextlib import asynccontextmanager
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from oaicli.envelope import VERSION, Codes, response as envelope_response
+from oaicli.server.exchange import Stopping
+from oaicli.server.ordering import ContextLocks
+
+# A request without the right --token. Not a line `chat --envelope` can receive, so not in Codes;
+# in the 1xxx range because it is the client's to fix.
+UNAUTHORIZED = getattr(Codes, "UNAUTHORIZED", 1005)
+
+
+class Service:
+    """What every request shares: the envelope engine, the worker threads and the context locks."""
+
+    def __init__(self, exchanger, *, token: str | None, max_body: int, workers: int):
+        self.exchanger = exchanger
+        self.parser = exchanger.parser
+        self.token = token.encode() if token else None
+        self.max_body = max_body
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.locks = ContextLocks()
+        self.in_flight = 0
+
+    async def answer(self, parsed, on_delta=None) -> tuple[dict, Exception | None, float, float]:
+        """Wait for the context's turn, then answer in a worker thread: (response, error, queued, upstream)."""
+        arrived = time.perf_counter()
+        self.in_flight += 1
+        try:
+            async with self.locks.hold(parsed.context_key):
+                queued = time.perf_counter() - arrived
+                response, error, upstream = await anyio.to_thread.run_sync(
+                    self.exchanger.run, parsed, on_delta, limiter=self.limiter)
+        finally:
+            self.in_flight -= 1
+        return response, error, queued, upstream
+
+
+def create_app(service: Service) -> Starlette:
+    async def envelope(request: Request) -> Response:
+        started = time.perf_counter()
+        refused = _refusal(service, request)
+        if refused is not None:
+            return refused
+        raw = await _read_body(request, service.max_body)
+        if raw is None:
+            return _json(_error(Codes.TOO_LONG, f"The request body is over the limit of {service.max_body} "
+                                                "bytes (--max-body)."), 413)
+        parsed = service.parser.parse(raw)
+        if isinstance(parsed, dict):
+            return _json(parsed, status_for(parsed, None))
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return await _stream(service, parsed, started)
+        response, error, queued, upstream = await service.answer(parsed)
+        return _json(response, status_for(response, error), _timing(started, queued, upstream))
+
+    async def healthz(request: Request) -> Response:
+        return _json({"status": "ok", "version": VERSION, "in_flight": service.in_flight,
+                      "contexts": len(service.locks)}, 200)
+
+    return Starlette(routes=[Route("/v1/envelope", envelope, methods=["POST"]),
+                             Route("/healthz", healthz, methods=["GET"])],
+                     lifespan=_lifespan(service))
+
+
+def _lifespan(service: Service):
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        # uvicorn has finished (or given up waiting for) the requests in flight:
+        # answers still coming in from now on are not saved.
+        await anyio.to_thread.run_sync(service.exchanger.close)
+    return lifespan
+
+
+def _refusal(service: Service, request: Request) -> Response | None:
+    if service.token is None:
+        return None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), service.token):
+        return None
+    return _json(_error(UNAUTHORIZED, "A valid bearer token is required (Authorization: Bearer TOKEN)."),
+                 401, {"WWW-Authenticate": "Bearer"})
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed the limit (nothing more is read)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return b""
+    return b"".join(chunks)
+
+
+async def _stream(service: Service, parsed, started: float) -> Response:
+    """Server-sent events: `delta` events as the answer arrives, then one `final` event.
+
+    An answer that fails before its first delta is an ordinary JSON error with its HTTP status."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def on_delta(line: dict) -> None:  # called from the worker thread
+        loop.call_soon_threadsafe(queue.put_nowait, ("delta", line))
+
+    async def work() -> None:
+        try:
+            response, error, queued, upstream = await service.answer(parsed, on_delta)
+        except Exception as exc:  # a bug in the server itself: still one final object
+            response, error, queued, upstream = service.parser.fail(None, exc), exc, 0.0, 0.0
+        queue.put_nowait(("final", (response, error, queued, upstream)))
+
+    task = asyncio.ensure_future(work())  # runs to the end (and saves) even if the client goes away
+    kind, item = await queue.get()
+    if kind == "final":
+        response, error, queued, upstream = item
+        status = status_for(response, error)
+        if status != 200:
+            return _json(response, status, _timing(started, queued, upstream))
+
+    async def events():
+        nonlocal kind, item
+        while True:
+            if kind == "final":
+                yield _event("final", item[0])
+                return
+            yield _event("delta", item)
+            kind, item = await queue.get()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    response = StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    response.task = task  # keep a reference so the task is not collected while it runs
+    return response
+
+
+def _event(name: str, obj: dict) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+
+
+def status_for(response: dict, error: Exception | None) -> int:
+    """The HTTP status of an envelope response: 400 for a bad request, 502/504 upstream, 500 for a bug."""
+    code = response.get("code", Codes.INTERNAL)
+    if code == Codes.OK:
+        return 200
+    if isinstance(error, Stopping):
+        return 503
+    if 1000 <= code < 2000 or code == Codes.CONTEXT_TOO_LONG:
+        return 400
+    if code in (Codes.UPSTREAM_REJECTED, Codes.UPSTREAM_FAILED, Codes.UPSTREAM_AUTH):
+        return 504 if _timed_out(error) else 502
+    return 500
+
+
+def _timed_out(error: Exception | None) -> bool:
+    import httpx
+    status = getattr(error, "status", None)
+    return status in (408, 504) or isinstance(getattr(error, "__cause__", None), httpx.TimeoutException)
+
+
+def _error(code: int, message: str) -> dict:
+    return envelope_response(code, message)
+
+
+def _timing(started: float, queued: float, upstream: float) -> dict:
+    """Server-Timing lets a client (and benchmarks/serve.py) separate our time from the upstream's."""
+    total = time.perf_counter() - started
+    return {"Server-Timing": f"queue;dur={queued * 1000:.2f}, upstream;dur={upstream * 1000:.2f}, "
+                             f"total;dur={total * 1000:.2f}"}
+
+
+def _json(obj: dict, status: int, headers: dict | None = None) -> Response:
+    body = json.dumps(obj, ensure_ascii=False).encode()
+    return Response(body, status, headers, media_type="application/json")
