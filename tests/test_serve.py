@@ -119,6 +119,21 @@ def test_second_request_is_answered_in_the_context_of_the_first(serve, fake):
     assert other_user.json()["data"]["user_id"] == "u2"
 
 
+def test_model_system_prompt_and_sampling_options_reach_the_request(serve, fake):
+    server = serve("-m", "gpt-4o", "-s", "Be brief.", "--max-tokens", "50", "--temperature", "0.5")
+    assert server.post(body("Hi")).json()["data"]["model"] == "gpt-4o"
+    sent = chat_calls(fake)[0]
+    assert sent["model"] == "gpt-4o" and sent["max_tokens"] == 50 and sent["temperature"] == 0.5
+    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert "stream" not in sent
+
+
+def test_a_completions_only_model_is_refused_at_start(fake):
+    result = run_process("serve", "--port", "0", "-m", "text-davinci-003",
+                         env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY})
+    assert result.returncode == 2 and "completions-only" in result.stderr and result.stderr.count("\n") == 1
+
+
 def test_a_repeated_question_id_returns_the_stored_answer_without_calling_the_api(serve, fake, home):
     server = serve()
     first = server.post(body("Hi", question_id="q-1")).json()

@@ -19,7 +19,8 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 @click.option("-s", "--system", help="System prompt of every context.")
 @click.option("--group-shared", is_flag=True, help="One context per group, shared by its users.")
 @click.option("--max-tokens", "answer_tokens", type=click.IntRange(min=1), metavar="N",
-              help="Room kept for each answer, and sent as max_tokens.")
+              help="Most tokens per answer (sent as max_tokens; that room is kept free of history).")
+@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature, 0 to 2.")
 @click.option("--context-window", type=click.IntRange(min=16), metavar="N",
               help="The model's context window in tokens (default: from the known-model table).")
 @click.option("--max-history", type=click.IntRange(min=0), metavar="N", help="Send at most N earlier turns.")
@@ -31,7 +32,8 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
               help="Contexts answered at once (worker threads; upstream connections follow).")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="On SIGTERM or Ctrl-C, how long answers in flight may take to finish.")
-def serve(host, port, token, insecure, model, system, group_shared, answer_tokens, context_window, max_history,
+def serve(host, port, token, insecure, model, system, group_shared, answer_tokens, temperature, context_window,
+          max_history,
           max_question_chars, max_body, workers, shutdown_timeout):
     """Serve the envelope over HTTP: POST /v1/envelope, GET /healthz.
 
@@ -60,7 +62,7 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
         raise OaicliError("`oaicli serve` needs the server libraries: pip install 'oaicli[serve]'") from None
     from oaicli.server import main
     return main.start(host=host, port=port, token=token, envelope_options=dict(
-        model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens,
+        model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,
         context_window=context_window, max_history=max_history, max_question_chars=max_question_chars),
         max_body=max_body, workers=workers, shutdown_timeout=shutdown_timeout)
 

@@ -11,8 +11,6 @@ import time
 
 from oaicli.errors import OaicliError
 
-CHAT_PATH = "/chat/completions"
-
 
 class Stopping(OaicliError):
     """The server stopped waiting for this answer during shutdown: it was not saved."""
@@ -48,6 +46,7 @@ class GatedStore:
 class Exchanger:
     def __init__(self, engine, client, notice=None):
         """`engine`: the Envelope (stream=False); a streaming twin is made from it for SSE requests."""
+        from oaicli.chatrun import Requester
         from oaicli.envelope import LineRunner
         self.store = GatedStore(engine.store)
         self.store.on_refused = lambda error: setattr(self._local, "error", error)
@@ -55,7 +54,7 @@ class Exchanger:
         streaming = plain.with_store(self.store)
         streaming.stream = True
         self.parser = plain
-        self.client = client
+        self.requester = Requester(client)
         self._local = threading.local()
         self._counter = threading.Lock()
         self.active = 0  # answers being worked on in threads, whatever became of their HTTP requests
@@ -87,29 +86,25 @@ class Exchanger:
             local.result = line
 
     def _call(self, body: dict, on_delta) -> dict:
-        """The API call the envelope asked for; deltas go to the HTTP stream as they arrive."""
+        """The API call the envelope asked for (chat's Requester); deltas go to the HTTP stream."""
         local = self._local
         started = time.perf_counter()
         try:
             if on_delta is None:
-                return self.client.post(CHAT_PATH, json=body)
-            return self._stream(body, on_delta)
+                return self.requester(body)
+            return self.requester(body, lambda event, pieces: self._deltas(pieces, on_delta))
         except Exception as error:
             local.error = error
             raise
         finally:
             local.upstream += time.perf_counter() - started
 
-    def _stream(self, body: dict, on_delta) -> dict:
-        from oaicli.chatstream import ChatAssembler
+    def _deltas(self, pieces, on_delta) -> None:
         local = self._local
-        assembler = ChatAssembler()
-        for event in self.client.stream_events(CHAT_PATH, body):
-            for index, text in assembler.add(event):
-                if index == 0 and text:
-                    local.in_delta = True
-                    try:
-                        on_delta(text)
-                    finally:
-                        local.in_delta = False
-        return assembler.result()
+        for index, text in pieces:
+            if index == 0 and text:
+                local.in_delta = True
+                try:
+                    on_delta(text)
+                finally:
+                    local.in_delta = False

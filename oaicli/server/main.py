@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from oaicli.errors import redact
+from oaicli.errors import ExitCode, OaicliError, redact
 
 DEFAULT_MODEL = "gpt-3.5-turbo"
 
@@ -13,6 +13,7 @@ def start(*, host: str, port: int, token: str | None, envelope_options: dict, ma
           shutdown_timeout: float) -> int:
     from oaicli import settings as settings_module
     from oaicli.client import ApiClient
+    from oaicli.conversation import completions_only
     from oaicli.envelope import Envelope
     from oaicli.server import app as app_module, run as run_module
     from oaicli.server.exchange import Exchanger
@@ -21,10 +22,13 @@ def start(*, host: str, port: int, token: str | None, envelope_options: dict, ma
     settings = settings_module.current()
     settings.require_key()  # no key: say so now (exit 3), not in every answer
     model = envelope_options.pop("model") or settings.default_model("chat", DEFAULT_MODEL)
+    if completions_only(model):
+        raise OaicliError(f"serve speaks chat completions (like chat --envelope); {model} is a completions-only "
+                          "model.", "Choose a chat model with -m.", exit_code=ExitCode.USAGE)
+    params = {"max_tokens": envelope_options["answer_tokens"], "temperature": envelope_options.pop("temperature")}
     store = Store.open()
-    if envelope_options.get("answer_tokens"):
-        envelope_options["extra_params"] = {"max_tokens": envelope_options["answer_tokens"]}
-    engine = Envelope(store, model=model, **envelope_options)
+    engine = Envelope(store, model=model, extra_params={k: v for k, v in params.items() if v is not None},
+                      **envelope_options)
     # One client for every worker: httpx.Client is thread-safe, and a pool as large as the worker
     # count keeps one warm upstream connection per context being answered.
     client = ApiClient(settings, max_connections=workers)
