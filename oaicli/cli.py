@@ -24,6 +24,7 @@ COMMANDS = [
     ("oaicli.commands.embed", "embed"),
     ("oaicli.commands.image", "image"),
     ("oaicli.commands.serve", "serve"),
+    ("oaicli.commands.audio", "audio"),
 ]
 
 
