@@ -272,9 +272,16 @@ class ContextLocks:
 
 # The stdin/stdout driver used by `chat --envelope`: I/O lives here, the rules above.
 
+def read_ahead(concurrency: int) -> int:
+    """Lines read but not yet answered, at most."""
+    return max(256, concurrency * 16)
+
+
 class LineRunner:
     """Answers lines as they are read. concurrency 1: in order, in this thread. N > 1: up to N contexts at
-    once on a thread pool, each context's lines strictly in order, reading ahead at most 4N lines."""
+    once on a thread pool, each context's lines strictly in order. Reading stops while READ_AHEAD(N) lines
+    wait, so memory stays flat however long the input; the room lets lines of other contexts get past a
+    context that has many lines queued."""
 
     def __init__(self, engine: Envelope, call, write, concurrency: int = 1, open_store=None, notice=None):
         self.engine = engine
@@ -343,7 +350,7 @@ class LineRunner:
         from concurrent.futures import ThreadPoolExecutor
         queues: dict[tuple, deque] = {}
         guard = threading.Lock()
-        room = threading.BoundedSemaphore(self.concurrency * 4)
+        room = threading.BoundedSemaphore(read_ahead(self.concurrency))
 
         def drain(key):
             while True:

@@ -10,7 +10,7 @@ Knobs in `server.state`:
   400 context_length_exceeded, like OpenAI;
 - `reject_stream_options`: 400 for any request with stream_options (an older server);
 - `no_edits`: /v1/edits answers 404, like today's OpenAI.
-The time each stream's first chunk was flushed (time.time()) is appended to `state["first_chunk_at"]`.
+The time each stream's first chunk with text was flushed (time.time()) is appended to `state["first_chunk_at"]`.
 """
 
 import json
@@ -138,18 +138,25 @@ def _sse(reply, events, state):
     reply._handler.close_connection = True
     out = reply._handler.wfile
     delay, drop_after = state.get("chunk_delay", 0), state.get("drop_after")
+    first_text = True
     for index, event in enumerate(events):
         if drop_after is not None and index >= drop_after:
             return reply.drop()
         out.write(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
         out.flush()
-        if index == 0:
+        if first_text and _has_text(event):
+            first_text = False
             state.setdefault("first_chunk_at", []).append(time.time())
         if delay:
             time.sleep(delay)
     if state.get("send_done", True):
         out.write(b"data: [DONE]\n\n")
     out.flush()
+
+
+def _has_text(event) -> bool:
+    choice = (event.get("choices") or [{}])[0]
+    return bool((choice.get("delta") or {}).get("content") or choice.get("text"))
 
 
 def _chunk(model, index, delta, finish=None):
