@@ -152,11 +152,13 @@ class Store:
         path = Path(path) if path else default_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # conversations are private: the file (and SQLite's -wal/-shm) 0600
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             connection = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
             store = cls(connection, path)
             store._configure()
             store._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"Cannot open the session store {path}: {exc}.",
                              "Move the file aside to start a new store.") from exc
         return store
@@ -265,6 +267,11 @@ class Store:
                 yield _turn(row)
             last = rows[-1][0]
 
+    def last_turns(self, session_id: int, count: int) -> list[Turn]:
+        """The newest `count` turns, oldest first (read from the end)."""
+        rows = self._rows_before(session_id, None, count)
+        return [_turn(row) for row in reversed(rows)]
+
     def tail(self, session_id: int, *, token_budget: int | None, max_turns: int | None, counter) -> list[Turn]:
         """The newest whole exchanges that fit `token_budget` (message tokens) and `max_turns` (exchanges).
 
@@ -361,19 +368,13 @@ class Store:
     def exclusive(self, session_name: str):
         """Hold the session's lock: other processes and threads working on it wait until this one is done.
 
-        The lock is a file in the store's `locks/` directory (flock), so other sessions stay concurrent
-        and a crashed process releases it. Threads of one process also wait on a per-session mutex."""
-        mutex = _thread_mutex(self.path, session_name)
-        with mutex:
-            lock_dir = self.path.parent / "locks"
-            lock_dir.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256(session_name.encode("utf-8")).hexdigest()[:32]
-            with open(lock_dir / f"{digest}.lock", "a+b") as handle:
-                _lock_file(handle)
-                try:
-                    yield
-                finally:
-                    _unlock_file(handle)
+        Threads of one process queue on a per-session mutex; processes on an flock'ed file in the
+        store's `locks/` directory, named by a hash of the session name, so other sessions stay
+        concurrent and a crashed process releases its lock. The file is removed on release, so idle
+        sessions (one per envelope user) leave no files behind."""
+        with _SessionMutex(str(self.path), session_name):
+            with _FileLock(self.path.parent / "locks" / f"{_digest(session_name)}.lock"):
+                yield
 
     # Management
 
@@ -473,14 +474,66 @@ def _split_messages(messages) -> tuple[str | None, list[tuple[str, str]]]:
     return system, turns
 
 
-_mutexes: dict = {}
-_mutexes_guard = threading.Lock()
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
 
 
-def _thread_mutex(path: Path, name: str) -> threading.Lock:
-    key = (str(path), name)
-    with _mutexes_guard:
-        return _mutexes.setdefault(key, threading.Lock())
+class _SessionMutex:
+    """A per-(store, session) thread lock, dropped from the registry when nobody holds or awaits it,
+    so a long-running server does not keep one lock per user ever seen."""
+
+    _registry: dict = {}
+    _guard = threading.Lock()
+
+    def __init__(self, path: str, name: str):
+        self.key = (path, name)
+
+    def __enter__(self):
+        with self._guard:
+            entry = self._registry.setdefault(self.key, [threading.Lock(), 0])
+            entry[1] += 1
+        entry[0].acquire()
+        self.entry = entry
+
+    def __exit__(self, *exc):
+        self.entry[0].release()
+        with self._guard:
+            self.entry[1] -= 1
+            if self.entry[1] == 0:
+                del self._registry[self.key]
+
+
+class _FileLock:
+    """An exclusive flock on a lock file that is deleted on release.
+
+    A waiter may end up locking a file that its holder just unlinked; it notices (the path no longer
+    names the inode it locked) and tries again on the new file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.path, "a+b")
+            _lock_file(handle)
+            try:
+                if os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    self.handle = handle
+                    return self
+            except FileNotFoundError:
+                pass
+            _unlock_file(handle)
+            handle.close()
+
+    def __exit__(self, *exc):
+        try:
+            if os.name != "nt":  # Windows cannot unlink an open file; the empty file stays
+                self.path.unlink(missing_ok=True)
+        finally:
+            _unlock_file(self.handle)
+            self.handle.close()
 
 
 def _lock_file(handle) -> None:

@@ -52,6 +52,14 @@ def test_indexes_serve_tail_reads_and_question_lookups(store):
     assert "turns_question" in str(plan)
 
 
+def test_the_store_is_private_to_its_owner(tmp_path):
+    path = tmp_path / "sessions.db"
+    with Store.open(path) as opened:
+        opened.ensure_session("s")
+        assert (tmp_path / "sessions.db-wal").stat().st_mode & 0o077 == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_foreign_file_is_a_clear_error(tmp_path):
     path = tmp_path / "sessions.db"
     path.write_bytes(b"this is not a database" * 100)
@@ -356,6 +364,13 @@ def test_exclusive_on_one_session_does_not_block_another(store):
         thread.start()
         assert entered.wait(timeout=30)
         thread.join()
+
+
+def test_locks_leave_nothing_behind(store):
+    with store.exclusive("envelope:g:alice"):
+        assert len(list((store.path.parent / "locks").iterdir())) == 1
+    assert list((store.path.parent / "locks").iterdir()) == []
+    assert store_module._SessionMutex._registry == {}
 
 
 def _open_fresh(path, start):

@@ -184,3 +184,12 @@ def test_unknown_models_get_the_documented_default(model):
 ])
 def test_encoding_per_model(model, encoding):
     assert tokens.encoding_name_for(model) == encoding
+
+
+@pytest.mark.parametrize("name", tokens.SHIPPED)
+def test_ranks_parse_exactly_as_tiktokens_own_loader(name, tmp_path, monkeypatch):
+    import tiktoken.load
+    plain = tmp_path / f"{name}.tiktoken"
+    plain.write_bytes(gzip.decompress((tokens.DATA_DIR / f"{name}.tiktoken.gz").read_bytes()))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # a local file, no cache
+    assert tokens._read_ranks(name, published_hash(name)) == tiktoken.load.load_tiktoken_bpe(str(plain))

@@ -65,8 +65,7 @@ def show_session(name, last):
     from oaicli import output
     store = _require(name)
     session = store.require_session(name)
-    turns = list(store.turns(session.id))
-    turns = turns[-last:] if last else turns
+    turns = store.last_turns(session.id, last) if last else list(store.turns(session.id))
     fmt = output.resolve_format()
     if fmt == "text":
         _print_conversation(session, turns)
