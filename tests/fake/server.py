@@ -221,9 +221,13 @@ class FakeOpenAI:
         class BoundHandler(Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), BoundHandler)
+        # The listen backlog is fixed when the server activates, so it is raised before that: with
+        # the default of 5, concurrent clients lose SYNs and wait a second or more to connect.
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), BoundHandler, bind_and_activate=False)
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 1024
+        self._httpd.server_bind()
+        self._httpd.server_activate()
         # A short poll interval: stop() waits for it, and every loopback test stops a server.
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
