@@ -20,11 +20,13 @@ COMMANDS = [
     ("oaicli.commands.chat", "chat"),
     ("oaicli.commands.complete", "complete"),
     ("oaicli.commands.edit", "edit"),
-    ("oaicli.commands.moderate", "moderate"),
-    ("oaicli.commands.embed", "embed"),
     ("oaicli.commands.image", "image"),
-    ("oaicli.commands.serve", "serve"),
+    ("oaicli.commands.embed", "embed"),
     ("oaicli.commands.audio", "audio"),
+    ("oaicli.commands.moderate", "moderate"),
+    ("oaicli.commands.files", "files"),
+    ("oaicli.commands.fine_tunes", "fine_tunes"),
+    ("oaicli.commands.serve", "serve"),
 ]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations"]
+ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes"]
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""`oaicli files`: upload, list, get, delete and download files (/v1/files, /v1/uploads)."""
+
+import click
+
+from oaicli.options import command, list_options
+
+COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created_at"]
+PURPOSES = ["fine-tune", "assistants", "batch", "vision", "user_data", "evals"]
+
+
+@click.group()
+def files():
+    """Upload, list, inspect, download and delete files.
+
+    \b
+    Example:
+      oaicli files upload train.jsonl --purpose fine-tune --wait
+    """
+
+
+@command(files, "upload", formats=("plain",))
+@click.argument("paths", nargs=-1, required=True, metavar="FILE...",
+                type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--purpose", type=click.Choice(PURPOSES), required=True, help="What the file is for.")
+@click.option("--wait", is_flag=True, help="Poll until each file is processed (with --timeout as the limit).")
+@click.option("--no-validate", is_flag=True, help="Skip the local check of fine-tune data.")
+@click.option("--model", default="gpt-4o-mini", show_default=True,
+              help="Model whose token limit the fine-tune check applies.")
+def upload(paths, purpose, wait, no_validate, model):
+    """Upload files, streamed from disk with a progress bar on stderr.
+
+    Files over 512 MB go through the Uploads API in 64 MB parts when the server has it.
+    With --format plain only the new file IDs are printed, one a line.
+
+    \b
+    Example:
+      FILE_ID=$(oaicli files upload train.jsonl --purpose fine-tune --wait --format plain)
+    """
+    from pathlib import Path
+
+    from oaicli import client, output
+    api = client.from_context()
+    if purpose == "fine-tune" and not no_validate:
+        for path in paths:
+            check_training_file(Path(path), model)
+    uploaded = [upload_one(api, Path(path), purpose, wait) for path in paths]
+    if output.resolve_format() == "plain":
+        output.write("\n".join(item["id"] for item in uploaded))
+    else:
+        output.render_list(uploaded, COLUMNS)
+
+
+def check_training_file(path, model: str) -> None:
+    """Refuse data the API would reject, before spending the upload on it."""
+    from oaicli import finetune_data
+    from oaicli.errors import InputError
+    report = finetune_data.analyse(path, model)
+    if report.problems:
+        first = report.problems[0]
+        where = f"line {first.line}: " if first.line else ""
+        more = f" (and {len(report.problems) - 1} more problems)" if len(report.problems) > 1 else ""
+        raise InputError(f"{path} is not valid fine-tune data: {where}{first.message}{more}.",
+                         f"See `oaicli fine-tunes prepare-data {path}` (--fix writes a corrected copy), "
+                         "or pass --no-validate.")
+
+
+def upload_one(api, path, purpose: str, wait: bool) -> dict:
+    from oaicli import output, uploads
+    uploaded = uploads.upload(api, path, purpose)
+    output.notice(f"Uploaded {path.name} as {uploaded.get('id')}.")
+    if wait:
+        uploaded = uploads.wait_processed(api, uploaded["id"], wait_deadline(), sleep=api.sleep)
+    return uploaded
+
+
+def wait_deadline() -> float | None:
+    """--timeout given on the command line also bounds waits and follows (exit 8 when it runs out)."""
+    import time
+
+    from oaicli import options
+    limit = options.flag("timeout")
+    return None if limit is None else time.monotonic() + float(limit)
+
+
+@command(files, "list")
+@click.option("--purpose", type=click.Choice(PURPOSES), help="Only files with this purpose.")
+@list_options
+def list_files(purpose):
+    """List uploaded files, newest first.
+
+    \b
+    Example:
+      oaicli files list --purpose fine-tune --format json | jq -r '.[].id'
+    """
+    from oaicli import client, options, output
+    page = client.from_context().list_all("/files", {"purpose": purpose, "limit": options.flag("limit")},
+                                          fetch_all=bool(options.flag("fetch_all")))
+    output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
+
+
+@command(files, "get")
+@click.argument("file_id")
+def get_file(file_id):
+    """Show one file's details.
+
+    \b
+    Example:
+      oaicli files get file-abc123
+    """
+    from oaicli import client, output
+    output.render_object(client.from_context().get(f"/files/{file_id}"))
+
+
+@command(files, "delete")
+@click.argument("file_id")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_file(file_id, yes):
+    """Delete a file. Asks first on a terminal.
+
+    \b
+    Example:
+      oaicli files delete file-abc123 --yes
+    """
+    from oaicli import client, output, prompts
+    prompts.confirm_or_abort(f"Delete file {file_id}?", yes)
+    output.render_object(client.from_context().delete(f"/files/{file_id}"))
+
+
+@command(files, "content")
+@click.argument("file_id")
+@click.option("-o", "--output", "path", type=click.Path(dir_okay=False, writable=True),
+              help="Write here (atomically: nothing appears unless the download completes); else stdout.")
+def content(file_id, path):
+    """Download a file's content, streamed, with a progress bar on stderr.
+
+    \b
+    Example:
+      oaicli files content file-abc123 -o results.csv
+    """
+    from pathlib import Path
+
+    from oaicli import client, output
+    written = client.from_context().download(f"/files/{file_id}/content", Path(path) if path else None,
+                                             label=file_id)
+    if path:
+        output.notice(f"Wrote {written} bytes to {path}.")
