@@ -91,7 +91,7 @@ class ApiClient:
         return self.request("DELETE", path, **kwargs)
 
     def send(self, method: str, path: str, *, params=None, json=None, data=None, files=None,
-             headers=None) -> httpx.Response:
+             headers=None, timeout: float | None = None) -> httpx.Response:
         """Send with retries and return the open response (the caller reads and closes it).
 
         Retries cover 408, 409, 429, 5xx, connection errors and timeouts. Uploads are streamed
@@ -101,7 +101,8 @@ class ApiClient:
             last = attempt == self.max_retries
             _rewind(files)
             request = self._http.build_request(method, path, params=params, json=json, data=data,
-                                               files=files, headers=headers)
+                                               files=files, headers=headers,
+                                               timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
             self._trace_request(request, json)
             started = time.monotonic()
             try:
