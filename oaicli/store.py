@@ -221,6 +221,11 @@ class Store:
 
     def ensure_session(self, name: str, *, model=None, system=None, kind="named") -> Session:
         """The session, created if new; a given model or system prompt replaces the stored one."""
+        if not name or not name.strip():
+            raise InputError("The session name is empty.")
+        found = self.get_session(name)
+        if found and (model is None or model == found.model) and (system is None or system == found.system):
+            return found  # the common case (every envelope request) needs no write transaction
         now = time.time()
         with self._write() as db:
             db.execute("INSERT INTO sessions (name, kind, model, system, created_at, updated_at) "
@@ -426,6 +431,8 @@ class Store:
 
         A leading system message becomes the session's system prompt. An existing session with turns
         is refused unless `replace` (drop its turns first) or `append` is given."""
+        if not name or not name.strip():
+            raise InputError("The session name is empty.")
         system, turns = _split_messages(messages)
         now = time.time()
         with self._write() as db:

@@ -76,6 +76,15 @@ def test_ensure_session_creates_then_continues(store):
     assert store.get_session("nope") is None
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_session_needs_a_name(store, name):
+    with pytest.raises(InputError, match="name is empty"):
+        store.ensure_session(name)
+    with pytest.raises(InputError, match="name is empty"):
+        store.import_messages(name, [])
+    assert store.list_sessions() == []
+
+
 def test_sessions_are_listed_newest_first_with_envelope_contexts(store):
     trip = store.ensure_session("trip", model="gpt-4o")
     store.ensure_session("envelope:456:123", kind="envelope")
