@@ -41,6 +41,9 @@ CONTEXT_WINDOWS = {
     "gpt-4.1": 1047576,
     "gpt-4.5": 128000,
     "gpt-5": 400000,
+    "gpt-5-chat": 128000,
+    "gpt-oss": 131072,
+    "codex-mini": 200000,
     "o1": 200000,
     "o1-preview": 128000,
     "o1-mini": 128000,
@@ -70,6 +73,8 @@ ENCODINGS = {
     "gpt-4.1": "o200k_base",
     "gpt-4.5": "o200k_base",
     "gpt-5": "o200k_base",
+    "gpt-oss": "o200k_base",  # o200k_harmony: the same ranks, other special tokens
+    "codex-mini": "o200k_base",
     "o1": "o200k_base",
     "o3": "o200k_base",
     "o4": "o200k_base",

@@ -165,7 +165,8 @@ def test_estimated_messages_use_a_larger_overhead():
     ("o1-mini", 128000), ("o3-mini", 200000), ("o4-mini-2025-04-16", 200000), ("text-davinci-003", 4097),
     ("davinci-002", 16384), ("davinci", 2049), ("ft:gpt-4o-mini-2024-07-18:acme::abc123", 128000),
     ("ft:gpt-3.5-turbo-0613:acme:custom:id", 4096), ("davinci:ft-acme-2023-01-01", 2049),
-    ("openai/gpt-4o", 128000), ("GPT-4", 8192),
+    ("openai/gpt-4o", 128000), ("GPT-4", 8192), ("gpt-5-mini", 400000), ("gpt-5-chat-latest", 128000),
+    ("gpt-oss-120b", 131072), ("codex-mini-latest", 200000), ("o1-pro", 200000),
 ])
 def test_context_windows_of_known_models(model, window):
     assert tokens.context_window(model) == window
@@ -180,7 +181,7 @@ def test_unknown_models_get_the_documented_default(model):
     ("gpt-3.5-turbo-0125", "cl100k_base"), ("gpt-3.5-turbo-instruct", "cl100k_base"), ("gpt-4-turbo", "cl100k_base"),
     ("gpt-4o", "o200k_base"), ("gpt-4.1-nano", "o200k_base"), ("o3", "o200k_base"), ("o4-mini", "o200k_base"),
     ("chatgpt-4o-latest", "o200k_base"), ("text-davinci-003", "p50k_base"), ("davinci-002", "cl100k_base"),
-    ("ft:gpt-4o-2024-08-06:acme::x", "o200k_base"), ("davinci", None), ("llama3", None),
+    ("ft:gpt-4o-2024-08-06:acme::x", "o200k_base"), ("gpt-oss-20b", "o200k_base"), ("gpt-5-nano", "o200k_base"), ("davinci", None), ("llama3", None),
 ])
 def test_encoding_per_model(model, encoding):
     assert tokens.encoding_name_for(model) == encoding
