@@ -54,7 +54,9 @@ def list_sessions():
 @click.argument("name")
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N turns.")
 def show_session(name, last):
-    """Show a session's settings and its turns (`--format text` prints the conversation).
+    """Show a session's settings and turns.
+
+    `--format text` prints the conversation as it went.
 
     \b
     Example:
@@ -100,7 +102,9 @@ def _print_conversation(session, turns) -> None:
 @click.option("--request", "as_request", is_flag=True,
               help="Print a whole /v1/chat/completions body: {\"model\": ..., \"messages\": [...]}.")
 def export_session(name, as_request):
-    """Print a session as a Chat Completions messages array (JSON), system prompt first.
+    """Print a session as a messages array (JSON).
+
+    The Chat Completions messages array, system prompt first, ready to POST.
 
     \b
     Example:
@@ -126,7 +130,9 @@ def export_session(name, as_request):
 @click.option("--append", is_flag=True, help="Add to the turns of an existing session.")
 @click.option("-m", "--model", metavar="MODEL", help="The session's model.")
 def import_session(name, file, replace, append, model):
-    """Create a session from a messages array (JSON file, or - for stdin), as `export` prints it.
+    """Create a session from a messages array (JSON).
+
+    FILE (or - for stdin) holds a messages array as `export` prints it.
 
     A leading system message becomes the session's system prompt. A whole request body
     ({"model": ..., "messages": [...]}) is accepted too.
@@ -168,7 +174,9 @@ def _read_messages(file) -> tuple[list, str | None]:
 @click.argument("name")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset_session(name, yes):
-    """Forget a session's turns but keep the session (its name, model and system prompt).
+    """Forget a session's turns but keep the session.
+
+    The name, model and system prompt stay. Asks first on a terminal.
 
     \b
     Example:
@@ -204,9 +212,9 @@ def rename_session(old, new):
 @click.argument("name")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_session(name, yes):
-    """Delete a session and all its turns from the store (the text is erased, not just hidden).
+    """Delete a session and all its turns.
 
-    Asks first on a terminal.
+    The text is erased from the store file, not just hidden. Asks first on a terminal.
 
     \b
     Example:
