@@ -226,6 +226,17 @@ def test_reset_keeps_the_session_and_removes_its_turns(store):
     assert list(store.turns(session.id)) == []
 
 
+def test_reset_erases_the_text_too(tmp_path):
+    secret = "another-unique-sentence-0815"
+    with Store.open(tmp_path / "sessions.db") as opened:
+        session = opened.ensure_session("s")
+        for _ in range(20):
+            exchange(opened, session, secret, "answer")
+        opened.reset("s")
+        on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("sessions.db"))
+        assert secret.encode() not in on_disk
+
+
 def test_rename(store):
     session = store.ensure_session("old")
     store.ensure_session("taken")
