@@ -40,11 +40,13 @@ def system_messages(system: str | None) -> list[dict]:
     return [{"role": "system", "content": system}] if system else []
 
 
-def budget(*, system: str | None, question, counter, context_window: int, answer_tokens: int | None) -> int:
-    """Tokens left for history once the system prompt, the question and the answer room are taken.
+def budget(*, system: str | None, question, counter, context_window: int, answer_tokens: int | None,
+           prefix: list[dict] | None = None) -> int:
+    """Tokens left for history once the system prompt, any fixed `prefix` messages, the question and
+    the answer room are taken.
 
-    Raises InputError when the question (with the system prompt) does not fit at all."""
-    fixed = counter.count_messages(system_messages(system) + question_messages(question))
+    Raises InputError when the question (with the system prompt and prefix) does not fit at all."""
+    fixed = counter.count_messages(system_messages(system) + list(prefix or []) + question_messages(question))
     available = request_budget(context_window, answer_tokens)
     if fixed > available:
         room = answer_room(context_window, answer_tokens)
@@ -71,12 +73,15 @@ def fit_history(history: list[Turn], budget_tokens: int, counter, max_history: i
 
 
 def build_messages(*, system: str | None, history: list[Turn], question, model: str, counter,
-                   context_window: int, answer_tokens: int | None, max_history: int | None) -> list[dict]:
-    """The request's messages: system prompt, the newest whole exchanges that fit, then the question.
+                   context_window: int, answer_tokens: int | None, max_history: int | None,
+                   prefix: list[dict] | None = None) -> list[dict]:
+    """The request's messages: system prompt, `prefix` (fixed messages such as chat's -g ones, always
+    sent), the newest whole exchanges that fit, then the question.
 
     `max_history` caps the number of earlier exchanges (question + answer pairs). Raises InputError
     (exit code 4) when the question alone does not fit; then nothing should be sent."""
     room = budget(system=system, question=question, counter=counter, context_window=context_window,
-                  answer_tokens=answer_tokens)
+                  answer_tokens=answer_tokens, prefix=prefix)
     kept = fit_history(history, room, counter, max_history)
-    return system_messages(system) + [turn.message() for turn in kept] + question_messages(question)
+    return (system_messages(system) + list(prefix or []) + [turn.message() for turn in kept]
+            + question_messages(question))

@@ -155,3 +155,20 @@ def test_unknown_models_trim_by_the_estimate():
     needed = counter.count_messages(full) + 100 + context.MARGIN
     assert build(needed, model="local-model") == full
     assert build(needed - 1, model="local-model") == request(HISTORY[1:])
+
+
+def test_prefix_messages_are_sent_after_the_system_prompt_and_counted():
+    prefix = [{"role": "user", "content": "Answer in French."}, {"role": "assistant", "content": "D'accord."}]
+    full = request(HISTORY)
+    with_prefix = full[:1] + prefix + full[1:]
+    exact = window_for(with_prefix)
+    counter = tokens.counter_for(MODEL)
+
+    def build_with_prefix(window):
+        return context.build_messages(system=SYSTEM, history=history_turns(), question=QUESTION, model=MODEL,
+                                      counter=counter, context_window=window, answer_tokens=100,
+                                      max_history=None, prefix=prefix)
+
+    assert build_with_prefix(exact) == with_prefix
+    trimmed = request(HISTORY[1:])
+    assert build_with_prefix(exact - 1) == trimmed[:1] + prefix + trimmed[1:]
