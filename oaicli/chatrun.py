@@ -182,9 +182,13 @@ class Chat:
             system = self.system if self.system is not None else (session.system if session else None)
             session = store.ensure_session(self.session_name, model=model, system=system)
             context = self.context(model, system)
-            history = context.tail(store, session.id, question)
-            response = self.guarded(lambda: self.ask(context, history, question))
-            context.save(store, session.id, question, response)
+            fresh = not store.count_turns(session.id) and context.fits_uncounted(question)
+            if fresh:  # a first question: no tokenizer to load
+                response = self.guarded(lambda: self.send(context.first_messages(question)))
+            else:
+                history = context.tail(store, session.id, question)
+                response = self.guarded(lambda: self.ask(context, history, question))
+            context.save(store, session.id, question, response, counted=not fresh)
         return response
 
     def context(self, model: str | None = None, system: str | None = None):
@@ -423,5 +427,6 @@ def run_envelope(prompt, opts, model: str) -> int:
             with lock:
                 click.echo(text, err=True)
 
+    engine.warm_up()
     LineRunner(engine, call, write, opts["concurrency"], notice=notice).run(iter(sys.stdin.readline, ""))
     return 0

@@ -15,6 +15,8 @@ COMPLETIONS_MODELS = {"text-davinci-003", "text-davinci-002", "text-davinci-001"
 USER_LABEL = "User:"
 ASSISTANT_LABEL = "Assistant:"
 TRANSCRIPT_STOP = ["\n" + USER_LABEL]
+# More than any tokenizer's per-message overhead (3 or 4) plus the role's tokens.
+PER_MESSAGE_BOUND = 8
 
 
 def completions_only(model: str) -> bool:
@@ -75,9 +77,24 @@ class Context:
         self.extra_messages = extra_messages or []
         self.counter = tokens.counter_for(model)
 
-    def save(self, store, session_id: int, question: str, response: dict, **ids) -> None:
-        """Write the finished exchange in one transaction, with its token counts."""
-        store.add_exchange(session_id, *self.turns(question, response, **ids), counter=self.counter)
+    def save(self, store, session_id: int, question: str, response: dict, *, counted: bool = True, **ids) -> None:
+        """Write the finished exchange in one transaction, with its token counts when they were needed
+        (an uncounted first exchange is counted, and cached, by the next tail)."""
+        store.add_exchange(session_id, *self.turns(question, response, **ids),
+                           counter=self.counter if counted else None)
+
+    def fits_uncounted(self, question: str) -> bool:
+        """Whether system, -g messages and question certainly fit with no history, without a tokenizer
+        (loading one takes about half a second): a token is never shorter than one UTF-8 byte."""
+        from oaicli import context
+        texts = [self.system or "", question] + [str(m.get("content") or "") for m in self.extra_messages]
+        upper = sum(len(text.encode("utf-8")) + PER_MESSAGE_BOUND for text in texts) + 3
+        return upper <= context.request_budget(self.window, self.answer_tokens)
+
+    def first_messages(self, question: str) -> list[dict]:
+        """The messages of a session's first question (no history), when fits_uncounted said so."""
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        return messages + list(self.extra_messages) + [{"role": "user", "content": question}]
 
     def tail(self, store, session_id: int, question: str) -> list:
         """The newest stored turns that can fit, read from the end of the session."""

@@ -50,6 +50,7 @@ class Pending:
     request_body: dict
     session_name: str = ""
     retried: bool = False
+    counted: bool = True  # False: a first question sent without loading the tokenizer
     extra: dict = field(default_factory=dict)
 
 
@@ -82,6 +83,13 @@ class Envelope:
         self.extra_params = dict(extra_params or {})
         self.context = Context(model, system=system, context_window=context_window, answer_tokens=answer_tokens,
                                max_history=max_history)
+
+    def warm_up(self) -> None:
+        """Load the tokenizer in the background (about half a second) while first questions, which need
+        no counting, are already out; later questions then find it ready."""
+        if self.context.counter.exact:
+            threading.Thread(target=self.context.counter.count_text, args=("warm up",), daemon=True,
+                             name="tokenizer-warm-up").start()
 
     def with_store(self, store) -> "Envelope":
         """The same engine on another store connection (one per thread)."""
@@ -145,8 +153,14 @@ class Envelope:
             replay = self._replay(parsed)
             if replay is not None:
                 return replay
-        session = self.store.ensure_session(parsed.session_name, model=self.model, system=self.system,
-                                            kind="envelope")
+        session = self.store.get_session(parsed.session_name)
+        if session is None or not self.store.count_turns(session.id):
+            session = session or self.store.ensure_session(parsed.session_name, model=self.model,
+                                                           system=self.system, kind="envelope")
+            if self.context.fits_uncounted(parsed.question):  # no tokenizer needed for a first question
+                return Pending(parsed.ids, parsed.question, session.id, [],
+                               self._body(self.context.first_messages(parsed.question)), parsed.session_name,
+                               counted=False)
         try:
             history = self.context.tail(self.store, session.id, parsed.question)
             messages = self.context.messages(history, parsed.question)
@@ -191,7 +205,7 @@ class Envelope:
         from oaicli.chatstream import answer_of
         if not completion.get("choices"):
             return response(Codes.UPSTREAM_FAILED, "the API answered without any choice", pending.ids)
-        self.context.save(self.store, pending.session_id, pending.question, completion,
+        self.context.save(self.store, pending.session_id, pending.question, completion, counted=pending.counted,
                           question_id=pending.ids["question_id"], user_id=pending.ids["user_id"])
         return response(Codes.OK, "ok", {**pending.ids, "answer": answer_of(completion),
                                          "model": completion.get("model") or self.model,

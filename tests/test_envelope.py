@@ -237,3 +237,23 @@ def test_envelope_refuses_a_prompt_and_completions_models(fake, invoke):
     result = invoke("chat", "--envelope", "-m", "text-davinci-003", input="")
     assert result.exit_code == 2 and "completions-only" in result.stderr
     assert invoke("chat", "--concurrency", "3", "hi").exit_code == 2
+
+
+def test_a_first_question_goes_out_without_loading_the_tokenizer(engine, monkeypatch):
+    from oaicli import tokens
+    monkeypatch.setattr(tokens, "_encodings", {})
+    pending = engine.begin(engine.parse(line("short")))
+    assert pending.request_body["messages"] == [{"role": "user", "content": "short"}]
+    assert tokens._encodings == {}  # nothing loaded for a question that fits by its byte count
+    engine.finish(pending, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]})
+    follow = engine.begin(engine.parse(line("next")))
+    assert [m["content"] for m in follow.request_body["messages"]] == ["short", "ok", "next"]
+    assert "cl100k_base" in tokens._encodings  # history is counted exactly
+
+
+def test_a_first_question_too_big_for_the_byte_bound_is_counted(home):
+    from oaicli.store import Store
+    with Store.open(home / "sessions.db") as store:
+        engine = Envelope(store, model="gpt-3.5-turbo", system=None, context_window=100)
+        assert engine.begin(engine.parse(line("word " * 30))).request_body["messages"][0]["content"] == "word " * 30
+        assert engine.begin(engine.parse(line("word " * 90, user_id="u2")))["code"] == Codes.CONTEXT_TOO_LONG
