@@ -182,13 +182,9 @@ class Chat:
             system = self.system if self.system is not None else (session.system if session else None)
             session = store.ensure_session(self.session_name, model=model, system=system)
             context = self.context(model, system)
-            fresh = not store.count_turns(session.id) and context.fits_uncounted(question)
-            if fresh:  # a first question: no tokenizer to load
-                response = self.guarded(lambda: self.send(context.first_messages(question)))
-            else:
-                history = context.tail(store, session.id, question)
-                response = self.guarded(lambda: self.ask(context, history, question))
-            context.save(store, session.id, question, response, counted=not fresh)
+            history = context.tail(store, session.id, question)
+            response = self.guarded(lambda: self.ask(context, history, question))
+            context.save(store, session.id, question, response)
         return response
 
     def context(self, model: str | None = None, system: str | None = None):
