@@ -6,6 +6,7 @@ and `serve` answer alike. This adds the HTTP side's needs: which request a writt
 the upstream time and error (for Server-Timing and the 502/504 choice), and no saving once shutdown
 gave up on an answer."""
 
+import itertools
 import threading
 import time
 
@@ -44,8 +45,9 @@ class GatedStore:
 
 
 class Exchanger:
-    def __init__(self, engine, client, notice=None):
-        """`engine`: the Envelope (stream=False); a streaming twin is made from it for SSE requests."""
+    def __init__(self, engine, clients: list, notice=None):
+        """`engine`: the Envelope (stream=False); a streaming twin is made from it for SSE requests.
+        `clients`: ApiClients; each worker thread keeps to one of them (see main.py for why several)."""
         from oaicli.chatrun import Requester
         from oaicli.envelope import LineRunner
         self.store = GatedStore(engine.store)
@@ -54,7 +56,8 @@ class Exchanger:
         streaming = plain.with_store(self.store)
         streaming.stream = True
         self.parser = plain
-        self.requester = Requester(client)
+        self._requesters = [Requester(client) for client in clients]
+        self._next_requester = itertools.count()
         self._local = threading.local()
         self._counter = threading.Lock()
         self.active = 0  # answers being worked on in threads, whatever became of their HTTP requests
@@ -88,11 +91,14 @@ class Exchanger:
     def _call(self, body: dict, on_delta) -> dict:
         """The API call the envelope asked for (chat's Requester); deltas go to the HTTP stream."""
         local = self._local
+        requester = getattr(local, "requester", None)
+        if requester is None:
+            requester = local.requester = self._requesters[next(self._next_requester) % len(self._requesters)]
         started = time.perf_counter()
         try:
             if on_delta is None:
-                return self.requester(body)
-            return self.requester(body, lambda event, pieces: self._deltas(pieces, on_delta))
+                return requester(body)
+            return requester(body, lambda event, pieces: self._deltas(pieces, on_delta))
         except Exception as error:
             local.error = error
             raise

@@ -7,6 +7,7 @@ import click
 from oaicli.errors import ExitCode, OaicliError, redact
 
 DEFAULT_MODEL = "gpt-3.5-turbo"
+CONNECTIONS_PER_CLIENT = 8
 
 
 def start(*, host: str, port: int, token: str | None, envelope_options: dict, max_body: int, workers: int,
@@ -29,10 +30,13 @@ def start(*, host: str, port: int, token: str | None, envelope_options: dict, ma
     store = Store.open()
     engine = Envelope(store, model=model, extra_params={k: v for k, v in params.items() if v is not None},
                       **envelope_options)
-    # One client for every worker: httpx.Client is thread-safe, and a pool as large as the worker
-    # count keeps one warm upstream connection per context being answered.
-    client = ApiClient(settings, max_connections=workers)
-    exchanger = Exchanger(engine, client, notice=_notice(settings))
+    # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
+    # pool does work quadratic in its size on every request (ConnectionPool._assign_requests_to_
+    # connections), which at 128 connections ate most of the CPU; so the workers share several
+    # small clients instead of one big one.
+    shards = -(-workers // CONNECTIONS_PER_CLIENT)
+    clients = [ApiClient(settings, max_connections=-(-workers // shards)) for _ in range(shards)]
+    exchanger = Exchanger(engine, clients, notice=_notice(settings))
     service = app_module.Service(exchanger, token=token, max_body=max_body, workers=workers)
     sock = run_module.bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
@@ -43,7 +47,8 @@ def start(*, host: str, port: int, token: str | None, envelope_options: dict, ma
         return run_module.run(app_module.create_app(service), sock, shutdown_timeout=shutdown_timeout,
                               verbose=settings.verbose, close=exchanger.close, busy=lambda: exchanger.active)
     finally:
-        client.close()
+        for client in clients:
+            client.close()
         store.close()
 
 
