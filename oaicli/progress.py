@@ -26,9 +26,20 @@ def progress_bar(total: int | None, label: str):
         yield _NoBar()
         return
     from tqdm import tqdm
+    # A terminal that reports a 0x0 size (a fresh pty, some CI runners) would get no bar at all.
+    sized = _columns() > 0
     with tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-              mininterval=0.1, file=sys.stderr, leave=True, dynamic_ncols=True) as bar:
+              mininterval=0.1, file=sys.stderr, leave=True, dynamic_ncols=sized,
+              ncols=None if sized else 80, nrows=None if sized else 24) as bar:
         yield bar
+
+
+def _columns() -> int:
+    import os
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 class ProgressReader:
