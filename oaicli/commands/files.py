@@ -50,6 +50,11 @@ def upload(paths, purpose, wait, no_validate, model):
         output.render_list(uploaded, COLUMNS)
 
 
+for _param in upload.params:
+    if _param.name == "timeout":
+        _param.help = "Request timeout; with --wait also the longest wait for processing (exit 8)."
+
+
 def check_training_file(path, model: str) -> None:
     """Refuse data the API would reject, before spending the upload on it."""
     from oaicli import finetune_data

@@ -5,7 +5,8 @@ file hashed (sha256) and counted; contents up to KEEP_LIMIT bytes are also kept 
 checks and downloads. `add_file(server, ...)` puts a file in the store directly, optionally one of
 any size whose content is generated on download (`size=`), or that drops mid-download (`drop_at=`).
 State knobs: `file_process_polls` (GETs before a new file is "processed"), `file_error` (status_details
-of a file that fails processing).
+of a file that fails processing), `fail_parts` (numbers of the upload parts, counted as they arrive,
+that get a 500 after being read).
 """
 
 import hashlib
@@ -203,6 +204,9 @@ def _install_uploads(server, state):
         if upload is None:
             return reply.error(404, "No such upload")
         fields = parse_multipart(request)
+        state["parts_received"] = state.get("parts_received", 0) + 1
+        if state["parts_received"] in state.get("fail_parts", ()):
+            return reply.error(500, "The part was lost", type="server_error")
         if not isinstance(fields.get("data"), tuple):
             return reply.error(400, "Missing data", param="data")
         part_id = f"part_{next(_ids):06d}"
