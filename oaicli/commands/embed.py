@@ -27,7 +27,7 @@ def _output_path(ctx, param, value):
               help="How the API sends vectors; base64 is smaller on the wire and decoded to floats here.")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Requests in flight at once.")
-@click.option("--batch-size", type=click.IntRange(1, 2048), default=2048, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 2048), default=256, show_default=True,
               help="Inputs per request (also capped at 300,000 tokens, counted as bytes).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               callback=_output_path, help="Also write the vectors to FILE.npy or FILE.csv (then stdout stays empty).")

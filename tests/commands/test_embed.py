@@ -35,7 +35,9 @@ def test_order_is_kept_under_concurrency_retries_and_a_drop(fake, invoke, tmp_pa
     fake.state["embedding_delays"] = {"line 0": 0.3, "line 5": 0.15}  # early batches finish last
     fake.queue("POST", "/v1/embeddings", Scripted(status=500, body={"error": {"message": "boom"}}),
                Scripted(drop=True), Scripted(status=429, body={"error": {"message": "slow down"}}))
-    result = invoke("embed", "-i", tmp_path / "in.txt", "--batch-size", "5", "-c", "4", "--format", "jsonl")
+    # up to all three failures may land on one batch: allow enough retries for that
+    result = invoke("embed", "-i", tmp_path / "in.txt", "--batch-size", "5", "-c", "4", "--format", "jsonl",
+                    "--max-retries", "3")
     assert result.exit_code == 0, result.stderr
     assert [(r["index"], r["input"], r["embedding"]) for r in jsonl(result.stdout)] == \
         [(i, text, vector_for(text)) for i, text in enumerate(lines)]
@@ -54,11 +56,19 @@ def test_a_batch_that_keeps_failing_stops_the_run_with_the_api_error(fake, invok
 
 
 def test_inputs_beyond_2048_are_split(fake, invoke):
-    result = invoke("embed", "--format", "jsonl", "-c", "1", input="".join(f"t{i}\n" for i in range(2050)))
+    result = invoke("embed", "--format", "jsonl", "-c", "1", "--batch-size", "2048",
+                    input="".join(f"t{i}\n" for i in range(2050)))
     assert result.exit_code == 0, result.stderr
     sizes = [len(call.json()["input"]) for call in fake.calls("POST", "/v1/embeddings")]
     assert sizes == [2048, 2]
     assert [r["index"] for r in jsonl(result.stdout)] == list(range(2050))
+
+
+def test_default_batches_are_256_and_the_api_limit_cannot_be_exceeded(fake, invoke):
+    result = invoke("embed", "--format", "jsonl", "-c", "1", input="".join(f"t{i}\n" for i in range(300)))
+    assert [len(call.json()["input"]) for call in fake.calls("POST", "/v1/embeddings")] == [256, 44]
+    too_big = invoke("embed", "x", "--batch-size", "2049")
+    assert too_big.exit_code == ExitCode.USAGE and "2049 is not in the range 1<=x<=2048" in too_big.stderr
 
 
 def test_the_token_cap_splits_long_inputs(fake, invoke):

@@ -44,13 +44,21 @@ def image_bytes(prompt: str, index: int, size: int | None = None) -> bytes:
 def install(server):
     server.state.setdefault("images", {})
 
+    encoded = {}  # benchmarks ask for the same large images again and again
+
+    def b64(prompt: str, index: int, content: bytes) -> str:
+        key = (prompt, index, len(content))
+        if key not in encoded:
+            encoded[key] = base64.b64encode(content).decode()
+        return encoded[key]
+
     def answer(request, reply, prompt: str, n: int, response_format: str):
         data = []
         for index in range(n):
             content = image_bytes(prompt, index, server.state.get("image_size"))
             item = {"revised_prompt": prompt} if prompt else {}
             if response_format == "b64_json":
-                item["b64_json"] = base64.b64encode(content).decode()
+                item["b64_json"] = b64(prompt, index, content)
             else:
                 name = f"img-{hashlib.sha256(content).hexdigest()[:16]}.png"
                 server.state["images"][name] = content
