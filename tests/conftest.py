@@ -46,7 +46,17 @@ class Invoker:
     def __call__(self, *args, input=None, env=None, **kwargs):
         from oaicli.cli import cli
         runner = CliRunner()
-        return runner.invoke(cli, [str(a) for a in args], input=input, env=env, obj=dict(self.obj), **kwargs)
+        result = runner.invoke(cli, [str(a) for a in args], input=input, env=env, obj=dict(self.obj), **kwargs)
+        assert_no_key(result.stdout, result.stderr)
+        return result
+
+
+def assert_no_key(*outputs) -> None:
+    """The API key is never printed, in any test: every run through `invoke` and `run_process` checks."""
+    for text in outputs:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        assert TEST_KEY not in (text or ""), "the API key was printed"
 
 
 @pytest.fixture
@@ -57,5 +67,7 @@ def invoke() -> Invoker:
 def run_process(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.CompletedProcess:
     """Run `python -m oaicli` as a real process (for exit codes, pipes, signals and several processes)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "oaicli", *map(str, args)], input=input, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    result = subprocess.run([sys.executable, "-m", "oaicli", *map(str, args)], input=input, env=full_env,
+                            capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    assert_no_key(result.stdout, result.stderr)
+    return result

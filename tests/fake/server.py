@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+EAGER_BODY = 16 << 20
+
 ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes"]
 
 
@@ -49,6 +51,10 @@ class Request:
 
     def iter_body(self, chunk_size: int = 1 << 20):
         """Stream the body without holding it (for large uploads)."""
+        if self._body is not None:  # already read (small bodies are, to record them)
+            for start in range(0, len(self._body), chunk_size):
+                yield self._body[start:start + chunk_size]
+            return
         remaining = self.length
         while remaining > 0:
             chunk = self._handler.rfile.read(min(chunk_size, remaining))
@@ -265,9 +271,14 @@ class Handler(BaseHTTPRequestHandler):
             match = pattern.match(request.path)
             if route_method == method and match:
                 request.match = match
+                # Recorded before answering: a test looks at the calls as soon as its client has the answer.
+                # Bodies up to EAGER_BODY are read for that first; bigger ones stay streamable (iter_body).
+                eager = request.length <= EAGER_BODY
+                recorded = self._record(request, request.body if eager else b"")
                 if getattr(handler, "public", False) or self._authorized(request, reply):
                     handler(request, reply)
-                self._record(request, request.body)
+                if not eager:
+                    recorded.body = request.body
                 return
         self._record(request, request.body)
         reply.error(404, f"Unknown path {method} {request.path}", code="unknown_url")
@@ -284,9 +295,11 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def _record(self, request: Request, body: bytes):
+    def _record(self, request: Request, body: bytes) -> Recorded:
+        recorded = Recorded(request.method, request.path, request.query, request.headers, body)
         with self.fake.lock:
-            self.fake.requests.append(Recorded(request.method, request.path, request.query, request.headers, body))
+            self.fake.requests.append(recorded)
+        return recorded
 
     def _next_scripted(self, method: str, path: str):
         with self.fake.lock:
