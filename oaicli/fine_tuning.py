@@ -149,7 +149,7 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
         except (NetworkError, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
                 raise
-            output.notice(f"Lost contact with the server ({exc.message}); trying again in {delay:.0f}s.")
+            output.notice(f"Lost contact with the server ({exc.message.rstrip('.')}); trying again in {delay:.0f}s.")
             fresh, job = [], None
         for event in fresh:
             emit(event)

@@ -4,7 +4,8 @@ A job plays a script: a list of steps, each adding events and maybe changing the
 played each time the job is read (GET of the job), or every `state["ft_polls_per_step"]` reads, so a
 follower sees events appear over time deterministically, whatever its backoff. A job whose script
 has run out and is not finished stays idle (for the follow CPU benchmark). `add_job(server, ...)`
-makes a job with any script; `step(...)` makes one step.
+makes a job with any script; `step(...)` makes one step. `state["events_failures"]` drops or fails
+chosen events reads, for reconnection tests.
 """
 
 import itertools
@@ -150,8 +151,20 @@ def install(server):
             _advance(server, record)
             reply.json(record["job"])
 
+    def failed(reply) -> bool:
+        """`state["events_failures"]`: {n: "drop" or a status} fails the n-th events read (any job)."""
+        state["events_reads"] = state.get("events_reads", 0) + 1
+        failure = state.get("events_failures", {}).get(state["events_reads"])
+        if failure == "drop":
+            reply.drop()
+        elif failure:
+            reply.error(failure, "The server is busy", type="server_error")
+        return bool(failure)
+
     @server.route("GET", "/v1/fine_tuning/jobs/(?P<id>[^/]+)/events")
     def job_events(request, reply):
+        if failed(reply):
+            return
         record = found(request, reply, "fine_tuning.job")
         if record:
             reply.json(_page(list(reversed(record["events"])), request.query, key="id", default_limit=20))
@@ -193,6 +206,8 @@ def install(server):
 
     @server.route("GET", "/v1/fine-tunes/(?P<id>[^/]+)/events")
     def legacy_events(request, reply):
+        if failed(reply):
+            return
         record = found(request, reply, "fine-tune")
         if record and request.query.get("stream") == "true":
             return reply.sse(record["events"])
