@@ -102,7 +102,9 @@ def run(client, body: dict, source: Iterable[Batch], writer, concurrency: int, b
         while window:
             count += _drain_one(window, writer, bar)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # On an error (a failed batch, a closed pipe, Ctrl-C) queued batches are dropped, and the
+        # requests already in flight finish before the caller closes the shared client under them.
+        pool.shutdown(wait=True, cancel_futures=True)
     return count
 
 

@@ -179,3 +179,19 @@ def test_output_must_be_npy_or_csv(fake, invoke, tmp_path):
     assert result.exit_code == ExitCode.USAGE
     assert "must end in .npy or .csv" in result.stderr
     assert not fake.calls()
+
+
+def test_a_closed_pipe_stops_cleanly(fake, tmp_path):
+    """`oaicli embed ... | head -1`: in-flight batches finish before the client closes, so no retry noise."""
+    import subprocess
+    import sys
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"line {i}\n" for i in range(20_000)))
+    process = subprocess.Popen([sys.executable, "-m", "oaicli", "embed", "-i", str(source), "--format", "jsonl",
+                                "--batch-size", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(process.stdout.readline())["index"] == 0
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == ExitCode.FAILURE
+    assert "Retrying" not in stderr and "Bad file descriptor" not in stderr and "Traceback" not in stderr
+    assert len(fake.calls("POST", "/v1/embeddings")) < 200  # it stopped early
