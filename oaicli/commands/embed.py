@@ -34,8 +34,9 @@ def _output_path(ctx, param, value):
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
               help="Element type of a .npy output.")
 def embed(texts, input_file, field, model, dimensions, encoding_format, concurrency, batch_size, output, dtype):
-    """Embed texts: each TEXT, each line of --input-file, or each line of standard input.
+    """Embed texts from arguments, a file or standard input.
 
+    Each TEXT, each line of --input-file, or each line of standard input is one input.
     Large inputs are read as a stream, split into batches within the API's limits, sent
     --concurrency at a time (each batch retried on its own), and written in input order as
     they complete. Blank lines are skipped. --format jsonl prints {index, input, embedding}
