@@ -195,3 +195,18 @@ def test_a_closed_pipe_stops_cleanly(fake, tmp_path):
     assert process.wait(60) == ExitCode.FAILURE
     assert "Retrying" not in stderr and "Bad file descriptor" not in stderr and "Traceback" not in stderr
     assert len(fake.calls("POST", "/v1/embeddings")) < 200  # it stopped early
+
+
+def test_jsonl_streams_batches_as_they_complete(fake, tmp_path):
+    """The first batch is on stdout while a later one is still being answered."""
+    import subprocess
+    import sys
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"line {i}\n" for i in range(30)))
+    fake.state["embedding_delays"] = {"line 20": 1.5}
+    process = subprocess.Popen([sys.executable, "-m", "oaicli", "embed", "-i", str(source), "--format", "jsonl",
+                                "--batch-size", "10", "-c", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(process.stdout.readline())["index"] == 0
+    assert process.poll() is None  # the third batch is still waiting on the server
+    rest = process.stdout.read().splitlines()
+    assert process.wait(30) == 0 and json.loads(rest[-1])["index"] == 29
