@@ -12,7 +12,7 @@ import click
 import httpx
 
 from oaicli import settings as settings_module
-from oaicli.errors import ApiError, NetworkError, StreamError, redact
+from oaicli.errors import ApiError, ConfigError, NetworkError, StreamError, redact
 from oaicli.sse import SSEParser
 
 RETRYABLE_STATUSES = {408, 409, 429, 500, 502, 503, 504}
@@ -276,6 +276,15 @@ def _verify_for(base_url: str):
             "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")):
         import ssl
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA loaded: any https redirect fails safely
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:  # a corporate CA bundle: load it here, so a bad path is one clear line
+        import ssl
+        try:
+            return ssl.create_default_context(cafile=cafile or None, capath=None if cafile else capath)
+        except (OSError, ssl.SSLError) as exc:
+            variable = f"SSL_CERT_FILE={cafile}" if cafile else f"SSL_CERT_DIR={capath}"
+            raise ConfigError(f"Cannot load the certificates in {variable}: {exc.strerror or exc}.",
+                              "Point it at a PEM file of CA certificates, or unset it.") from exc
     return True
 
 

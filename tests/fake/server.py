@@ -216,10 +216,12 @@ class FakeOpenAI:
         return [r for r in self.requests if (method is None or r.method == method)
                 and (path is None or r.path == path)]
 
+    tls = None  # an ssl.SSLContext (server side) set before start() serves HTTPS
+
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}/v1"
 
     def start(self) -> "FakeOpenAI":
         server = self
@@ -234,6 +236,8 @@ class FakeOpenAI:
         self._httpd.request_queue_size = 1024
         self._httpd.server_bind()
         self._httpd.server_activate()
+        if self.tls:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         # A short poll interval: stop() waits for it, and every loopback test stops a server.
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
