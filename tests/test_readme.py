@@ -1,0 +1,33 @@
+"""The README's shell snippets marked `<!-- runnable -->` run, as written, against the loopback fake."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_no_key
+
+MARKED = re.compile(r"<!-- runnable -->\n```(?:sh|bash)\n(.*?)```", re.S)
+SNIPPETS = MARKED.findall((REPO / "README.md").read_text(encoding="utf-8"))
+
+
+def test_the_readme_marks_snippets():
+    assert len(SNIPPETS) >= 3
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.splitlines()[0][:40] for s in SNIPPETS])
+def test_snippet_runs(snippet, fake, tmp_path):
+    for tool in ("jq", "grep"):
+        if re.search(rf"\b{tool}\b", snippet) and not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    bin_dir = Path(sys.executable).parent  # `oaicli` as the README's reader has it: the installed script
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", snippet], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{snippet}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert "Error" not in result.stderr
+    assert_no_key(result.stdout, result.stderr)
