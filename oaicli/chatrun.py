@@ -180,10 +180,11 @@ class Chat:
             session = store.get_session(self.session_name)
             model = self.opts["model"] or (session.model if session else None) or self.model
             system = self.system if self.system is not None else (session.system if session else None)
-            session = store.ensure_session(self.session_name, model=model, system=system)
             context = self.context(model, system)
-            history = context.tail(store, session.id, question)
+            history = context.tail(store, session.id, question) if session else []
             response = self.guarded(lambda: self.ask(context, history, question))
+            # Created (or its model and system updated) only now: a failed turn leaves no trace at all.
+            session = store.ensure_session(self.session_name, model=model, system=system)
             context.save(store, session.id, question, response)
         return response
 

@@ -45,7 +45,7 @@ class Parsed:
 class Pending:
     ids: dict
     question: str
-    session_id: int
+    session_id: int | None  # None: a new context, created when its first answer is saved
     history: list
     request_body: dict
     session_name: str = ""
@@ -153,20 +153,19 @@ class Envelope:
             replay = self._replay(parsed)
             if replay is not None:
                 return replay
-        session = self.store.get_session(parsed.session_name)
+        session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
+        session_id = session.id if session else None
         if session is None or not self.store.count_turns(session.id):
-            session = session or self.store.ensure_session(parsed.session_name, model=self.model,
-                                                           system=self.system, kind="envelope")
             if self.context.fits_uncounted(parsed.question):  # no tokenizer needed for a first question
-                return Pending(parsed.ids, parsed.question, session.id, [],
+                return Pending(parsed.ids, parsed.question, session_id, [],
                                self._body(self.context.first_messages(parsed.question)), parsed.session_name,
                                counted=False)
         try:
-            history = self.context.tail(self.store, session.id, parsed.question)
+            history = self.context.tail(self.store, session.id, parsed.question) if session else []
             messages = self.context.messages(history, parsed.question)
         except InputError as exc:
             return response(Codes.CONTEXT_TOO_LONG, exc.message, parsed.ids)
-        return Pending(parsed.ids, parsed.question, session.id, history, self._body(messages),
+        return Pending(parsed.ids, parsed.question, session_id, history, self._body(messages),
                        parsed.session_name)
 
     def _replay(self, parsed: Parsed) -> dict | None:
@@ -205,6 +204,9 @@ class Envelope:
         from oaicli.chatstream import answer_of
         if not completion.get("choices"):
             return response(Codes.UPSTREAM_FAILED, "the API answered without any choice", pending.ids)
+        if pending.session_id is None:
+            pending.session_id = self.store.ensure_session(pending.session_name, model=self.model,
+                                                           system=self.system, kind="envelope").id
         self.context.save(self.store, pending.session_id, pending.question, completion, counted=pending.counted,
                           question_id=pending.ids["question_id"], user_id=pending.ids["user_id"])
         return response(Codes.OK, "ok", {**pending.ids, "answer": answer_of(completion),

@@ -257,3 +257,11 @@ def test_a_first_question_too_big_for_the_byte_bound_is_counted(home):
         engine = Envelope(store, model="gpt-3.5-turbo", system=None, context_window=100)
         assert engine.begin(engine.parse(line("word " * 30))).request_body["messages"][0]["content"] == "word " * 30
         assert engine.begin(engine.parse(line("word " * 90, user_id="u2")))["code"] == Codes.CONTEXT_TOO_LONG
+
+
+def test_a_failed_first_question_creates_no_context(fake, invoke):
+    fake.queue("POST", "/v1/chat/completions", Scripted(400, {"error": {"message": "nope"}}))
+    run(invoke, line("refused"))
+    from oaicli.store import Store
+    with Store.open() as store:
+        assert store.get_session("envelope:g1:u1") is None

@@ -378,3 +378,34 @@ def test_interactive_ctrl_c_cancels_the_answer_and_stays_in_the_loop(fake, home)
     assert result.returncode == 0, result.output
     assert "Cancelled: the turn was not saved" in result.output
     assert stored("tty") == [{"role": "user", "content": "second"}, {"role": "assistant", "content": "echo: second"}]
+
+
+# SSE edge cases, end to end
+
+def _sse_body(*events, sep=b"\n\n"):
+    return b"".join((b"data: " + (e if isinstance(e, bytes) else json.dumps(e).encode()) + sep) for e in events)
+
+
+def _delta(text):
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+
+def test_crlf_events_comments_and_keep_alives_are_handled(fake, invoke):
+    body = (b": keep-alive\r\n\r\n" + _sse_body(_delta("Hel"), sep=b"\r\n\r\n") + b"data: \r\n\r\n"
+            + _sse_body(_delta("lo"), b"[DONE]", sep=b"\r\n\r\n"))
+    fake.queue("POST", "/v1/chat/completions", Scripted(raw=body, content_type="text/event-stream"))
+    result = invoke("chat", "--session", "s", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Hello\n"
+    assert stored("s")[-1] == {"role": "assistant", "content": "Hello"}
+
+
+def test_an_error_event_mid_stream_fails_and_saves_nothing(fake, invoke):
+    body = _sse_body(_delta("partial "), {"error": {"message": "The server is overloaded", "type": "server_error"}})
+    fake.queue("POST", "/v1/chat/completions", Scripted(raw=body, content_type="text/event-stream"))
+    result = invoke("chat", "--session", "s", "hi")
+    assert result.exit_code == 5
+    assert "overloaded" in result.stderr and "not saved" in result.stderr
+    assert result.stdout.startswith("partial")
+    assert stored("s") is None  # a failed first turn does not even create the session
