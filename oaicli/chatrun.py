@@ -40,7 +40,9 @@ def main(prompt, opts) -> int:
 
 
 def _refuse_envelope_options(opts) -> None:
-    given = [name for name in ENVELOPE_ONLY if opts[name] not in (None, False, 1, 32000)]
+    from click.core import ParameterSource
+    ctx = click.get_current_context()
+    given = [name for name in ENVELOPE_ONLY if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
     if given:
         raise click.UsageError(f"--{given[0].replace('_', '-')} only applies with --envelope.")
 

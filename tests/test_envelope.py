@@ -237,6 +237,9 @@ def test_envelope_refuses_a_prompt_and_completions_models(fake, invoke):
     result = invoke("chat", "--envelope", "-m", "text-davinci-003", input="")
     assert result.exit_code == 2 and "completions-only" in result.stderr
     assert invoke("chat", "--concurrency", "3", "hi").exit_code == 2
+    assert invoke("chat", "--concurrency", "1", "hi").exit_code == 2  # given, even at its default
+    assert invoke("chat", "--group-shared", "hi").exit_code == 2
+    assert fake.calls("POST") == []
 
 
 def test_a_first_question_goes_out_without_loading_the_tokenizer(engine, monkeypatch):
