@@ -22,24 +22,15 @@ import json
 import os
 import re
 import select
-import statistics
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-KEY = "sk-bench-0123456789abcdef0123456789abcdef"
-FAKE = """
-import sys, time
-sys.path.insert(0, {repo!r})
-from tests.fake.server import FakeOpenAI
-server = FakeOpenAI().start()
-server.state["answer_delay"] = {delay}
-print(server.url, flush=True)
-sys.stdin.read()
-"""
+import _common
+
+KEY = _common.TEST_KEY
 
 
 class Connection:
@@ -133,22 +124,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_fake(delay: float) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-c", FAKE.format(repo=str(REPO), delay=delay)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return process, process.stdout.readline().strip()
-
-
-def start_serve(fake_url: str, home: str, workers: int) -> tuple[subprocess.Popen, str, int]:
-    env = {**os.environ, "OAICLI_HOME": home, "OPENAI_BASE_URL": fake_url, "OPENAI_API_KEY": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "oaicli", "serve", "--port", "0", "--workers", str(workers)],
-                               cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+def start_serve(fake_url: str, workers: int) -> tuple[subprocess.Popen, str, int]:
+    process = subprocess.Popen(_common.oaicli("serve", "--port", "0", "--workers", str(workers)),
+                               cwd=_common.REPO, env=_common.env_for(fake_url), stderr=subprocess.PIPE, text=True)
     ready, _, _ = select.select([process.stderr], [], [], 30)
     line = process.stderr.readline() if ready else ""
     match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
     if not match:
         process.kill()
         raise SystemExit(f"serve did not start: {line!r}")
+    threading.Thread(target=process.stderr.read, daemon=True).start()  # never let its stderr fill up
     return process, match.group(1), int(match.group(2))
 
 
@@ -183,11 +168,15 @@ async def main() -> None:
     parser.add_argument("--time-limit", type=float, default=300)
     args = parser.parse_args()
     deadline = time.monotonic() + args.time_limit
-    fake, fake_url = start_fake(args.delay)
+    with _common.fake_server(state={"answer_delay": args.delay}) as fake_url:
+        await run(args, fake_url, deadline)
+
+
+async def run(args, fake_url: str, deadline: float) -> None:
     fake_host, fake_port = re.match(r"http://([\d.]+):(\d+)", fake_url).groups()
-    home = tempfile.mkdtemp(prefix="oaicli-serve-bench-")
-    serve, host, port = start_serve(fake_url, home, args.workers)
+    serve, host, port = start_serve(fake_url, args.workers)
     try:
+        print(_common.describe_machine())
         print(f"{args.clients} clients over {args.contexts} contexts, {args.requests} requests per round, "
               f"answers take {args.delay * 1000:.0f} ms; ideal {args.contexts / args.delay:.0f} req/s")
         auth = f"Authorization: Bearer {KEY}\r\n"
@@ -196,8 +185,9 @@ async def main() -> None:
                                                     deadline, auth)
         report(f"baseline, straight to the fake ({args.contexts} clients)", base, base_errors, base_seconds,
                server_view=False)
-        await load(host, port, "/v1/envelope", envelope, args.clients, args.contexts, args.clients, "warmup",
-                   deadline)
+        # Warm-up: two answers per context, so the token encoding is loaded and the pools are full.
+        await load(host, port, "/v1/envelope", envelope, args.clients, args.contexts, 2 * args.clients,
+                   "warmup", deadline)
         memory = [("after warm-up", rss_kib(serve.pid))]
         result = None
         for round_number in (1, 2):
@@ -217,9 +207,8 @@ async def main() -> None:
             print(f"goal: added p50 < 5 ms, p99 < 25 ms -> p50 {result[0] * 1000:.2f} ms, p99 {result[1] * 1000:.2f} ms")
     finally:
         serve.terminate()
+        print(serve.stderr.read()[-300:])
         serve.wait(30)
-        fake.stdin.close()
-        fake.wait(10)
 
 
 if __name__ == "__main__":
