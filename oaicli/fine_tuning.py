@@ -33,14 +33,15 @@ class JobsApi:
 
     def new_events(self, api, job_id: str, seen: set, **kwargs) -> list[dict]:
         """Re-read the newest page; page back with `after` only while a whole page is new."""
-        fresh, params = [], {"limit": EVENTS_PAGE}
+        fresh, params, fresh_ids = [], {"limit": EVENTS_PAGE}, set()
         while True:
             page = api.get(f"{self.base}/{job_id}/events", params=params, **kwargs)
             items = page.get("data", [])
             for event in items:
-                if event.get("id") in seen:
+                if event.get("id") in seen or event.get("id") in fresh_ids:  # a server repeating a page
                     return self._mark(fresh, seen)
                 fresh.append(event)
+                fresh_ids.add(event.get("id"))
             if not page.get("has_more") or not items:
                 return self._mark(fresh, seen)
             params = {"limit": EVENTS_PAGE, "after": items[-1]["id"]}
@@ -149,7 +150,8 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
         except (NetworkError, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
                 raise
-            output.notice(f"Lost contact with the server ({exc.message.rstrip('.')}); trying again in {delay:.0f}s.")
+            output.notice(f"Lost contact with the server ({exc.message.rstrip('.')}); "
+                          f"trying again in {delay:.0f}s.")
             fresh, job = [], None
         for event in fresh:
             emit(event)

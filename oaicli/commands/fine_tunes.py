@@ -235,16 +235,19 @@ def events(job_id, api_name):
 @command(fine_tunes, "checkpoints")
 @click.argument("job_id")
 @list_options
-def checkpoints(job_id):
+@api_option
+def checkpoints(job_id, api_name):
     """List a job's checkpoints (jobs API).
 
     \b
     Example:
       oaicli fine-tunes checkpoints ftjob-abc123
     """
-    from oaicli import client, options, output
-    page = client.from_context().list_all(f"/fine_tuning/jobs/{job_id}/checkpoints",
-                                          {"limit": options.flag("limit")}, bool(options.flag("fetch_all")))
+    from oaicli import options, output
+    api, flavour = _flavour(api_name, job_id)
+    _only_jobs(flavour, "checkpoints")
+    page = api.list_all(f"{flavour.base}/{job_id}/checkpoints", {"limit": options.flag("limit")},
+                        bool(options.flag("fetch_all")))
     output.render_list(page, CHECKPOINT_COLUMNS, raw=bool(options.flag("raw")))
 
 

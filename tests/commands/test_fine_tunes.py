@@ -244,3 +244,18 @@ def test_events_checkpoints_results_and_delete(invoke, fake, tmp_path):
     deleted = invoke("fine-tunes", "delete", model, "--yes", "--format", "json")
     assert json.loads(deleted.stdout)["deleted"] is True
     assert model not in [m["id"] for m in fake.state["models"]]
+
+
+def test_follow_survives_a_server_that_repeats_its_events_page(invoke):
+    """A page whose `after` cursor leads back to itself must not loop forever or print twice."""
+    import httpx
+
+    def handler(request):
+        if request.url.path.endswith("/events"):
+            return httpx.Response(200, json={"object": "list", "has_more": True, "data": [
+                {"id": "ev1", "created_at": 0, "message": "only once"}]})
+        return httpx.Response(200, json={"id": "ftjob-1", "status": "running"})
+
+    invoke.obj["transport"] = httpx.MockTransport(handler)
+    result = invoke("fine-tunes", "follow", "ftjob-1", "--timeout", "0.3", env={"OPENAI_API_KEY": "sk-x"})
+    assert result.exit_code == 8 and messages_of(result.stdout) == ["only once"]
