@@ -160,10 +160,10 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
             return job
         delay = MIN_DELAY if fresh or status != last_status else min(delay * 1.6, MAX_DELAY)
         last_status = status
-        if deadline is not None and time.monotonic() + delay > deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             raise OaicliError(f"Job {job_id} is still {status or 'unreachable'} after the --timeout.",
                               f"Resume with `oaicli fine-tunes follow {job_id}`.", exit_code=ExitCode.TIMEOUT)
-        sleep(delay)
+        sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
 
 
 def outcome(job: dict) -> None:
