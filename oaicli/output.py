@@ -14,10 +14,24 @@ MAX_CELL = 60
 
 def resolve_format() -> str:
     from oaicli import settings
-    chosen = settings.current().format
-    if chosen:
-        return chosen
-    return "table" if sys.stdout.isatty() else "json"
+    current = settings.current()
+    chosen = current.format
+    if not chosen:
+        return "table" if sys.stdout.isatty() else "json"
+    allowed = _formats_of_this_command()
+    if allowed and chosen not in allowed:  # from OAICLI_FORMAT or a profile: Click checked the flag
+        from oaicli.errors import ConfigError
+        raise ConfigError(f"Format {chosen!r} ({current.source('format')}) is not one of {', '.join(allowed)}.",
+                          "Pass --format, or fix OAICLI_FORMAT or the profile's format.")
+    return chosen
+
+
+def _formats_of_this_command() -> tuple[str, ...] | None:
+    ctx = click.get_current_context(silent=True)
+    for param in ctx.command.params if ctx else ():
+        if param.name == "format" and isinstance(param.type, click.Choice):
+            return tuple(param.type.choices)
+    return None
 
 
 def color_enabled(stream=None) -> bool:

@@ -72,6 +72,15 @@ def test_oaicli_format_env_sets_the_default_and_the_flag_wins(served, monkeypatc
     assert isinstance(json.loads(served("models", "list", "--format", "json").stdout), list)
 
 
+def test_unknown_default_format_is_one_clear_line(served, monkeypatch):
+    monkeypatch.setenv("OAICLI_FORMAT", "yaml")
+    result = served("models", "list")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr == ("Error: Format 'yaml' (env OAICLI_FORMAT) is not one of table, json, jsonl. "
+                             "Pass --format, or fix OAICLI_FORMAT or the profile's format.\n")
+    assert json.loads(served("models", "list", "--format", "json").stdout)  # the flag still wins
+
+
 def test_profile_format_is_a_default(served, home):
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text('[profiles.default]\nformat = "table"\n')
