@@ -234,7 +234,11 @@ class Chat:
         if not self.completions:
             return {"model": self.model, "messages": messages, **self.params}
         from oaicli.conversation import TRANSCRIPT_STOP, transcript
-        stop = (list(self.params.get("stop") or []) + TRANSCRIPT_STOP)[:4]
+        room = 4 - len(TRANSCRIPT_STOP)  # the API takes 4 stop sequences; the transcript needs its own
+        mine = list(self.params.get("stop") or [])
+        if len(mine) > room:
+            self.notice(f"The transcript needs a stop sequence of its own; only your first {room} --stop are sent.")
+        stop = mine[:room] + TRANSCRIPT_STOP
         body = {"model": self.model, "prompt": transcript(messages), **self.params, "stop": stop}
         body.pop("response_format", None)
         body.pop("max_completion_tokens", None)

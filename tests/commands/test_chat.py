@@ -409,3 +409,10 @@ def test_an_error_event_mid_stream_fails_and_saves_nothing(fake, invoke):
     assert "overloaded" in result.stderr and "not saved" in result.stderr
     assert result.stdout.startswith("partial")
     assert stored("s") is None  # a failed first turn does not even create the session
+
+
+def test_the_transcript_keeps_its_stop_sequence_when_four_are_given(fake, invoke):
+    result = invoke("chat", "--api", "completions", "--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "hi")
+    assert result.exit_code == 0
+    assert bodies(fake, "/v1/completions")[0]["stop"] == ["a", "b", "c", "\nUser:"]
+    assert "only your first 3 --stop are sent" in result.stderr
