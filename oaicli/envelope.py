@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 VERSION = "1.0.0"
 SPOKEN_MAJOR = "1"
@@ -51,7 +51,6 @@ class Pending:
     session_name: str = ""
     retried: bool = False
     counted: bool = True  # False: a first question sent without loading the tokenizer
-    extra: dict = field(default_factory=dict)
 
 
 def response(code: int, msg: str, data: dict | None = None) -> dict:
