@@ -33,8 +33,9 @@ class Report:
     examples: int = 0
     total_tokens: int = 0
     problems: list[Problem] = field(default_factory=list)
-    # Line numbers of examples that pass every check; --fix writes exactly these.
-    good_lines: list[int] = field(default_factory=list)
+    valid: int = 0
+    # Line numbers of examples with problems (usually few); --fix writes every other example.
+    bad_lines: set[int] = field(default_factory=set)
 
     @property
     def token_limit(self) -> int:
@@ -47,7 +48,7 @@ class Report:
 
     def as_dict(self) -> dict:
         return {"file": str(self.path), "model": self.model, "format": self.format, "lines": self.lines,
-                "examples": self.examples, "valid_examples": len(self.good_lines),
+                "examples": self.examples, "valid_examples": self.valid,
                 "total_tokens": self.total_tokens, "token_limit": self.token_limit,
                 "estimated_cost_per_epoch_usd": self.cost_per_epoch,
                 "problems": [{"line": p.line, "message": p.message} for p in self.problems]}
@@ -69,10 +70,10 @@ def token_counter(model: str):
 
 
 def analyse(path: Path, model: str) -> Report:
-    """Check every line; memory holds one line at a time plus a 16-byte digest per example for duplicates."""
+    """Check every line; memory holds one line at a time plus an 8-byte digest per example for duplicates."""
     report = Report(Path(path), model)
     count = token_counter(model)
-    seen: dict[bytes, int] = {}
+    seen: dict[int, int] = {}
     with open(path, "rb") as source:
         for number, raw in enumerate(source, start=1):
             report.lines = number
@@ -81,8 +82,10 @@ def analyse(path: Path, model: str) -> Report:
             report.examples += 1
             problems = _check_line(raw, report, count, seen, number)
             report.problems.extend(Problem(number, message) for message in problems)
-            if not problems:
-                report.good_lines.append(number)
+            if problems:
+                report.bad_lines.add(number)
+            else:
+                report.valid += 1
     if report.examples == 0:
         report.problems.append(Problem(0, "the file holds no examples"))
     return report
@@ -104,7 +107,8 @@ def _check_line(raw: bytes, report: Report, count, seen: dict, number: int) -> l
     problems = _check_chat(example) if kind == "chat" else _check_legacy(example)
     if problems:
         return problems
-    digest = hashlib.blake2b(json.dumps(example, sort_keys=True).encode(), digest_size=16).digest()
+    digest = int.from_bytes(hashlib.blake2b(json.dumps(example, sort_keys=True).encode(), digest_size=8).digest(),
+                            "big")
     if digest in seen:
         return [f"duplicate of line {seen[digest]}"]
     seen[digest] = number
@@ -190,9 +194,8 @@ def write_fixed(report: Report) -> Path:
     """Copy only the examples that passed, byte for byte, to a new file beside the original."""
     from oaicli.files_io import atomic_writer
     destination = fixed_path(report.path)
-    keep = set(report.good_lines)
     with open(report.path, "rb") as source, atomic_writer(destination) as sink:
         for number, raw in enumerate(source, start=1):
-            if number in keep:
+            if raw.strip() and number not in report.bad_lines:
                 sink.write(raw if raw.endswith(b"\n") else raw + b"\n")
     return destination

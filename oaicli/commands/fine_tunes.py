@@ -376,7 +376,7 @@ def prepare_data(path, model, fix):
     from oaicli import finetune_data, output
     from oaicli.errors import InputError
     report = finetune_data.analyse(path, model)
-    fixed = finetune_data.write_fixed(report) if fix and report.problems and report.good_lines else None
+    fixed = finetune_data.write_fixed(report) if fix and report.problems and report.valid else None
     summary = {**report.as_dict(), "fixed_file": str(fixed) if fixed else None}
     if output.resolve_format() in ("json", "jsonl"):
         (output.write(output.dumps(summary)) if output.resolve_format() == "json"
