@@ -34,6 +34,9 @@ def oaicli(*args) -> list[str]:
 def env_for(url: str | None = None, **extra) -> dict:
     """A clean environment for oaicli children: a throwaway OAICLI_HOME, the fake's URL and a test key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OAICLI_"))}
+    # Measure what users get: byte-code caches written (the warm-up rounds write any that are stale).
+    # With PYTHONDONTWRITEBYTECODE set, every module edited since its last .pyc compiles on each run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["OAICLI_HOME"] = extra.pop("OAICLI_HOME", None) or _scratch_home()
     if url:
         env.update(OPENAI_BASE_URL=url, OPENAI_API_KEY=TEST_KEY)

@@ -114,9 +114,40 @@ def cli():
     """
 
 
+class LazyCommands(dict):
+    """The root's name -> command table. A command's module is imported the first time the command is
+    looked up, so `oaicli models list` (and its --help) imports models alone; `oaicli --help`, which
+    lists every command with its summary, imports them all. The name is the attribute with `_` as `-`
+    (fine_tunes -> fine-tunes), or a third item in the COMMANDS entry; tests/test_docs.py checks it."""
+
+    def __init__(self, entries):
+        super().__init__()
+        self.where = {}
+        for module_name, attribute, *name in entries:
+            key = name[0] if name else attribute.replace("_", "-")
+            self.where[key] = (module_name, attribute)
+            super().__setitem__(key, None)
+
+    def __getitem__(self, name):
+        command = super().__getitem__(name)
+        if command is None:
+            module_name, attribute = self.where[name]
+            command = getattr(importlib.import_module(module_name), attribute)
+            super().__setitem__(name, command)
+        return command
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def values(self):
+        return [self[name] for name in self]
+
+    def items(self):
+        return [(name, self[name]) for name in self]
+
+
 def _register() -> None:
-    for module_name, attribute in COMMANDS:
-        cli.add_command(getattr(importlib.import_module(module_name), attribute))
+    cli.commands = LazyCommands(COMMANDS)
 
 
 _register()

@@ -126,3 +126,11 @@ def test_completion_script_for_the_readme_line():
     assert "_oaicli_completion()" in result.stdout and "complete -o nosort -F _oaicli_completion oaicli" in \
         result.stdout
     assert 'eval "$(_OAICLI_COMPLETE=bash_source oaicli)"' in (REPO / "README.md").read_text()
+
+
+def test_every_registered_command_has_the_name_it_is_listed_under():
+    from oaicli.cli import COMMANDS, LazyCommands
+    table = LazyCommands(COMMANDS)
+    assert len(table) == len(COMMANDS), "two COMMANDS entries map to one name"
+    for name in list(table):
+        assert table[name].name == name, f"{table.where[name]} is listed as {name!r} but is named {table[name].name!r}"

@@ -54,3 +54,11 @@ def test_no_command_help_in_the_tree_imports_heavy_modules():
     assert "models list" in report and "" in report
     offenders = {path: modules for path, modules in report.items() if modules}
     assert offenders == {}, f"--help imported heavy modules (first offender first): {offenders}"
+
+
+def test_a_command_imports_only_its_own_module():
+    code = ("import sys\nfrom oaicli.cli import cli\n"
+            "cli.main(['models', 'list', '--help'], prog_name='oaicli', standalone_mode=False)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('oaicli.commands.')))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "['oaicli.commands.models']", result.stderr
