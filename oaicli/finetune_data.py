@@ -16,6 +16,7 @@ TRAINING_PRICES = {"gpt-4.1-nano": 1.5, "gpt-4.1-mini": 5.0, "gpt-4.1": 25.0, "g
 TOKEN_LIMITS = {"gpt-4.1": 65536, "gpt-4o": 65536, "gpt-3.5-turbo": 16385, "davinci-002": 16384,
                 "babbage-002": 16384, "davinci": 2048, "curie": 2048, "babbage": 2048, "ada": 2048}
 DEFAULT_TOKEN_LIMIT = 65536
+UNKNOWN_KEY = ": a key the API does not know"
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Report:
     valid: int = 0
     # Line numbers of examples with problems (usually few); --fix writes every other example.
     bad_lines: set[int] = field(default_factory=set)
+    # Examples whose only fault is keys the API does not know: line -> the example without them.
+    repairs: dict[int, str] = field(default_factory=dict)
 
     @property
     def token_limit(self) -> int:
@@ -49,6 +52,7 @@ class Report:
     def as_dict(self) -> dict:
         return {"file": str(self.path), "model": self.model, "format": self.format, "lines": self.lines,
                 "examples": self.examples, "valid_examples": self.valid,
+                "repairable_examples": len(self.repairs),
                 "total_tokens": self.total_tokens, "token_limit": self.token_limit,
                 "estimated_cost_per_epoch_usd": self.cost_per_epoch,
                 "problems": [{"line": p.line, "message": p.message} for p in self.problems]}
@@ -82,10 +86,10 @@ def analyse(path: Path, model: str) -> Report:
             report.examples += 1
             problems = _check_line(raw, report, count, seen, number)
             report.problems.extend(Problem(number, message) for message in problems)
-            if problems:
-                report.bad_lines.add(number)
-            else:
+            if not problems:
                 report.valid += 1
+            elif number not in report.repairs:
+                report.bad_lines.add(number)
     if report.examples == 0:
         report.problems.append(Problem(0, "the file holds no examples"))
     return report
@@ -105,8 +109,31 @@ def _check_line(raw: bytes, report: Report, count, seen: dict, number: int) -> l
     if kind != report.format:
         return [f"a {kind} example in a {report.format} file (the first example decides the format)"]
     problems = _check_chat(example) if kind == "chat" else _check_legacy(example)
+    if problems and all(p.endswith(UNKNOWN_KEY) for p in problems):
+        return _repair(example, kind, problems, report, count, seen, number)
     if problems:
         return problems
+    return _check_unique_and_size(example, kind, report, count, seen, number)
+
+
+def _repair(example: dict, kind: str, problems: list[str], report: Report, count, seen, number: int) -> list[str]:
+    """Drop the unknown keys; if nothing else is wrong, --fix writes the example without them."""
+    cleaned = _without_unknown_keys(example, kind)
+    rest = _check_unique_and_size(cleaned, kind, report, count, seen, number)
+    if not rest:
+        report.repairs[number] = json.dumps(cleaned, ensure_ascii=False)
+    return [f"{p} (--fix removes it)" for p in problems] + rest
+
+
+def _without_unknown_keys(example: dict, kind: str) -> dict:
+    if kind == "prompt-completion":
+        return {k: v for k, v in example.items() if k in LEGACY_KEYS}
+    cleaned = {k: v for k, v in example.items() if k in CHAT_KEYS}
+    cleaned["messages"] = [{k: v for k, v in m.items() if k in MESSAGE_KEYS} for m in example["messages"]]
+    return cleaned
+
+
+def _check_unique_and_size(example: dict, kind: str, report: Report, count, seen: dict, number: int) -> list[str]:
     digest = int.from_bytes(hashlib.blake2b(json.dumps(example, sort_keys=True).encode(), digest_size=8).digest(),
                             "big")
     if digest in seen:
@@ -120,7 +147,7 @@ def _check_line(raw: bytes, report: Report, count, seen: dict, number: int) -> l
 
 
 def _check_chat(example: dict) -> list[str]:
-    problems = [f'unexpected key "{key}"' for key in example if key not in CHAT_KEYS]
+    problems = [f'"{key}"{UNKNOWN_KEY}' for key in example if key not in CHAT_KEYS]
     messages = example["messages"]
     if not isinstance(messages, list) or not messages:
         return problems + ['"messages" must be a non-empty list']
@@ -134,7 +161,7 @@ def _check_chat(example: dict) -> list[str]:
 def _check_message(message) -> list[str]:
     if not isinstance(message, dict):
         return ["must be an object"]
-    problems = [f'unexpected key "{key}"' for key in message if key not in MESSAGE_KEYS]
+    problems = [f'"{key}"{UNKNOWN_KEY}' for key in message if key not in MESSAGE_KEYS]
     role, content = message.get("role"), message.get("content")
     if role not in CHAT_ROLES:
         problems.append(f"unknown role {role!r} (expected one of {', '.join(sorted(CHAT_ROLES))})")
@@ -151,7 +178,7 @@ def _check_message(message) -> list[str]:
 
 
 def _check_legacy(example: dict) -> list[str]:
-    problems = [f'unexpected key "{key}"' for key in example if key not in LEGACY_KEYS]
+    problems = [f'"{key}"{UNKNOWN_KEY}' for key in example if key not in LEGACY_KEYS]
     for key in ("prompt", "completion"):
         if key not in example:
             problems.append(f'missing "{key}"')
@@ -191,11 +218,13 @@ def fixed_path(path: Path) -> Path:
 
 
 def write_fixed(report: Report) -> Path:
-    """Copy only the examples that passed, byte for byte, to a new file beside the original."""
+    """Copy the examples that passed, byte for byte, and the repaired ones, to a new file beside the original."""
     from oaicli.files_io import atomic_writer
     destination = fixed_path(report.path)
     with open(report.path, "rb") as source, atomic_writer(destination) as sink:
         for number, raw in enumerate(source, start=1):
-            if raw.strip() and number not in report.bad_lines:
+            if number in report.repairs:
+                sink.write(report.repairs[number].encode() + b"\n")
+            elif raw.strip() and number not in report.bad_lines:
                 sink.write(raw if raw.endswith(b"\n") else raw + b"\n")
     return destination

@@ -73,7 +73,7 @@ def test_legacy_problems(tmp_path):
     report = finetune_data.analyse(write(tmp_path, {"prompt": "x"}, {"prompt": "x", "completion": 3},
                                          {"prompt": "x", "completion": " ", "extra": 1}), "curie")
     assert problems(report) == [(1, 'missing "completion"'), (2, '"completion" must be a string, not int'),
-                                (3, 'unexpected key "extra"'), (3, "empty completion")]
+                                (3, '"extra": a key the API does not know'), (3, "empty completion")]
 
 
 def test_an_empty_file_is_a_problem(tmp_path):
@@ -115,4 +115,18 @@ def test_prepare_data_fix_exits_0_with_the_corrected_copy(invoke, tmp_path):
 
 def test_prepare_data_on_a_good_file_exits_0(invoke, tmp_path):
     result = invoke("fine-tunes", "prepare-data", write(tmp_path, CHAT), "--format", "table")
-    assert result.exit_code == 0 and "1 valid, 0 problem(s)" in result.stdout and result.stderr == ""
+    assert result.exit_code == 0 and "1 valid, 0 repairable by --fix, 0 problem(s)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_fix_removes_keys_the_api_does_not_know(tmp_path):
+    noisy = {"id": 7, "messages": [{"role": "user", "content": "Hi", "ts": 1}, {"role": "assistant", "content": "Yo"}]}
+    path = write(tmp_path, noisy, "{bad")
+    report = finetune_data.analyse(path, "gpt-4o-mini")
+    assert problems(report) == [(1, '"id": a key the API does not know (--fix removes it)'),
+                                (1, 'message 1: "ts": a key the API does not know (--fix removes it)'),
+                                (2, "not valid JSON (Expecting property name enclosed in double quotes at column 2)")]
+    assert report.valid == 0 and report.total_tokens > 0
+    fixed = finetune_data.write_fixed(report)
+    assert json.loads(fixed.read_text()) == {"messages": [{"role": "user", "content": "Hi"},
+                                                          {"role": "assistant", "content": "Yo"}]}

@@ -359,7 +359,8 @@ def _follow(api, flavour, job_id: str) -> int:
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("-m", "--model", default="gpt-4o-mini-2024-07-18", show_default=True,
               help="Model whose token limit and price apply.")
-@click.option("--fix", is_flag=True, help="Write the valid examples to FILE's stem + .fixed.jsonl (never overwrites).")
+@click.option("--fix", is_flag=True, help="Write the valid examples, unknown keys removed, to FILE's stem + "
+              ".fixed.jsonl (never overwrites).")
 def prepare_data(path, model, fix):
     """Check JSONL training data line by line.
 
@@ -376,7 +377,8 @@ def prepare_data(path, model, fix):
     from oaicli import finetune_data, output
     from oaicli.errors import InputError
     report = finetune_data.analyse(path, model)
-    fixed = finetune_data.write_fixed(report) if fix and report.problems and report.valid else None
+    fixed = finetune_data.write_fixed(report) if fix and report.problems and (report.valid or report.repairs) \
+        else None
     summary = {**report.as_dict(), "fixed_file": str(fixed) if fixed else None}
     if output.resolve_format() in ("json", "jsonl"):
         (output.write(output.dumps(summary)) if output.resolve_format() == "json"
@@ -393,11 +395,13 @@ def _report_text(summary: dict) -> str:
     cost = summary["estimated_cost_per_epoch_usd"]
     lines += [
         f"{summary['file']}: {summary['format'] or 'unknown'} format, {summary['examples']} examples, "
-        f"{summary['valid_examples']} valid, {len(summary['problems'])} problem(s).",
+        f"{summary['valid_examples']} valid, {summary['repairable_examples']} repairable by --fix, "
+        f"{len(summary['problems'])} problem(s).",
         f"Training tokens: {summary['total_tokens']} per epoch (valid examples; limit "
         f"{summary['token_limit']} per example for {summary['model']}).",
         f"Estimated cost per epoch: {'$%.4f' % cost if cost is not None else 'unknown for this model'}.",
     ]
     if summary["fixed_file"]:
-        lines.append(f"Wrote the {summary['valid_examples']} valid examples to {summary['fixed_file']}.")
+        kept = summary["valid_examples"] + summary["repairable_examples"]
+        lines.append(f"Wrote {kept} examples (valid or repaired) to {summary['fixed_file']}.")
     return "\n".join(lines)

@@ -162,8 +162,15 @@ def test_an_interrupted_download_leaves_nothing_at_the_target(invoke, fake, tmp_
     target = tmp_path / "big.bin"
     result = invoke("files", "content", record["id"], "-o", target)
     assert result.exit_code == 5 and "download broke off" in result.stderr
-    assert list(tmp_path.iterdir()) == [tmp_path / "oaicli-home"] or not target.exists()
     assert not target.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_an_interrupted_download_keeps_the_old_file(invoke, fake, tmp_path):
+    record = add_file(fake, size=5_000_000, drop_at=1_000_000)
+    target = tmp_path / "results.csv"
+    target.write_text("yesterday's results")
+    assert invoke("files", "content", record["id"], "-o", target).exit_code == 5
+    assert target.read_text() == "yesterday's results"
 
 
 def test_list_get_and_delete(invoke, fake):
