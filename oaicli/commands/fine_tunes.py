@@ -113,6 +113,9 @@ def _file_id(api, value: str, model: str, no_validate: bool) -> str:
     from oaicli.commands import files
     path = Path(value)
     if not path.is_file():
+        if "/" in value or value.endswith((".jsonl", ".json")):
+            from oaicli.errors import InputError
+            raise InputError(f"No such file: {value}.", "Give a local JSONL file or an uploaded file's ID.")
         return value
     if not no_validate:
         files.check_training_file(path, model)

@@ -101,6 +101,12 @@ def test_create_from_a_bad_local_file_sends_nothing(invoke, fake, tmp_path):
     assert fake.calls("POST") == []
 
 
+def test_create_with_a_missing_local_file_says_so(invoke, fake):
+    result = invoke("fine-tunes", "create", "--training-file", "data/missing.jsonl")
+    assert result.exit_code == 4 and "No such file: data/missing.jsonl" in result.stderr
+    assert fake.calls("POST") == []
+
+
 # follow
 
 def test_follow_prints_each_event_once_oldest_first_and_the_model(invoke, fake):
