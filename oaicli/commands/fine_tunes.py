@@ -83,11 +83,16 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
     _check_api_options(flavour, params)
     model = model or settings.current().default_model(
         "fine-tunes", "curie" if flavour.name == "legacy" else "gpt-4o-mini-2024-07-18")
-    body = {"model": model, "training_file": _file_id(api, training_file, model, no_validate)}
-    if validation_file:
-        body["validation_file"] = _file_id(api, validation_file, model, no_validate)
-    body.update(_legacy_body(params) if flavour.name == "legacy" else _jobs_body(params))
-    job = api.post(flavour.base, json=body)
+    extra = _legacy_body(params) if flavour.name == "legacy" else _jobs_body(params)
+    files = {"training_file": training_file, "validation_file": validation_file}
+    local = {key: _local_path(value) for key, value in files.items() if value}
+    if not no_validate:  # check every local file before uploading any
+        for path in filter(None, local.values()):
+            _files_module().check_training_file(path, model)
+    body = {"model": model}
+    for key, path in local.items():
+        body[key] = _files_module().upload_one(api, path, "fine-tune", wait=True)["id"] if path else files[key]
+    job = api.post(flavour.base, json={**body, **extra})
     if follow_job:
         output.notice(f"Created {job['id']}; following it (Ctrl-C stops following, the job goes on).")
         return _follow(api, flavour, job["id"])
@@ -106,20 +111,20 @@ def _check_api_options(flavour, params: dict) -> None:
                              "Choose the API with --api jobs or --api legacy.")
 
 
-def _file_id(api, value: str, model: str, no_validate: bool) -> str:
-    """A local path is checked, uploaded with progress and waited for; anything else is a file ID."""
+def _local_path(value: str):
+    """A local file to upload, or None when the value is a file ID; a missing path is an error."""
     from pathlib import Path
+    if Path(value).is_file():
+        return Path(value)
+    if "/" in value or value.endswith((".jsonl", ".json")):
+        from oaicli.errors import InputError
+        raise InputError(f"No such file: {value}.", "Give a local JSONL file or an uploaded file's ID.")
+    return None
 
+
+def _files_module():
     from oaicli.commands import files
-    path = Path(value)
-    if not path.is_file():
-        if "/" in value or value.endswith((".jsonl", ".json")):
-            from oaicli.errors import InputError
-            raise InputError(f"No such file: {value}.", "Give a local JSONL file or an uploaded file's ID.")
-        return value
-    if not no_validate:
-        files.check_training_file(path, model)
-    return files.upload_one(api, path, "fine-tune", wait=True)["id"]
+    return files
 
 
 def _hyperparameters(params: dict) -> dict:

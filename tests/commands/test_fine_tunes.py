@@ -101,6 +101,15 @@ def test_create_from_a_bad_local_file_sends_nothing(invoke, fake, tmp_path):
     assert fake.calls("POST") == []
 
 
+def test_both_local_files_are_checked_before_either_is_uploaded(invoke, fake, tmp_path):
+    good, bad = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
+    good.write_text(CHAT_LINE)
+    bad.write_text("{oops\n")
+    result = invoke("fine-tunes", "create", "--training-file", good, "--validation-file", bad)
+    assert result.exit_code == 4 and "valid.jsonl is not valid fine-tune data: line 1" in result.stderr
+    assert fake.calls("POST") == []
+
+
 def test_create_with_a_missing_local_file_says_so(invoke, fake):
     result = invoke("fine-tunes", "create", "--training-file", "data/missing.jsonl")
     assert result.exit_code == 4 and "No such file: data/missing.jsonl" in result.stderr
