@@ -158,9 +158,9 @@ def test_dropped_every_time_is_exit_5(invoke, fake):
 
 
 def test_timeout_then_success(fake):
-    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=3))
+    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=5))
     sleeps = []
-    answer = make_client(fake, sleeps, timeout=0.3).get("/models")
+    answer = make_client(fake, sleeps, timeout=1.0).get("/models")  # 1 s: the retry must not time out too
     assert len(answer["data"]) == 4 and len(sleeps) == 1
 
 
