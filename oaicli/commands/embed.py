@@ -54,7 +54,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
             "encoding_format": encoding_format}
     if dimensions:
         body["dimensions"] = dimensions
-    with _inputs(texts, input_file, field) as (inputs, total):
+    with _open_inputs(texts, input_file, field) as (inputs, total):
         source = _non_empty(embedding.batches(inputs, max_inputs=batch_size))
         api = client.from_context()
         if output:
@@ -94,39 +94,42 @@ def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
 
 
 def _bar(total):
-    from oaicli.progress import _NoBar, progress_bar
     import contextlib
+    from oaicli.progress import progress_bar
     if total is None:  # a handful of TEXT arguments: no bar
-        return contextlib.nullcontext(_NoBar())
+        return contextlib.nullcontext(_Uncounted())
     return progress_bar(total or None, "Embedding")
 
 
-class _inputs:
-    """The inputs as (text, bytes) pairs plus their total size for the bar (0 when unknown)."""
+class _Uncounted:
+    def update(self, amount: int) -> None:
+        pass
 
-    def __init__(self, texts, input_file, field):
-        self.texts, self.input_file, self.field = texts, input_file, field
-        self.handle = None
 
-    def __enter__(self):
-        import os
-        import sys
-        from oaicli import embedding
-        from oaicli.errors import InputError
-        if self.texts:
-            if self.input_file:
-                raise click.UsageError("Give TEXT arguments or --input-file, not both.")
-            return ((text, len(text)) for text in self.texts if text.strip()), None
-        if self.input_file in (None, "-"):
-            if self.input_file is None and sys.stdin.isatty():
-                raise InputError("Nothing to embed: give TEXT arguments, --input-file, or pipe lines on stdin.")
-            return embedding.lines_of(sys.stdin.buffer, self.field, "standard input"), 0
+def _open_inputs(texts, input_file, field):
+    import contextlib
+    return contextlib.contextmanager(_inputs)(texts, input_file, field)
+
+
+def _inputs(texts, input_file, field):
+    """Yield the inputs as (text, bytes) pairs and their total size for the bar (0 when unknown,
+    None for TEXT arguments); an input file stays open until the run ends."""
+    import os
+    import sys
+    from oaicli import embedding
+    from oaicli.errors import InputError
+    if texts:
+        if input_file:
+            raise click.UsageError("Give TEXT arguments or --input-file, not both.")
+        yield ((text, len(text)) for text in texts if text.strip()), None
+    elif input_file in (None, "-"):
+        if input_file is None and sys.stdin.isatty():
+            raise InputError("Nothing to embed: give TEXT arguments, --input-file, or pipe lines on stdin.")
+        yield embedding.lines_of(sys.stdin.buffer, field, "standard input"), 0
+    else:
         try:
-            self.handle = open(self.input_file, "rb")
+            handle = open(input_file, "rb")
         except OSError as exc:
-            raise InputError(f"Cannot read {self.input_file}: {exc.strerror}.")
-        return embedding.lines_of(self.handle, self.field, self.input_file), os.fstat(self.handle.fileno()).st_size
-
-    def __exit__(self, *exc):
-        if self.handle:
-            self.handle.close()
+            raise InputError(f"Cannot read {input_file}: {exc.strerror}.")
+        with handle:
+            yield embedding.lines_of(handle, field, input_file), os.fstat(handle.fileno()).st_size

@@ -210,3 +210,12 @@ def test_jsonl_streams_batches_as_they_complete(fake, tmp_path):
     assert process.poll() is None  # the third batch is still waiting on the server
     rest = process.stdout.read().splitlines()
     assert process.wait(30) == 0 and json.loads(rest[-1])["index"] == 29
+
+
+@pytest.mark.parametrize("args,message", [(["a", "-i", "x.txt"], "Give TEXT arguments or --input-file, not both."),
+                                          (["a", "--field", "text"], "--field needs --input-file.")])
+def test_conflicting_sources_are_usage_errors(fake, invoke, args, message):
+    result = invoke("embed", *args)
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+    assert not fake.calls()
