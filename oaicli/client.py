@@ -230,7 +230,7 @@ class ApiClient:
             total = int(response.headers.get("content-length") or 0) or None
             with progress_bar(total, label) as bar:
                 if destination is None:
-                    return _copy(response, click.get_binary_stream("stdout"), bar)
+                    return _copy(response, _binary_stdout(), bar)
                 return _write_atomically(response, destination, bar)
         except httpx.TransportError as exc:
             raise NetworkError(f"The download broke off: {_describe(exc)}.",
@@ -395,6 +395,13 @@ def _widen_socket_reads() -> None:
         HTTP11Connection.READ_NUM_BYTES = max(HTTP11Connection.READ_NUM_BYTES, 1 << 20)
     except (ImportError, AttributeError):
         pass
+
+
+def _binary_stdout():
+    """stdout's byte stream (click.get_binary_stream is deprecated), after any text already written."""
+    import sys
+    sys.stdout.flush()
+    return sys.stdout.buffer
 
 
 def _write_atomically(response: httpx.Response, destination: Path, bar) -> int:
