@@ -97,8 +97,11 @@ def _remembered() -> dict:
 def _remember(base_url: str, name: str) -> None:
     from oaicli.files_io import atomic_writer
     known = {**_remembered(), base_url: name}
-    with atomic_writer(remembered_path(), "w") as sink:
-        sink.write(json.dumps(known, indent=2) + "\n")
+    try:
+        with atomic_writer(remembered_path(), "w") as sink:
+            sink.write(json.dumps(known, indent=2) + "\n")
+    except OSError:
+        pass  # a read-only home only costs a probe next time
 
 
 def choose(api, requested: str, job_id: str | None = None):
