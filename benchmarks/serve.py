@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import select
 import subprocess
@@ -71,15 +72,22 @@ def chat_body(user: str, number: int) -> bytes:
         {"role": "user", "content": f"question {number} from {user}"}]}).encode()
 
 
-async def load(host, port, path, make_body, clients, contexts, total, prefix, deadline, headers=""):
-    """Run `clients` clients until `total` requests were sent; returns per-request samples and errors."""
+async def load(host, port, path, make_body, clients, contexts, total, prefix, deadline, headers="", spread=0.0):
+    """Run `clients` clients until `total` requests were sent; returns per-request samples and errors.
+
+    Each client starts at a random moment within `spread` seconds. Started all at once, the clients
+    would stay in lockstep (every answer takes the same time), and every request would arrive in a burst
+    with hundreds of others: a test of bursts, not of the server's added latency."""
     samples, errors = [], []
     issued = 0
+    randomness = random.Random(7)
+    offsets = [randomness.uniform(0, spread) for _ in range(clients)]
 
     async def client(index: int) -> None:
         nonlocal issued
         connection = Connection(host, port)
         user = f"{prefix}-{index % contexts}"
+        await asyncio.sleep(offsets[index])
         try:
             while issued < total and time.monotonic() < deadline:
                 issued += 1
@@ -182,7 +190,7 @@ async def run(args, fake_url: str, deadline: float) -> None:
         auth = f"Authorization: Bearer {KEY}\r\n"
         base, base_errors, base_seconds = await load(fake_host, int(fake_port), "/v1/chat/completions", chat_body,
                                                     args.contexts, args.contexts, args.requests, "direct",
-                                                    deadline, auth)
+                                                    deadline, auth, spread=args.delay)
         report(f"baseline, straight to the fake ({args.contexts} clients)", base, base_errors, base_seconds,
                server_view=False)
         # Warm-up: two answers per context, so the token encoding is loaded and the pools are full.
@@ -193,7 +201,8 @@ async def run(args, fake_url: str, deadline: float) -> None:
         for round_number in (1, 2):
             cpu_before = cpu_seconds(serve.pid)
             samples, errors, seconds = await load(host, port, "/v1/envelope", envelope, args.clients,
-                                                  args.contexts, args.requests, f"round{round_number}", deadline)
+                                                  args.contexts, args.requests, f"round{round_number}", deadline,
+                                                  spread=args.delay)
             cpu = cpu_seconds(serve.pid) - cpu_before
             result = report(f"serve, round {round_number} ({args.clients} clients)", samples, errors, seconds)
             print(f"  serve process CPU: {cpu:.2f} s = {cpu / max(len(samples), 1) * 1000:.2f} ms per answer "
