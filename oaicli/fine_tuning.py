@@ -147,15 +147,14 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
     seen, delay, last_status = flavour.tracker(), MIN_DELAY, None
     while True:
         timeout = REQUEST_TIMEOUT if deadline is None else max(1.0, min(REQUEST_TIMEOUT, deadline - time.monotonic()))
+        lost = None
         try:
             job = api.get(f"{flavour.base}/{job_id}", timeout=timeout)
             fresh = flavour.new_events(api, job_id, seen, timeout=timeout)
         except (NetworkError, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
                 raise
-            output.notice(f"Lost contact with the server ({exc.message.rstrip('.')}); "
-                          f"trying again in {delay:.0f}s.")
-            fresh, job = [], None
+            fresh, job, lost = [], None, exc
         for event in fresh:
             emit(event)
         status = job.get("status") if job else last_status
@@ -163,6 +162,9 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
             return job
         delay = MIN_DELAY if fresh or status != last_status else min(delay * 1.6, MAX_DELAY)
         last_status = status
+        if lost is not None:
+            output.notice(f"Lost contact with the server ({lost.message.rstrip('.')}); "
+                          f"trying again in {delay:.0f}s.")
         if deadline is not None and time.monotonic() >= deadline:
             raise OaicliError(f"Job {job_id} is still {status or 'unreachable'} after the --timeout.",
                               f"Resume with `oaicli fine-tunes follow {job_id}`.", exit_code=ExitCode.TIMEOUT)
