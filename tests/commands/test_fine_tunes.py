@@ -129,6 +129,18 @@ def test_follow_prints_each_event_once_oldest_first_and_the_model(invoke, fake):
     assert result.stdout.splitlines()[-1] == f"Fine-tuned model: {model}"
 
 
+def test_follow_as_a_process_while_events_appear_by_the_clock(fake):
+    from tests.conftest import run_process
+    fake.state["ft_step_seconds"] = 0.4
+    job = add_job(fake)
+    result = run_process("fine-tunes", "follow", job["id"], "--format", "plain")
+    assert result.returncode == 0, result.stderr
+    model = fake.state["ft_jobs"][job["id"]]["job"]["fine_tuned_model"]
+    assert result.stdout == model + "\n"
+    assert messages_of(result.stderr) == [e["message"] for e in fake.state["ft_jobs"][job["id"]]["events"]]
+    assert len(messages_of(result.stderr)) == 6
+
+
 def test_follow_plain_prints_only_the_model_on_stdout(invoke, fake):
     job = add_job(fake)
     result = invoke("fine-tunes", "follow", job["id"], "--format", "plain")

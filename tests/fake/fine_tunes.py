@@ -2,7 +2,8 @@
 
 A job plays a script: a list of steps, each adding events and maybe changing the status. One step is
 played each time the job is read (GET of the job), or every `state["ft_polls_per_step"]` reads, so a
-follower sees events appear over time deterministically, whatever its backoff. A job whose script
+follower sees events appear over time deterministically, whatever its backoff; with
+`state["ft_step_seconds"]` steps play by the clock instead (one every so many seconds). A job whose script
 has run out and is not finished stays idle (for the follow CPU benchmark). `add_job(server, ...)`
 makes a job with any script; `step(...)` makes one step. `state["events_failures"]` drops or fails
 chosen events reads, for reconnection tests.
@@ -63,12 +64,25 @@ def _event(record: dict, message: str, level: str = "info") -> None:
 
 
 def _advance(server, record: dict) -> None:
-    record["polls"] += 1
-    job = record["job"]
-    if not record["script"] or job["status"] in ("cancelled", "paused") or \
-            record["polls"] < server.state.get("ft_polls_per_step", 1):
+    """Play the next step on every read, or with `state["ft_step_seconds"]` every steps that are due."""
+    every = server.state.get("ft_step_seconds")
+    if every:
+        record.setdefault("started", time.monotonic())
+        due = int((time.monotonic() - record["started"]) / every) - record.setdefault("played", 0)
+        for _ in range(max(0, due)):
+            record["played"] += 1
+            _play(server, record)
         return
-    record["polls"] = 0
+    record["polls"] += 1
+    if record["polls"] >= server.state.get("ft_polls_per_step", 1):
+        record["polls"] = 0
+        _play(server, record)
+
+
+def _play(server, record: dict) -> None:
+    job = record["job"]
+    if not record["script"] or job["status"] in ("cancelled", "paused"):
+        return
     current = record["script"].pop(0)
     if current["status"] == "succeeded":
         _succeed(server, record)
