@@ -154,12 +154,13 @@ class ApiClient:
 
     # Streaming
 
-    def stream_events(self, path: str, body: dict, method: str = "POST", params=None) -> Iterator[dict]:
+    def stream_events(self, path: str, body: dict | None, method: str = "POST", params=None,
+                      timeout: float | None = None) -> Iterator[dict]:
         """Yield each server-sent event's JSON as soon as it arrives; `[DONE]` ends the stream.
 
         A stream that breaks, or ends without `[DONE]`, raises StreamError: never a silent success.
         A server that ignores `stream` and answers with one JSON document yields that document."""
-        response = self.send(method, path, json=body, params=params)
+        response = self.send(method, path, json=body, params=params, timeout=timeout)
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 yield json.loads(response.read() or b"{}")

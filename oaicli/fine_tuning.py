@@ -4,6 +4,7 @@ import json
 import time
 from collections import Counter
 from datetime import datetime
+from typing import Iterator
 
 import click
 
@@ -31,11 +32,11 @@ class JobsApi:
     def tracker(self):
         return set()
 
-    def new_events(self, api, job_id: str, seen: set, **kwargs) -> list[dict]:
+    def new_events(self, api, job_id: str, seen: set, timeout=None, stream_timeout=None) -> list[dict]:
         """Re-read the newest page; page back with `after` only while a whole page is new."""
         fresh, params, fresh_ids = [], {"limit": EVENTS_PAGE}, set()
         while True:
-            page = api.get(f"{self.base}/{job_id}/events", params=params, **kwargs)
+            page = api.get(f"{self.base}/{job_id}/events", params=params, timeout=timeout)
             items = page.get("data", [])
             for event in items:
                 if event.get("id") in seen or event.get("id") in fresh_ids:  # a server repeating a page
@@ -67,16 +68,21 @@ class LegacyApi:
     def tracker(self):
         return Counter()
 
-    def new_events(self, api, job_id: str, seen: Counter, **kwargs) -> list[dict]:
-        """Events are told apart by time and message; an identical pair counts as seen once per copy."""
-        fresh, counts = [], Counter()
-        for event in api.get(f"{self.base}/{job_id}/events", **kwargs).get("data", []):
-            key = (event.get("created_at"), event.get("message"))
-            counts[key] += 1
-            if counts[key] > seen[key]:
-                seen[key] += 1
-                fresh.append(event)
-        return fresh
+    def new_events(self, api, job_id: str, seen: Counter, timeout=None, stream_timeout=None) -> Iterator[dict]:
+        """The event stream (`?stream=true`): every event so far, then each as it happens until the job
+        ends. A server without the stream answers with the list, which works the same, as a poll.
+
+        Events have no ids: they are told apart by time and message, and an identical pair counts as
+        seen once per copy, so a stream that replays from the start after a reconnect prints nothing twice."""
+        counts = Counter()
+        for item in api.stream_events(f"{self.base}/{job_id}/events", None, method="GET",
+                                      params={"stream": "true"}, timeout=stream_timeout):
+            for event in item["data"] if isinstance(item.get("data"), list) else [item]:
+                key = (event.get("created_at"), event.get("message"))
+                counts[key] += 1
+                if counts[key] > seen[key]:
+                    seen[key] += 1
+                    yield event
 
 
 APIS = {"jobs": JobsApi(), "legacy": LegacyApi()}
@@ -146,17 +152,19 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
     from oaicli import output
     seen, delay, last_status = flavour.tracker(), MIN_DELAY, None
     while True:
-        timeout = REQUEST_TIMEOUT if deadline is None else max(1.0, min(REQUEST_TIMEOUT, deadline - time.monotonic()))
-        lost = None
+        # A poll waits at most 30 s; a stream may rightly stay quiet for long, up to the deadline.
+        stream_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+        timeout = REQUEST_TIMEOUT if deadline is None else min(REQUEST_TIMEOUT, stream_timeout)
+        lost, job, fresh = None, None, 0
         try:
             job = api.get(f"{flavour.base}/{job_id}", timeout=timeout)
-            fresh = flavour.new_events(api, job_id, seen, timeout=timeout)
+            for event in flavour.new_events(api, job_id, seen, timeout=timeout, stream_timeout=stream_timeout):
+                emit(event)
+                fresh += 1
         except (NetworkError, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
                 raise
-            fresh, job, lost = [], None, exc
-        for event in fresh:
-            emit(event)
+            job, lost = None, exc
         status = job.get("status") if job else last_status
         if status in TERMINAL:
             return job

@@ -206,6 +206,21 @@ def test_follow_legacy_dedupes_by_time_and_message(invoke, fake):
     assert fake.calls("GET", "/v1/fine_tuning/jobs") == []  # the ft- prefix says legacy: no probe
 
 
+def test_follow_legacy_uses_the_event_stream_and_survives_a_drop_mid_stream(invoke, fake):
+    fake.state["ft_step_seconds"] = 0.15
+    fake.state["legacy_stream_drop_after"] = [3]  # the first stream breaks after three events
+    job = add_job(fake, api="legacy", status="pending", messages=("Created fine-tune",), script=[
+        step("Fine-tune started", status="running"), step("Completed epoch 1/2", "Completed epoch 2/2"),
+        step("Uploaded model", "Fine-tune succeeded", status="succeeded")])
+    result = invoke("fine-tunes", "follow", job["id"], env={"OAICLI_MAX_RETRIES": "0"})
+    assert result.exit_code == 0, result.stderr
+    assert messages_of(result.stdout) == ["Created fine-tune", "Fine-tune started", "Completed epoch 1/2",
+                                          "Completed epoch 2/2", "Uploaded model", "Fine-tune succeeded"]
+    assert result.stderr.count("Lost contact with the server") == 1
+    streams = fake.calls("GET", f"/v1/fine-tunes/{job['id']}/events")
+    assert len(streams) >= 2 and all(call.query == {"stream": "true"} for call in streams)
+
+
 def test_ctrl_c_prints_resume_and_cancel_and_exits_130(fake):
     job = add_job(fake, status="running", script=[], messages=("Training started",))
     result = run_tty("fine-tunes", "follow", job["id"], answers=[("Training started", "\x03")])

@@ -3,7 +3,9 @@
 A job plays a script: a list of steps, each adding events and maybe changing the status. One step is
 played each time the job is read (GET of the job), or every `state["ft_polls_per_step"]` reads, so a
 follower sees events appear over time deterministically, whatever its backoff; with
-`state["ft_step_seconds"]` steps play by the clock instead (one every so many seconds). A job whose script
+`state["ft_step_seconds"]` steps play by the clock instead (one every so many seconds). The legacy
+event stream (`?stream=true`) replays every event, then streams new ones while steps play by the clock;
+`state["legacy_stream_drop_after"]` ([n, ...]) drops the next streams after n events each. A job whose script
 has run out and is not finished stays idle (for the follow CPU benchmark). `add_job(server, ...)`
 makes a job with any script; `step(...)` makes one step. `state["events_failures"]` drops or fails
 chosen events reads, for reconnection tests.
@@ -65,6 +67,11 @@ def _event(record: dict, message: str, level: str = "info") -> None:
 
 def _advance(server, record: dict) -> None:
     """Play the next step on every read, or with `state["ft_step_seconds"]` every steps that are due."""
+    with server.lock:  # a reader and a stream may both advance the same job
+        _advance_locked(server, record)
+
+
+def _advance_locked(server, record: dict) -> None:
     every = server.state.get("ft_step_seconds")
     if every:
         record.setdefault("started", time.monotonic())
@@ -109,6 +116,21 @@ def _succeed(server, record: dict) -> None:
             "metrics": {"step": 2, "train_loss": 0.42}, "fine_tuning_job_id": job["id"]})
     server.state["models"].append({"id": job["fine_tuned_model"], "object": "model",
                                    "created": int(time.time()), "owned_by": "org-fake"})
+
+
+def _live_events(server, record: dict):
+    """The legacy stream: every event so far, then, when steps play by the clock, each new one as it
+    happens until the job ends (by reads, nothing plays while a stream is open, so it ends at once)."""
+    sent = 0
+    while True:
+        while sent < len(record["events"]):
+            sent += 1
+            yield record["events"][sent - 1]
+        if not server.state.get("ft_step_seconds") or record["job"]["status"] in ("succeeded", "failed",
+                                                                                "cancelled"):
+            return
+        time.sleep(0.02)
+        _advance(server, record)
 
 
 def install(server):
@@ -224,7 +246,8 @@ def install(server):
             return
         record = found(request, reply, "fine-tune")
         if record and request.query.get("stream") == "true":
-            return reply.sse(record["events"])
+            drops = state.get("legacy_stream_drop_after") or []
+            return reply.sse(_live_events(server, record), drop_after=drops.pop(0) if drops else None)
         if record:
             reply.json({"object": "list", "data": record["events"]})
 
