@@ -53,6 +53,13 @@ class Connection:
         content = await self.reader.readexactly(int(fields.get("content-length", 0)))
         return status, fields, content
 
+    async def get(self, path: str) -> str:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nConnection: close\r\n\r\n".encode())
+        response = await reader.read()
+        writer.close()
+        return response.partition(b"\r\n\r\n")[2].decode()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -173,6 +180,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="per round")
     parser.add_argument("--delay", type=float, default=0.2, help="seconds the fake takes per answer")
     parser.add_argument("--workers", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --requests, new contexts each")
     parser.add_argument("--time-limit", type=float, default=300)
     args = parser.parse_args()
     deadline = time.monotonic() + args.time_limit
@@ -198,7 +206,7 @@ async def run(args, fake_url: str, deadline: float) -> None:
                    "warmup", deadline)
         memory = [("after warm-up", rss_kib(serve.pid))]
         result = None
-        for round_number in (1, 2):
+        for round_number in range(1, args.rounds + 1):
             cpu_before = cpu_seconds(serve.pid)
             samples, errors, seconds = await load(host, port, "/v1/envelope", envelope, args.clients,
                                                   args.contexts, args.requests, f"round{round_number}", deadline,
@@ -210,6 +218,8 @@ async def run(args, fake_url: str, deadline: float) -> None:
             print(f"  throughput: {len(samples) / seconds / (len(base) / base_seconds):.2f} x the baseline, "
                   f"{len(samples) / seconds / (args.contexts / args.delay):.2f} x ideal")
             memory.append((f"after round {round_number}", rss_kib(serve.pid)))
+        health = await Connection(host, port).get("/healthz")
+        print(f"after the load, /healthz: {health}")
         print("serve RSS: " + ", ".join(f"{name} {m['VmRSS'] / 1024:.1f} MiB" for name, m in memory)
               + f"; peak {memory[-1][1]['VmHWM'] / 1024:.1f} MiB")
         if result:

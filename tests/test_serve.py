@@ -376,6 +376,8 @@ def test_one_context_is_strictly_ordered_while_contexts_run_concurrently(serve, 
                                                                                  range(number + 1)]
         assert peak_per_context[user] == 1
     assert peak["overall"] >= 2  # different contexts were answered at the same time
+    health = httpx.get(server.base + "/healthz", timeout=10).json()
+    assert health["contexts"] == 0 and health["in_flight"] == 0  # idle contexts' locks are dropped
 
 
 # Shutdown
