@@ -134,3 +134,12 @@ def test_closed_stdout_pipe_is_quiet(fake):
     assert process.wait(timeout=30) == 1
     assert process.stderr.read() == b""
     process.stderr.close()
+
+
+def test_ctrl_c_typed_at_a_terminal_is_130(fake):
+    from tests.terminal import run_tty
+    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=30))
+    # -v prints the request line just before sending it; ^C then arrives while the server holds the answer.
+    result = run_tty("-v", "models", "list", answers=[("> GET http://", "\x03")], timeout=20)
+    assert result.returncode == 130
+    assert result.output.rstrip().endswith("Interrupted.") and "Traceback" not in result.output
