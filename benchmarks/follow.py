@@ -43,8 +43,9 @@ def main() -> None:
         shell.join()
     print(f"follow of an idle job for {args.idle:.0f} s (oaicli exit {runs['oaicli follow'].returncode}, expected 8):")
     for name, run in runs.items():
-        print(f"  {name:<13}  wall {run.seconds:5.1f} s  cpu {run.cpu_seconds * 1000:7.1f} ms"
-              f" = {run.cpu_seconds / runs['curl loop'].cpu_seconds:4.2f} x  peak RSS {run.peak_rss_kib / 1024:5.1f} MiB")
+        ratio = run.cpu_seconds / runs["curl loop"].cpu_seconds
+        print(f"  {name:<13}  wall {run.seconds:5.1f} s  cpu {run.cpu_seconds * 1000:7.1f} ms = {ratio:4.2f} x"
+              f"  peak RSS {run.peak_rss_kib / 1024:5.1f} MiB")
     print("  (ratios are to the curl loop; goal: oaicli cpu <= 1000 ms)")
 
 
