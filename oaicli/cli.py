@@ -10,8 +10,9 @@ from oaicli import __version__
 from oaicli.errors import ExitCode, OaicliError, redact
 from oaicli.options import connection_options
 
-# (module, attribute) of every top-level command, in the order `oaicli --help` lists them.
-# Command modules import only click at module level, so registering them all stays cheap.
+# (module, attribute) of every top-level command; its name is the attribute with `-` for `_` (or give
+# it as a third item). A module is imported only when its command is used (LazyCommands, below), and
+# command modules import only click at module level, so even `oaicli --help`, which lists all, is cheap.
 COMMANDS = [
     ("oaicli.commands.models", "models"),
     ("oaicli.commands.keys", "keys"),
