@@ -1,6 +1,7 @@
 """The client layer with httpx.MockTransport: error mapping, retries, uploads, pagination, Azure, tracing."""
 
 import email.utils
+import re
 import json
 import ssl
 import time
@@ -376,3 +377,10 @@ def test_json_request_body_is_sent():
     harness.client.post("/embeddings", json={"model": "m", "input": "héllo"})
     assert json.loads(harness.bodies[0]) == {"model": "m", "input": "héllo"}
     assert harness.requests[0].headers["content-type"] == "application/json"
+
+
+def test_very_verbose_multipart_shows_size_not_content(capsys):
+    harness = Harness([ok()], verbose=2)
+    harness.client.post("/files", data={"purpose": "x"}, files={"file": ("a.bin", b"SECRET-BYTES" * 10)})
+    err = capsys.readouterr().err
+    assert re.search(r"> <multipart body, \d+ bytes>", err) and "SECRET-BYTES" not in err
