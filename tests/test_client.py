@@ -1,8 +1,8 @@
 """The client layer with httpx.MockTransport: error mapping, retries, uploads, pagination, Azure, tracing."""
 
 import email.utils
-import re
 import json
+import re
 import ssl
 import time
 
