@@ -333,6 +333,10 @@ def follow(job_id, api_name):
 for _param in follow.params:
     if _param.name == "timeout":
         _param.help = "Give up following after this many seconds (exit 8); each poll itself waits at most 30 s."
+for _param in create.params:
+    if _param.name == "timeout":
+        _param.help = ("Request timeout; also the longest wait for uploaded files to be processed and, "
+                       "with --follow, for the job to end (exit 8).")
 
 
 def _follow(api, flavour, job_id: str) -> int:
