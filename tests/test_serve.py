@@ -65,9 +65,7 @@ class Served:
     def stop(self, sig=signal.SIGTERM, timeout=20) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self.process.stdout.close()
-        return code
+        return self.process.wait(timeout)
 
 
 @pytest.fixture
@@ -84,6 +82,7 @@ def serve(home, fake):
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+        server.process.stdout.close()
 
 
 def chat_calls(fake):
@@ -241,6 +240,39 @@ def test_the_rest_of_oaicli_never_imports_the_server_libraries():
             "or m.startswith('oaicli.server')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_without_a_key_or_with_the_port_taken_it_says_so_in_one_line(serve, fake):
+    no_key = run_process("serve", "--port", "0", env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": ""})
+    assert no_key.returncode == 3 and no_key.stderr.startswith("Error: No API key.")
+    assert no_key.stderr.count("\n") == 1
+    server = serve()
+    port = server.base.rsplit(":", 1)[1]
+    taken = run_process("serve", "--port", port, env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY})
+    assert taken.returncode == 1 and f"Cannot listen on 127.0.0.1:{port}" in taken.stderr
+    assert taken.stderr.count("\n") == 1
+
+
+def test_verbose_logs_requests_but_never_the_key(serve, fake):
+    server = serve("-vv")
+    assert server.post(body("Hi")).status_code == 200
+    server.stop()
+    log = "".join(server.log)
+    assert '"POST /v1/envelope HTTP/1.1" 200' in log and "> POST " + fake.url + "/chat/completions" in log
+    assert TEST_KEY not in log and server.process.stdout.read() == ""
+
+
+def test_an_answer_is_saved_even_when_its_client_gave_up_and_a_retry_gets_it(serve, fake, home):
+    arrived = slow_answers(fake, 1.0)
+    server = serve()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url, json=body("Hi", question_id="q-7"), timeout=httpx.Timeout(30, read=0.3))
+    wait_for_arrivals(arrived, 1)
+    retried = server.post(body("Hi", question_id="q-7"))  # waits its turn behind the first, then replays it
+    assert retried.status_code == 200 and retried.json()["data"]["answer"] == "echo: Hi"
+    assert len(chat_calls(fake)) == 1
+    assert stored_messages(home, "envelope:g1:u1") == [{"role": "user", "content": "Hi"},
+                                                       {"role": "assistant", "content": "echo: Hi"}]
 
 
 def test_healthz(serve):

@@ -72,7 +72,7 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
     abandoned by exiting at once: nothing they hold can be saved any more, and each save is one
     SQLite transaction, so no session is left half-written."""
     config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose > 0,
-                            timeout_graceful_shutdown=shutdown_timeout, lifespan="on",
+                            log_config=_log_config(), timeout_graceful_shutdown=shutdown_timeout, lifespan="on",
                             server_header=False, date_header=False)
     server = _Server(config)
     server.run(sockets=[sock])
@@ -84,3 +84,13 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
         os._exit(code)
     print("Stopped.", file=sys.stderr, flush=True)
     return code
+
+
+def _log_config() -> dict:
+    """uvicorn's logging, with the access log on stderr too: stdout carries only results (none here)."""
+    import copy
+    from uvicorn.config import LOGGING_CONFIG
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+    return config
