@@ -452,6 +452,30 @@ def test_sigterm_lets_answers_in_flight_finish_and_saves_them_whole(serve, fake,
     assert "Stopped." in "".join(server.log)
 
 
+def test_sigterm_lets_a_stream_in_flight_finish(serve, fake, home):
+    fake.state.update(chunks=5, chunk_delay=0.2)
+    server = serve()
+    events = []
+
+    def ask():
+        with httpx.stream("POST", server.url, json=body("tell me a story"), timeout=30,
+                          headers={"Accept": "text/event-stream"}) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while "delta" not in events:
+        assert time.monotonic() < deadline, "no delta arrived"
+        time.sleep(0.02)
+    assert server.stop(signal.SIGTERM) == 0
+    thread.join(10)
+    assert events[-1] == "final" and events.count("delta") == 5
+    assert stored_messages(home, "envelope:g1:u1")[-1] == {"role": "assistant", "content": "echo: tell me a story"}
+
+
 def test_answers_still_in_flight_past_the_shutdown_timeout_are_not_saved(serve, fake, home):
     arrived = slow_answers(fake, 1.5)
     server = serve("--shutdown-timeout", "0.3")

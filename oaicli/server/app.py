@@ -55,8 +55,8 @@ def create_app(service: Service) -> Starlette:
             return refused
         raw = await _read_body(request, service.max_body)
         if raw is None:
-            return _json(_error(Codes.TOO_LONG, f"The request body is over the limit of {service.max_body} "
-                                                "bytes (--max-body)."), 413)
+            return _json(_error(Codes.TOO_LONG, f"the request body is over the limit of {service.max_body} "
+                                                "bytes (--max-body)"), 413)
         parsed = service.parser.parse(raw)
         if isinstance(parsed, dict):
             return _json(parsed, status_for(parsed, None))
@@ -90,7 +90,7 @@ def _refusal(service: Service, request: Request) -> Response | None:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), service.token):
         return None
-    return _json(_error(UNAUTHORIZED, "A valid bearer token is required (Authorization: Bearer TOKEN)."),
+    return _json(_error(UNAUTHORIZED, "a valid bearer token is required (Authorization: Bearer TOKEN)"),
                  401, {"WWW-Authenticate": "Bearer"})
 
 
