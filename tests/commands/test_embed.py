@@ -219,3 +219,15 @@ def test_conflicting_sources_are_usage_errors(fake, invoke, args, message):
     assert result.exit_code == ExitCode.USAGE
     assert message in result.stderr
     assert not fake.calls()
+
+
+def test_progress_bar_on_a_terminal_and_not_in_a_pipe(fake, invoke, tmp_path):
+    from tests.terminal import run_tty
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"line {i}\n" for i in range(3000)))
+    shown = run_tty("embed", "-i", source, "-o", tmp_path / "v.npy")
+    assert shown.returncode == 0, shown.output
+    assert "Embedding" in shown.output and "100%" in shown.output
+    assert read_npy(tmp_path / "v.npy")[0]["shape"] == (3000, 16)
+    piped = invoke("embed", "-i", source, "-o", tmp_path / "w.npy")
+    assert "Embedding" not in piped.stderr
