@@ -68,7 +68,8 @@ def check_mask(mask: Path, image_info) -> None:
 
 
 def slug(text: str, limit: int = 40) -> str:
-    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """Lower-case letters and digits (any script) joined by hyphens: `A fox, über alles!` -> `a-fox-über-alles`."""
+    words = re.sub(r"[\W_]+", "-", text.lower()).strip("-")
     return words[:limit].rstrip("-") or "image"
 
 

@@ -240,3 +240,16 @@ def test_variation_checks_before_upload(fake, invoke, tmp_path, setup, message):
 def _write(path, content):
     path.write_bytes(content)
     return path
+
+
+@pytest.mark.parametrize("prompt,expected", [
+    ("A red fox, at dusk!", "a-red-fox-at-dusk"),
+    ("Ein Fuchs über_Wiesen", "ein-fuchs-über-wiesen"),
+    ("狐狸 在 黄昏", "狐狸-在-黄昏"),
+    ("!!!", "image"),
+    ("a" * 30 + " " + "b" * 30, "a" * 30 + "-" + "b" * 9),
+    ("word " * 20, ("word-" * 8).rstrip("-")),
+])
+def test_slug(prompt, expected):
+    from oaicli.image_files import slug
+    assert slug(prompt) == expected
