@@ -88,6 +88,9 @@ list_options = _attach([
 ])
 
 
+yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+
+
 def flag(name: str, default=None):
     """A value recorded by one of the options above."""
     return click.get_current_context().find_root().meta.get(FLAGS_KEY, {}).get(name, default)

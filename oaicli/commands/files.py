@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, list_options
+from oaicli.options import command, list_options, yes_option
 
 COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created_at"]
 PURPOSES = ["fine-tune", "assistants", "batch", "vision", "user_data", "evals"]
@@ -118,7 +118,7 @@ def get_file(file_id):
 
 @command(files, "delete")
 @click.argument("file_id")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 def delete_file(file_id, yes):
     """Delete a file. Asks first on a terminal.
 

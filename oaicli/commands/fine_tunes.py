@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, list_options
+from oaicli.options import command, list_options, yes_option
 
 COLUMNS = ["id", "model", "status", "fine_tuned_model", "created_at", "finished_at"]
 CHECKPOINT_COLUMNS = ["id", "step_number", "fine_tuned_model_checkpoint", "metrics", "created_at"]
@@ -292,7 +292,7 @@ def results(job_id, directory, api_name):
 
 @command(fine_tunes, "delete")
 @click.argument("model")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 def delete_model(model, yes):
     """Delete a fine-tuned model.
 

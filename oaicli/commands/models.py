@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, list_options
+from oaicli.options import command, list_options, yes_option
 
 COLUMNS = ["id", "owned_by", "created"]
 
@@ -48,7 +48,7 @@ def get_model(model):
 
 @command(models, "delete")
 @click.argument("model")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 def delete_model(model, yes):
     """Delete a fine-tuned model you own. Asks first on a terminal.
 

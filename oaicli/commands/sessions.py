@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.options import command, yes_option
 
 COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
 TURN_COLUMNS = ["id", "role", "content", "tokens", "question_id", "user_id", "created_at"]
@@ -172,7 +172,7 @@ def _read_messages(file) -> tuple[list, str | None]:
 
 @command(sessions, "reset")
 @click.argument("name")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 def reset_session(name, yes):
     """Forget a session's turns but keep the session.
 
@@ -210,7 +210,7 @@ def rename_session(old, new):
 
 @command(sessions, "delete")
 @click.argument("name")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 def delete_session(name, yes):
     """Delete a session and all its turns.
 
