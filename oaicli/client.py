@@ -107,17 +107,12 @@ class ApiClient:
             started = time.monotonic()
             try:
                 response = self._http.send(request, stream=True)
-            except httpx.TimeoutException as exc:
+            except httpx.TransportError as exc:  # timeouts included
                 if last:
-                    raise NetworkError(f"{method} {request.url} timed out after {self.max_retries + 1} attempts.",
-                                       "Raise --timeout or try again later.") from exc
-                self._wait(None, attempt, f"timed out ({exc.__class__.__name__})")
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise NetworkError(f"Cannot reach {self._origin()}: {_describe(exc)}.",
-                                       "Check --base-url and your network or proxy settings.") from exc
-                self._wait(None, attempt, f"connection failed ({_describe(exc)})")
+                    raise self._network_error(exc, method, request.url) from exc
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                self._wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
+                           else f"connection failed ({_describe(exc)})")
                 continue
             self._trace_response(response, time.monotonic() - started)
             if response.status_code < 400:
@@ -130,6 +125,13 @@ class ApiClient:
                 continue
             raise _with_model_hint(error_from_response(response), path, json if json is not None else data)
         raise AssertionError("unreachable")
+
+    def _network_error(self, exc: httpx.TransportError, method: str, url) -> NetworkError:
+        if isinstance(exc, httpx.TimeoutException):
+            return NetworkError(f"{method} {url} timed out after {self.max_retries + 1} attempts.",
+                                "Raise --timeout or try again later.")
+        return NetworkError(f"Cannot reach {self._origin()}: {_describe(exc)}.",
+                            "Check --base-url and your network or proxy settings.")
 
     def _route(self, path: str, params, body):
         if not self.azure:
@@ -298,7 +300,8 @@ def _rewind(files) -> None:
 
 
 def _describe(exc: Exception) -> str:
-    return str(exc) or exc.__class__.__name__
+    """The exception's text without a final full stop, since our sentences add their own."""
+    return (str(exc) or exc.__class__.__name__).rstrip(".")
 
 
 def retry_delay(response: httpx.Response | None, attempt: int) -> float:
