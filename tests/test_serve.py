@@ -19,6 +19,8 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 TOKEN = "serve-token-0123456789abcdef"
+# The same behaviour with the answers in worker processes (--processes 2) as in worker threads.
+PROCESSES = pytest.mark.parametrize("procs", [(), ("--processes", "2")], ids=["threads", "processes"])
 
 
 def body(question, user_id="u1", group_id="g1", question_id="", version="1.0.0"):
@@ -100,8 +102,9 @@ def stored_messages(home, name):
 # The contract
 
 
-def test_second_request_is_answered_in_the_context_of_the_first(serve, fake):
-    server = serve()
+@PROCESSES
+def test_second_request_is_answered_in_the_context_of_the_first(procs, serve, fake):
+    server = serve(*procs)
     first = server.post(body("昨天下雨了,我出门没带伞,会怎么样"))
     second = server.post(body("如果带了呢"))
     assert first.status_code == 200 and second.status_code == 200
@@ -133,8 +136,9 @@ def test_a_completions_only_model_is_refused_at_start(fake):
     assert result.returncode == 2 and "completions-only" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_a_repeated_question_id_returns_the_stored_answer_without_calling_the_api(serve, fake, home):
-    server = serve()
+@PROCESSES
+def test_a_repeated_question_id_returns_the_stored_answer_without_calling_the_api(procs, serve, fake, home):
+    server = serve(*procs)
     first = server.post(body("Hi", question_id="q-1")).json()
     fake.state["answer"] = lambda messages: "a different answer"
     again = server.post(body("Hi", question_id="q-1")).json()
@@ -275,6 +279,25 @@ def test_an_answer_is_saved_even_when_its_client_gave_up_and_a_retry_gets_it(ser
                                                        {"role": "assistant", "content": "echo: Hi"}]
 
 
+def test_a_worker_process_that_dies_fails_its_requests_instead_of_hanging(serve, fake, home):
+    arrived = slow_answers(fake, 5.0)
+    server = serve("--processes", "2")
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("response", server.post(body("Hi"))))
+    thread.start()
+    wait_for_arrivals(arrived, 1)
+    workers = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
+    for pid in workers:  # whichever one holds the request
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        if b"resource_tracker" not in cmdline:
+            os.kill(int(pid), signal.SIGKILL)
+    thread.join(10)
+    assert outcome["response"].status_code == 500 and outcome["response"].json()["code"] == 5000
+    assert "not saved" in outcome["response"].json()["msg"]
+    assert server.post(body("Again", user_id="u9")).status_code == 500  # refused cleanly, not hung
+    assert stored_messages(home, "envelope:g1:u1") == []
+
+
 def test_healthz(serve):
     server = serve()
     health = httpx.get(server.base + "/healthz", timeout=10)
@@ -290,8 +313,9 @@ def test_healthz(serve):
     (Scripted(400, {"error": {"message": "bad temperature", "type": "invalid_request_error"}}), 502, 2001),
     (Scripted(504, {"error": {"message": "gateway timeout", "type": "server_error"}}), 504, 2002),
 ])
-def test_upstream_failures_map_to_gateway_statuses_and_save_nothing(serve, fake, home, scripted, status, code):
-    server = serve(env={"OAICLI_MAX_RETRIES": "0"})
+@PROCESSES
+def test_upstream_failures_map_to_gateway_statuses_and_save_nothing(procs, serve, fake, home, scripted, status, code):
+    server = serve(*procs, env={"OAICLI_MAX_RETRIES": "0"})
     fake.queue("POST", "/v1/chat/completions", scripted)
     response = server.post(body("Hi", question_id="q-9"))
     assert response.status_code == status
@@ -323,8 +347,9 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
     return events
 
 
-def test_server_sent_events_deltas_then_the_final_object(serve, fake, home):
-    server = serve()
+@PROCESSES
+def test_server_sent_events_deltas_then_the_final_object(procs, serve, fake, home):
+    server = serve(*procs)
     fake.state["chunks"] = 4
     response = server.post(body("tell me a story"), headers={"Accept": "text/event-stream"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
@@ -359,7 +384,8 @@ def test_a_stream_that_drops_mid_way_ends_with_an_error_event_and_saves_nothing(
 # Ordering and concurrency
 
 
-def test_one_context_is_strictly_ordered_while_contexts_run_concurrently(serve, fake):
+@PROCESSES
+def test_one_context_is_strictly_ordered_while_contexts_run_concurrently(procs, serve, fake):
     active: dict[str, int] = {}
     peak = {"overall": 0}
     peak_per_context: dict[str, int] = {}
@@ -377,7 +403,7 @@ def test_one_context_is_strictly_ordered_while_contexts_run_concurrently(serve, 
         return "answer to " + messages[-1]["content"]
 
     fake.state["answer"] = answer
-    server = serve()
+    server = serve(*procs)
     results: dict[str, dict] = {}
 
     clients = {}
@@ -433,9 +459,10 @@ def wait_for_arrivals(arrived: threading.Semaphore, count: int) -> None:
         assert arrived.acquire(timeout=20), "a request never reached the upstream"
 
 
-def test_sigterm_lets_answers_in_flight_finish_and_saves_them_whole(serve, fake, home):
+@PROCESSES
+def test_sigterm_lets_answers_in_flight_finish_and_saves_them_whole(procs, serve, fake, home):
     arrived = slow_answers(fake, 1.0)
-    server = serve()
+    server = serve(*procs)
     results = {}
     threads = [threading.Thread(target=lambda u=u: results.__setitem__(u, server.post(body("Hi", user_id=u))))
                for u in ("a", "b", "c")]
@@ -476,9 +503,10 @@ def test_sigterm_lets_a_stream_in_flight_finish(serve, fake, home):
     assert stored_messages(home, "envelope:g1:u1")[-1] == {"role": "assistant", "content": "echo: tell me a story"}
 
 
-def test_answers_still_in_flight_past_the_shutdown_timeout_are_not_saved(serve, fake, home):
+@PROCESSES
+def test_answers_still_in_flight_past_the_shutdown_timeout_are_not_saved(procs, serve, fake, home):
     arrived = slow_answers(fake, 1.5)
-    server = serve("--shutdown-timeout", "0.3")
+    server = serve("--shutdown-timeout", "0.3", *procs)
     outcome = {}
 
     def ask():

@@ -30,11 +30,13 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
               help="Larger request bodies are refused (code 1004, HTTP 413).")
 @click.option("--workers", type=click.IntRange(min=1), default=128, show_default=True,
               help="Contexts answered at once (worker threads; upstream connections follow).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes answering (each context always in the same one); more than 1 uses "
+                   "more cores.")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="On SIGTERM or Ctrl-C, how long answers in flight may take to finish.")
 def serve(host, port, token, insecure, model, system, group_shared, answer_tokens, temperature, context_window,
-          max_history,
-          max_question_chars, max_body, workers, shutdown_timeout):
+          max_history, max_question_chars, max_body, workers, processes, shutdown_timeout):
     """Serve the envelope over HTTP: POST /v1/envelope, GET /healthz.
 
     The request and response are those of `chat --envelope`, one per HTTP request, with the same
@@ -64,7 +66,7 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
     return main.start(host=host, port=port, token=token, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,
         context_window=context_window, max_history=max_history, max_question_chars=max_question_chars),
-        max_body=max_body, workers=workers, shutdown_timeout=shutdown_timeout)
+        max_body=max_body, workers=workers, processes=processes, shutdown_timeout=shutdown_timeout)
 
 
 def _is_loopback(host: str) -> bool:

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from oaicli.envelope import VERSION, Codes, response as envelope_response
-from oaicli.server.exchange import Stopping
+from oaicli.server.exchange import status_for
 from oaicli.server.ordering import ContextLocks
 
 # A request without the right --token. Not a line `chat --envelope` can receive, so not in Codes;
@@ -22,29 +22,45 @@ UNAUTHORIZED = getattr(Codes, "UNAUTHORIZED", 1005)
 
 
 class Service:
-    """What every request shares: the envelope engine, the worker threads and the context locks."""
+    """What every request shares: the token, the limits, the context locks and the runner that answers
+    (worker threads here, or worker processes: see procs.py)."""
 
-    def __init__(self, exchanger, *, token: str | None, max_body: int, workers: int):
-        self.exchanger = exchanger
-        self.parser = exchanger.parser
+    def __init__(self, runner, parser, *, token: str | None, max_body: int):
+        self.runner = runner
+        self.parser = parser
         self.token = token.encode() if token else None
         self.max_body = max_body
-        self.limiter = anyio.CapacityLimiter(workers)
         self.locks = ContextLocks()
         self.in_flight = 0
 
-    async def answer(self, parsed, on_delta=None) -> tuple[dict, Exception | None, float, float]:
-        """Wait for the context's turn, then answer in a worker thread: (response, error, queued, upstream)."""
+    async def answer(self, parsed, on_delta=None) -> tuple[dict, int, float, float]:
+        """Wait for the context's turn, then answer: (response, HTTP status, queued, upstream seconds)."""
         arrived = time.perf_counter()
         self.in_flight += 1
         try:
             async with self.locks.hold(parsed.context_key):
                 queued = time.perf_counter() - arrived
-                response, error, upstream = await anyio.to_thread.run_sync(
-                    self.exchanger.run, parsed, on_delta, limiter=self.limiter)
+                response, status, upstream = await self.runner.run(parsed, on_delta)
         finally:
             self.in_flight -= 1
-        return response, error, queued, upstream
+        return response, status, queued, upstream
+
+
+class ThreadRunner:
+    """Answers in this process's worker threads, at most `workers` at once."""
+
+    def __init__(self, exchanger, workers: int):
+        self.exchanger = exchanger
+        self.limiter = anyio.CapacityLimiter(workers)
+
+    async def run(self, parsed, on_delta=None):
+        return await anyio.to_thread.run_sync(self.exchanger.run, parsed, on_delta, limiter=self.limiter)
+
+    def close(self) -> None:
+        self.exchanger.close()
+
+    def busy(self) -> bool:
+        return self.exchanger.active > 0
 
 
 def create_app(service: Service) -> Starlette:
@@ -62,8 +78,8 @@ def create_app(service: Service) -> Starlette:
             return _json(parsed, status_for(parsed, None))
         if "text/event-stream" in request.headers.get("accept", ""):
             return await _stream(service, parsed, started)
-        response, error, queued, upstream = await service.answer(parsed)
-        return _json(response, status_for(response, error), _timing(started, queued, upstream))
+        response, status, queued, upstream = await service.answer(parsed)
+        return _json(response, status, _timing(started, queued, upstream))
 
     async def healthz(request: Request) -> Response:
         return _json({"status": "ok", "version": VERSION, "in_flight": service.in_flight,
@@ -80,7 +96,7 @@ def _lifespan(service: Service):
         yield
         # uvicorn has finished (or given up waiting for) the requests in flight:
         # answers still coming in from now on are not saved.
-        await anyio.to_thread.run_sync(service.exchanger.close)
+        await anyio.to_thread.run_sync(service.runner.close)
     return lifespan
 
 
@@ -118,21 +134,20 @@ async def _stream(service: Service, parsed, started: float) -> Response:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
-    def on_delta(line: dict) -> None:  # called from the worker thread
+    def on_delta(line: dict) -> None:  # called from a worker thread (or the thread reading a worker process)
         loop.call_soon_threadsafe(queue.put_nowait, ("delta", line))
 
     async def work() -> None:
         try:
-            response, error, queued, upstream = await service.answer(parsed, on_delta)
+            result = await service.answer(parsed, on_delta)
         except Exception as exc:  # a bug in the server itself: still one final object
-            response, error, queued, upstream = service.parser.fail(None, exc), exc, 0.0, 0.0
-        queue.put_nowait(("final", (response, error, queued, upstream)))
+            result = service.parser.fail(parsed, exc), 500, 0.0, 0.0
+        queue.put_nowait(("final", result))
 
     task = asyncio.ensure_future(work())  # runs to the end (and saves) even if the client goes away
     kind, item = await queue.get()
     if kind == "final":
-        response, error, queued, upstream = item
-        status = status_for(response, error)
+        response, status, queued, upstream = item
         if status != 200:
             return _json(response, status, _timing(started, queued, upstream))
 
@@ -153,26 +168,6 @@ async def _stream(service: Service, parsed, started: float) -> Response:
 
 def _event(name: str, obj: dict) -> bytes:
     return f"event: {name}\ndata: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
-
-
-def status_for(response: dict, error: Exception | None) -> int:
-    """The HTTP status of an envelope response: 400 for a bad request, 502/504 upstream, 500 for a bug."""
-    code = response.get("code", Codes.INTERNAL)
-    if code == Codes.OK:
-        return 200
-    if isinstance(error, Stopping):
-        return 503
-    if 1000 <= code < 2000 or code == Codes.CONTEXT_TOO_LONG:
-        return 400
-    if code in (Codes.UPSTREAM_REJECTED, Codes.UPSTREAM_FAILED, Codes.UPSTREAM_AUTH):
-        return 504 if _timed_out(error) else 502
-    return 500
-
-
-def _timed_out(error: Exception | None) -> bool:
-    import httpx
-    status = getattr(error, "status", None)
-    return status in (408, 504) or isinstance(getattr(error, "__cause__", None), httpx.TimeoutException)
 
 
 def _error(code: int, message: str) -> dict:

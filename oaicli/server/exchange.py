@@ -67,8 +67,8 @@ class Exchanger:
     def close(self) -> None:
         self.store.close_gate()
 
-    def run(self, parsed, on_delta=None) -> tuple[dict, Exception | None, float]:
-        """Answer one parsed request: (response, the error if any, seconds spent upstream)."""
+    def run(self, parsed, on_delta=None) -> tuple[dict, int, float]:
+        """Answer one parsed request: (response, its HTTP status, seconds spent upstream)."""
         local = self._local
         local.result, local.error, local.upstream = None, None, 0.0
         local.on_delta, local.in_delta = on_delta, False
@@ -79,7 +79,7 @@ class Exchanger:
         finally:
             with self._counter:
                 self.active -= 1
-        return local.result, local.error, local.upstream
+        return local.result, status_for(local.result, local.error), local.upstream
 
     def _write(self, line: dict) -> None:
         local = self._local
@@ -114,3 +114,24 @@ class Exchanger:
                     on_delta(text)
                 finally:
                     local.in_delta = False
+
+
+def status_for(response: dict, error: Exception | None) -> int:
+    """The HTTP status of an envelope response: 400 for a bad request, 502/504 upstream, 500 for a bug."""
+    from oaicli.envelope import Codes
+    code = response.get("code", Codes.INTERNAL)
+    if code == Codes.OK:
+        return 200
+    if isinstance(error, Stopping):
+        return 503
+    if 1000 <= code < 2000 or code == Codes.CONTEXT_TOO_LONG:
+        return 400
+    if code in (Codes.UPSTREAM_REJECTED, Codes.UPSTREAM_FAILED, Codes.UPSTREAM_AUTH):
+        return 504 if _timed_out(error) else 502
+    return 500
+
+
+def _timed_out(error: Exception | None) -> bool:
+    import httpx
+    status = getattr(error, "status", None)
+    return status in (408, 504) or isinstance(getattr(error, "__cause__", None), httpx.TimeoutException)
