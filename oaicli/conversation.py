@@ -100,21 +100,19 @@ class Context:
         """The newest stored turns that can fit, read from the end of the session."""
         from oaicli import context
         budget = context.budget(system=self.system, question=question, counter=self.counter,
-                                context_window=self.window, answer_tokens=self.answer_tokens)
+                                context_window=self.window, answer_tokens=self.answer_tokens,
+                                prefix=self.extra_messages)
         return store.tail(session_id, token_budget=max(budget, 0), max_turns=self.max_history,
                           counter=self.counter)
 
     def messages(self, history: list, question: str) -> list[dict]:
-        """system, explicit -g messages, the newest history that fits, the question. Raises InputError
-        when the question alone does not fit."""
+        """system, explicit -g messages, the newest history that fits, the question; the -g messages
+        count in the budget. Raises InputError when the question alone does not fit."""
         from oaicli import context
-        messages = context.build_messages(system=self.system, history=history, question=question,
-                                          model=self.model, counter=self.counter, context_window=self.window,
-                                          answer_tokens=self.answer_tokens, max_history=self.max_history)
-        if self.extra_messages:
-            at = 1 if self.system and messages and messages[0].get("role") == "system" else 0
-            messages[at:at] = self.extra_messages
-        return messages
+        return context.build_messages(system=self.system, history=history, question=question,
+                                      model=self.model, counter=self.counter, context_window=self.window,
+                                      answer_tokens=self.answer_tokens, max_history=self.max_history,
+                                      prefix=self.extra_messages)
 
     def turns(self, question: str, response: dict, *, question_id: str | None = None,
               user_id: str | None = None) -> tuple:

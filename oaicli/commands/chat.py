@@ -113,7 +113,7 @@ def sampling_options(func):
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent session.")
 @click.option("--context-window", type=click.IntRange(min=16), metavar="N",
               help="The model's context window in tokens (default: from the known-model table).")
-@click.option("--max-history", type=click.IntRange(min=0), metavar="N", help="Send at most N earlier turns.")
+@click.option("--max-history", type=click.IntRange(min=0), metavar="N", help="Send at most N earlier exchanges (question and answer pairs).")
 @click.option("--api", type=click.Choice(["chat", "completions"]),
               help="completions: hold the conversation through /v1/completions (automatic for GPT-3 models).")
 @click.option("-i", "--interactive", is_flag=True, help="The interactive loop even when stdin is not a terminal.")

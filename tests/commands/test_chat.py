@@ -416,3 +416,20 @@ def test_the_transcript_keeps_its_stop_sequence_when_four_are_given(fake, invoke
     assert result.exit_code == 0
     assert bodies(fake, "/v1/completions")[0]["stop"] == ["a", "b", "c", "\nUser:"]
     assert "only your first 3 --stop are sent" in result.stderr
+
+
+def test_explicit_messages_count_in_the_history_budget(fake, invoke):
+    from oaicli import context, tokens
+    for q in ["first question here", "second question here"]:
+        invoke("chat", "--session", "s", q)
+    counter = tokens.counter_for("gpt-3.5-turbo")
+    everything = counter.count_messages(bodies(fake)[-1]["messages"] + [
+        {"role": "assistant", "content": "echo: second question here"}, {"role": "user", "content": "third"}])
+    window = everything + context.answer_room(4096) + context.MARGIN  # the whole history just fits
+    extra = ["-g", "user", "padding " * 20]
+    result = invoke("chat", "--session", "s", "--context-window", window, "--max-tokens", 1024, *extra, "third")
+    assert result.exit_code == 0, result.stderr
+    sent = bodies(fake)[-1]["messages"]
+    assert counter.count_messages(sent) <= window - 1024 - context.MARGIN
+    assert [m["content"] for m in sent][0].startswith("padding")
+    assert "first question here" not in [m["content"] for m in sent]  # dropped to make room for -g
