@@ -135,3 +135,11 @@ def test_no_color_on_a_terminal(fake):
     result = run_tty("models", "list", env={"NO_COLOR": "1"})
     assert result.returncode == 0 and "\x1b[" not in result.output
     assert result.output.split()[:3] == ["id", "owned_by", "created"]
+
+
+def test_table_columns_line_up_with_wide_characters():
+    import wcwidth
+    rendered = output.table([{"content": "如果带了呢", "n": "1"}, {"content": "plain", "n": "2"}], ["content", "n"])
+    lines = rendered.splitlines()
+    widths = {wcwidth.wcswidth(line.rstrip()) for line in lines[2:]}
+    assert len(widths) == 1, rendered  # every row ends in the same screen column
