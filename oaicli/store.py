@@ -156,8 +156,7 @@ class Store:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             connection = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
             store = cls(connection, path)
-            store._configure()
-            store._migrate()
+            store._first_steps()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"Cannot open the session store {path}: {exc}.",
                              "Move the file aside to start a new store.") from exc
@@ -172,6 +171,19 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+    def _first_steps(self, attempts: int = 100) -> None:
+        """Configure and migrate. Switching a new file to WAL fails at once with "database is locked"
+        (SQLite's busy timeout does not cover it) while another process opens the same new file: retry."""
+        for attempt in range(attempts):
+            try:
+                self._configure()
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)
 
     def _configure(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
