@@ -417,11 +417,14 @@ def test_one_context_is_strictly_ordered_while_contexts_run_concurrently(procs, 
         results[question] = clients[user, number].post(server.url, json=body(question, user_id=user)).json()
 
     threads = []
-    for number in range(4):  # sent 80 ms apart, while each answer takes 250 ms: requests queue up
+    for number in range(4):  # each round is sent once the server has queued the one before
         for user in ("alice", "bob", "carol"):
             threads.append(threading.Thread(target=ask, args=(user, number)))
             threads[-1].start()
-        time.sleep(0.08)
+        deadline = time.monotonic() + 20
+        while httpx.get(server.base + "/healthz", timeout=10).json()["received"] < 3 * (number + 1):
+            assert time.monotonic() < deadline, "requests did not arrive"
+            time.sleep(0.01)
     for thread in threads:
         thread.join(30)
 

@@ -32,11 +32,13 @@ class Service:
         self.max_body = max_body
         self.locks = ContextLocks()
         self.in_flight = 0
+        self.received = 0
 
     async def answer(self, parsed, on_delta=None) -> tuple[dict, int, float, float]:
         """Wait for the context's turn, then answer: (response, HTTP status, queued, upstream seconds)."""
         arrived = time.perf_counter()
         self.in_flight += 1
+        self.received += 1  # counted in the same step as taking a place in the context's queue
         try:
             async with self.locks.hold(parsed.context_key):
                 queued = time.perf_counter() - arrived
@@ -82,8 +84,8 @@ def create_app(service: Service) -> Starlette:
         return _json(response, status, _timing(started, queued, upstream))
 
     async def healthz(request: Request) -> Response:
-        return _json({"status": "ok", "version": VERSION, "in_flight": service.in_flight,
-                      "contexts": len(service.locks)}, 200)
+        return _json({"status": "ok", "version": VERSION, "received": service.received,
+                      "in_flight": service.in_flight, "contexts": len(service.locks)}, 200)
 
     return Starlette(routes=[Route("/v1/envelope", envelope, methods=["POST"]),
                              Route("/healthz", healthz, methods=["GET"])],
