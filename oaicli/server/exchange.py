@@ -1,4 +1,5 @@
-"""The blocking half of one envelope request, run in a worker thread.
+"""The blocking half of one envelope request, run in a worker thread (of the HTTP process, or of a
+worker process with --processes).
 
 The envelope's own driver (`envelope.LineRunner.answer`: the store's session lock, begin, the API
 call, one shrink-and-retry on context_length_exceeded, finish) does the work, so `chat --envelope`
