@@ -61,7 +61,8 @@ class _Server(uvicorn.Server):
             return
         self.stopped_by = sig
         self.should_exit = True
-        print("Stopping: finishing the answers in flight (send the signal again to stop at once)...",
+        after_echo = "\n" if sig == signal.SIGINT and sys.stderr.isatty() else ""  # the terminal echoed ^C
+        print(f"{after_echo}Stopping: finishing the answers in flight (send the signal again to stop at once)...",
               file=sys.stderr, flush=True)
 
 
