@@ -9,7 +9,6 @@ import json
 import threading
 import uuid
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 VERSION = "1.0.0"
@@ -26,6 +25,7 @@ class Codes:
     UPSTREAM_FAILED = 2002  # the API failed: 429/5xx after retries, network error, dropped stream
     CONTEXT_TOO_LONG = 2003  # the question does not fit the model's context window, even with no history
     UPSTREAM_AUTH = 2004  # the API refused the key (401/403)
+    UNAUTHORIZED = 1005  # serve only: no or wrong bearer token
     INTERNAL = 5000  # a bug or a local failure (the store); the request was not answered
 
 
@@ -261,28 +261,6 @@ def _json_type(value) -> str:
     if isinstance(value, dict):
         return "an object"
     return "null" if value is None else type(value).__name__
-
-
-class ContextLocks:
-    """In-process locks per context key, so one context's requests are strictly ordered (for serve)."""
-
-    def __init__(self):
-        self._guard = threading.Lock()
-        self._locks: dict[tuple, list] = {}
-
-    @contextmanager
-    def hold(self, key: tuple):
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if not entry[1]:
-                    del self._locks[key]
 
 
 # The stdin/stdout driver used by `chat --envelope`: I/O lives here, the rules above.

@@ -96,14 +96,17 @@ def flag(name: str, default=None):
     return click.get_current_context().find_root().meta.get(FLAGS_KEY, {}).get(name, default)
 
 
-def command(group: click.Group | None, name: str | None = None, formats: tuple[str, ...] = (), **attrs):
-    """Register a command with the connection and output options every command takes.
+def command(group: click.Group | None, name: str | None = None, formats: tuple[str, ...] = (),
+            output: bool = True, **attrs):
+    """Register a command with the connection and output options every command takes
+    (`output=False` for a command that prints no result, such as `serve`: no --format).
 
     The command's own options are listed first in --help, the shared ones after them.
     With group None it makes a top-level command (such as `chat`) for COMMANDS in cli.py."""
     def decorate(func):
         make = click.command if group is None else group.command
-        cmd = make(name, **attrs)(connection_options(format_option(*formats)(func)))
+        func = format_option(*formats)(func) if output else func
+        cmd = make(name, **attrs)(connection_options(func))
         cmd.params.sort(key=lambda param: param.callback is _remember)
         return cmd
     return decorate

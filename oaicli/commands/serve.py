@@ -7,7 +7,7 @@ from oaicli.options import command
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 
 
-@command(None, "serve")
+@command(None, "serve", output=False)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Other than loopback, --token (or --insecure) is required.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -23,7 +23,7 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature, 0 to 2.")
 @click.option("--context-window", type=click.IntRange(min=16), metavar="N",
               help="The model's context window in tokens (default: from the known-model table).")
-@click.option("--max-history", type=click.IntRange(min=0), metavar="N", help="Send at most N earlier turns.")
+@click.option("--max-history", type=click.IntRange(min=0), metavar="N", help="Send at most N earlier exchanges (question and answer pairs).")
 @click.option("--max-question-chars", type=click.IntRange(min=1), default=32000, show_default=True,
               help="Longer questions are refused (code 1004, HTTP 400).")
 @click.option("--max-body", type=click.IntRange(min=64), default=262144, show_default=True, metavar="BYTES",

@@ -16,10 +16,6 @@ from oaicli.envelope import VERSION, Codes, response as envelope_response
 from oaicli.server.exchange import status_for
 from oaicli.server.ordering import ContextLocks
 
-# A request without the right --token. Not a line `chat --envelope` can receive, so not in Codes;
-# in the 1xxx range because it is the client's to fix.
-UNAUTHORIZED = getattr(Codes, "UNAUTHORIZED", 1005)
-
 
 class Service:
     """What every request shares: the token, the limits, the context locks and the runner that answers
@@ -108,7 +104,7 @@ def _refusal(service: Service, request: Request) -> Response | None:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), service.token):
         return None
-    return _json(_error(UNAUTHORIZED, "a valid bearer token is required (Authorization: Bearer TOKEN)"),
+    return _json(_error(Codes.UNAUTHORIZED, "a valid bearer token is required (Authorization: Bearer TOKEN)"),
                  401, {"WWW-Authenticate": "Bearer"})
 
 
