@@ -11,7 +11,7 @@ import click
 from oaicli import client as client_module
 from oaicli import settings as settings_module
 from oaicli.chatstream import ChatAssembler, CompletionAssembler, Printer
-from oaicli.errors import ApiError, OaicliError
+from oaicli.errors import ApiError, OaicliError, StreamError
 
 SAMPLING_FIELDS = ("temperature", "top_p", "n", "max_tokens", "presence_penalty", "frequency_penalty", "user",
                    "seed", "max_completion_tokens")
@@ -205,7 +205,10 @@ class Chat:
             return call()
         except OaicliError as exc:
             note = f"The turn was not saved; {where} is unchanged."
-            exc.hint = f"{exc.hint} {note}" if exc.hint else note
+            if isinstance(exc, StreamError):  # its own hint ("Nothing was saved; try again.") would repeat it
+                exc.hint = note
+            else:
+                exc.hint = f"{exc.hint} {note}" if exc.hint else note
             raise
         except KeyboardInterrupt:
             click.echo(f"\nCancelled: the turn was not saved; {where} is unchanged.", err=True)
@@ -264,7 +267,11 @@ class Output:
                 body["stream_options"] = {"include_usage": True}
         printer = Printer(sys.stdout, labelled=self.labelled, strip_leading=self.strip_leading)
         on_event = self._on_event(printer) if self.stream else None
-        response = requester(body, on_event)
+        try:
+            response = requester(body, on_event)
+        except Exception:
+            printer.finish()  # end a half-written answer's line, so the error line starts on its own
+            raise
         self.show(response, printer)
         return response
 

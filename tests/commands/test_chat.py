@@ -244,6 +244,8 @@ def test_a_failed_turn_leaves_the_session_unchanged_and_is_not_repeated(fake, in
     assert result.exit_code == 5
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].endswith("The turn was not saved; session 's' is unchanged.")
+    assert errors[0].lower().count("saved") == 1  # said once, not also by the stream error's own hint
+    assert result.stdout == "" or result.stdout.endswith("\n")  # a half answer ends its line
     assert stored("s") == before
     fake.state.update(drop_after=None, send_done=True)
     assert invoke("chat", "--session", "s", "如果带了呢").exit_code == 0
