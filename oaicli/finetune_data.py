@@ -98,6 +98,8 @@ def analyse(path: Path, model: str) -> Report:
 def _check_line(raw: bytes, report: Report, count, seen: dict, number: int) -> list[str]:
     try:
         example = json.loads(raw)
+    except UnicodeDecodeError:  # a ValueError without the position fields of JSONDecodeError
+        return ["not valid UTF-8 text"]
     except ValueError as exc:
         return [f"not valid JSON ({exc.msg} at column {exc.colno})"]
     if not isinstance(example, dict):
@@ -163,13 +165,15 @@ def _check_message(message) -> list[str]:
         return ["must be an object"]
     problems = [f'"{key}"{UNKNOWN_KEY}' for key in message if key not in MESSAGE_KEYS]
     role, content = message.get("role"), message.get("content")
-    if role not in CHAT_ROLES:
+    if not isinstance(role, str) or role not in CHAT_ROLES:
         problems.append(f"unknown role {role!r} (expected one of {', '.join(sorted(CHAT_ROLES))})")
     calls = message.get("tool_calls") or message.get("function_call")
     if content is None and not (role == "assistant" and calls):
         problems.append('missing "content"')
     elif content is not None and not isinstance(content, (str, list)):
         problems.append(f'"content" must be a string, not {type(content).__name__}')
+    elif isinstance(content, list) and not all(_is_part(part) for part in content):
+        problems.append('"content" parts must be objects, each "text" a string')
     elif content is not None and not _text_of(content).strip() and not calls:
         problems.append("empty content")
     if "weight" in message and message["weight"] not in (0, 1):
@@ -187,6 +191,10 @@ def _check_legacy(example: dict) -> list[str]:
     if isinstance(example.get("completion"), str) and not example["completion"].strip():
         problems.append("empty completion")
     return problems
+
+
+def _is_part(part) -> bool:
+    return isinstance(part, dict) and isinstance(part.get("text", ""), str)
 
 
 def _text_of(content) -> str:

@@ -130,3 +130,20 @@ def test_fix_removes_keys_the_api_does_not_know(tmp_path):
     fixed = finetune_data.write_fixed(report)
     assert json.loads(fixed.read_text()) == {"messages": [{"role": "user", "content": "Hi"},
                                                           {"role": "assistant", "content": "Yo"}]}
+
+
+def test_odd_values_are_reported_by_line_not_crashed_on(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    reply = {"role": "assistant", "content": "ok"}
+    path.write_bytes(b"\n".join([
+        json.dumps(CHAT).encode(),
+        b'{"prompt": "\xff\xfe"}',
+        json.dumps({"messages": [{"role": ["user"], "content": "hi"}, reply]}).encode(),
+        json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}, reply]}).encode(),
+        json.dumps({"messages": [{"role": "user", "content": ["hi"]}, reply]}).encode(),
+    ]) + b"\n")
+    found = dict(problems(finetune_data.analyse(path, "gpt-4o-mini-2024-07-18")))
+    assert found[2] == "not valid UTF-8 text"
+    assert found[3].startswith("message 1: unknown role ['user']")
+    assert found[4] == found[5] == 'message 1: "content" parts must be objects, each "text" a string'
+    assert 1 not in found
