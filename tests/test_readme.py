@@ -16,7 +16,7 @@ SNIPPETS = MARKED.findall((REPO / "README.md").read_text(encoding="utf-8"))
 
 
 def test_the_readme_marks_snippets():
-    assert len(SNIPPETS) >= 3
+    assert len(SNIPPETS) >= 4
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.splitlines()[0][:40] for s in SNIPPETS])
@@ -24,6 +24,10 @@ def test_snippet_runs(snippet, fake, tmp_path):
     for tool in ("jq", "grep"):
         if re.search(rf"\b{tool}\b", snippet) and not shutil.which(tool):
             pytest.skip(f"{tool} is not installed")
+    # The files the snippets name, as a reader following along would have them.
+    (tmp_path / "train.jsonl").write_text("".join(
+        f'{{"messages": [{{"role": "user", "content": "Q{n}"}}, {{"role": "assistant", "content": "A{n}"}}]}}\n'
+        for n in range(3)))
     bin_dir = Path(sys.executable).parent  # `oaicli` as the README's reader has it: the installed script
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", snippet], env=env, cwd=tmp_path,
