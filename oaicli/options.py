@@ -20,10 +20,6 @@ def _remember(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
-def _option(*decls, **attrs):
-    return click.option(*decls, expose_value=False, callback=_remember, **attrs)
-
-
 def _shared(*decls, **attrs) -> click.Option:
     """An Option built once; each command that takes it gets a shallow copy (`_copy`, ~0.6 us) instead of
     a freshly built Option (~15 us with Click's decorator path): for the dozen shared options on each of
@@ -75,10 +71,6 @@ def format_option(*extra: str):
             "--format", "format", type=click.Choice(FORMATS + extra),
             help="Output format; default table on a terminal, json otherwise (or OAICLI_FORMAT).")
     return _attach([_FORMAT_OPTIONS[extra]])
-
-
-def output_options(func):
-    return format_option()(func)
 
 
 list_options = _attach([
