@@ -302,11 +302,8 @@ def delete_model(model, yes):
     Example:
       oaicli fine-tunes delete ft:gpt-4o-mini-2024-07-18:acme::abc123 --yes
     """
-    from urllib.parse import quote
-
-    from oaicli import client, output, prompts
-    prompts.confirm_or_abort(f"Delete model {model}?", yes)
-    output.render_object(client.from_context().delete(f"/models/{quote(model, safe=':')}"))
+    from oaicli.commands import models
+    models.remove(model, yes)
 
 
 @command(fine_tunes, "follow", formats=("plain",))

@@ -56,6 +56,11 @@ def delete_model(model, yes):
     Example:
       oaicli models delete ft:gpt-4o-mini:acme::abc123 --yes
     """
+    remove(model, yes)
+
+
+def remove(model: str, yes: bool) -> None:
+    """DELETE /models/MODEL after asking on a terminal; `fine-tunes delete` is the same command."""
     from oaicli import client, output, prompts
     prompts.confirm_or_abort(f"Delete model {model}?", yes)
     output.render_object(client.from_context().delete(f"/models/{_quoted(model)}"))
