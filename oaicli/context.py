@@ -57,14 +57,15 @@ def budget(*, system: str | None, question, counter, context_window: int, answer
     return available - fixed
 
 
-def fit_history(history: list[Turn], budget_tokens: int, counter, max_history: int | None) -> list[Turn]:
+def fit_history(history: list[Turn], budget_tokens: int, counter, max_history: int | None,
+                named: bool = False) -> list[Turn]:
     """The newest whole exchanges of `history` (oldest first) within budget_tokens and max_history exchanges."""
     kept: list[list[Turn]] = []
     spent = 0
     for group in reversed(group_exchanges(history)):
         if max_history is not None and len(kept) >= max_history:
             break
-        cost = sum(turn_cost(turn, counter) for turn in group)
+        cost = sum(turn_cost(turn, counter, named) for turn in group)
         if spent + cost > budget_tokens:
             break
         spent += cost
@@ -74,14 +75,15 @@ def fit_history(history: list[Turn], budget_tokens: int, counter, max_history: i
 
 def build_messages(*, system: str | None, history: list[Turn], question, model: str, counter,
                    context_window: int, answer_tokens: int | None, max_history: int | None,
-                   prefix: list[dict] | None = None) -> list[dict]:
+                   prefix: list[dict] | None = None, named: bool = False) -> list[dict]:
     """The request's messages: system prompt, `prefix` (fixed messages such as chat's -g ones, always
     sent), the newest whole exchanges that fit, then the question.
 
-    `max_history` caps the number of earlier exchanges (question + answer pairs). Raises InputError
+    `max_history` caps the number of earlier exchanges (question + answer pairs); `named`: history's user
+    turns carry their speaker's `name` (a shared group context). Raises InputError
     (exit code 4) when the question alone does not fit; then nothing should be sent."""
     room = budget(system=system, question=question, counter=counter, context_window=context_window,
                   answer_tokens=answer_tokens, prefix=prefix)
-    kept = fit_history(history, room, counter, max_history)
-    return (system_messages(system) + list(prefix or []) + [turn.message() for turn in kept]
+    kept = fit_history(history, room, counter, max_history, named)
+    return (system_messages(system) + list(prefix or []) + [turn.message(named) for turn in kept]
             + question_messages(question))

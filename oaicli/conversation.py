@@ -83,36 +83,40 @@ class Context:
         store.add_exchange(session_id, *self.turns(question, response, **ids),
                            counter=self.counter if counted else None)
 
-    def fits_uncounted(self, question: str) -> bool:
+    def fits_uncounted(self, question: str, speaker: str | None = None) -> bool:
         """Whether system, -g messages and question certainly fit with no history, without a tokenizer
         (loading one takes about half a second): a token is never shorter than one UTF-8 byte."""
         from oaicli import context
-        texts = [self.system or "", question] + [str(m.get("content") or "") for m in self.extra_messages]
+        texts = [self.system or "", question, _name(speaker) or ""]
+        texts += [str(m.get("content") or "") for m in self.extra_messages]
         upper = sum(len(text.encode("utf-8")) + PER_MESSAGE_BOUND for text in texts) + 3
         return upper <= context.request_budget(self.window, self.answer_tokens)
 
-    def first_messages(self, question: str) -> list[dict]:
+    def first_messages(self, question: str, speaker: str | None = None) -> list[dict]:
         """The messages of a session's first question (no history), when fits_uncounted said so."""
         messages = [{"role": "system", "content": self.system}] if self.system else []
-        return messages + list(self.extra_messages) + [{"role": "user", "content": question}]
+        return messages + list(self.extra_messages) + _question(question, speaker)
 
-    def tail(self, store, session_id: int, question: str) -> list:
-        """The newest stored turns that can fit, read from the end of the session."""
+    def tail(self, store, session_id: int, question: str, speaker: str | None = None) -> list:
+        """The newest stored turns that can fit, read from the end of the session.
+
+        `speaker`: the asking user's id in a context several users share; every user turn is then sent
+        with its speaker's `name`, so the model knows who said what."""
         from oaicli import context
-        budget = context.budget(system=self.system, question=question, counter=self.counter,
+        budget = context.budget(system=self.system, question=_question(question, speaker), counter=self.counter,
                                 context_window=self.window, answer_tokens=self.answer_tokens,
                                 prefix=self.extra_messages)
         return store.tail(session_id, token_budget=max(budget, 0), max_turns=self.max_history,
-                          counter=self.counter)
+                          counter=self.counter, named=speaker is not None)
 
-    def messages(self, history: list, question: str) -> list[dict]:
+    def messages(self, history: list, question: str, speaker: str | None = None) -> list[dict]:
         """system, explicit -g messages, the newest history that fits, the question; the -g messages
         count in the budget. Raises InputError when the question alone does not fit."""
         from oaicli import context
-        return context.build_messages(system=self.system, history=history, question=question,
+        return context.build_messages(system=self.system, history=history, question=_question(question, speaker),
                                       model=self.model, counter=self.counter, context_window=self.window,
                                       answer_tokens=self.answer_tokens, max_history=self.max_history,
-                                      prefix=self.extra_messages)
+                                      prefix=self.extra_messages, named=speaker is not None)
 
     def turns(self, question: str, response: dict, *, question_id: str | None = None,
               user_id: str | None = None) -> tuple:
@@ -129,6 +133,19 @@ class Context:
         answered = Turn(role="assistant", content=answer, question_id=question_id, model=model, usage=usage,
                         created_at=now, user_id=user_id)
         return asked, answered
+
+
+def _name(speaker: str | None) -> str | None:
+    from oaicli.store import speaker_name
+    return speaker_name(speaker) if speaker else None
+
+
+def _question(question: str, speaker: str | None) -> list[dict]:
+    """The new question as its user message, named after its speaker when there is one."""
+    message = {"role": "user", "content": question}
+    if speaker:
+        message["name"] = _name(speaker)
+    return [message]
 
 
 def _first_choice(response: dict) -> dict:

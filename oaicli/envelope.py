@@ -154,18 +154,23 @@ class Envelope:
                 return replay
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
         session_id = session.id if session else None
+        speaker = self._speaker(parsed.ids)
         if session is None or not self.store.count_turns(session.id):
-            if self.context.fits_uncounted(parsed.question):  # no tokenizer needed for a first question
+            if self.context.fits_uncounted(parsed.question, speaker):  # no tokenizer needed for a first question
                 return Pending(parsed.ids, parsed.question, session_id, [],
-                               self._body(self.context.first_messages(parsed.question)), parsed.session_name,
-                               counted=False)
+                               self._body(self.context.first_messages(parsed.question, speaker)),
+                               parsed.session_name, counted=False)
         try:
-            history = self.context.tail(self.store, session.id, parsed.question) if session else []
-            messages = self.context.messages(history, parsed.question)
+            history = self.context.tail(self.store, session.id, parsed.question, speaker) if session else []
+            messages = self.context.messages(history, parsed.question, speaker)
         except InputError as exc:
             return response(Codes.CONTEXT_TOO_LONG, exc.message, parsed.ids)
         return Pending(parsed.ids, parsed.question, session_id, history, self._body(messages),
                        parsed.session_name)
+
+    def _speaker(self, ids: dict) -> str | None:
+        """In a group context its users share, the asker's user_id: user turns then carry it as `name`."""
+        return ids["user_id"] if self.group_shared and ids["group_id"] else None
 
     def _replay(self, parsed: Parsed) -> dict | None:
         session = self.store.get_session(parsed.session_name)
@@ -194,7 +199,7 @@ class Envelope:
         smaller = shrink(pending.history)
         if pending.retried or smaller is None:
             return None
-        messages = self.context.messages(smaller, pending.question)
+        messages = self.context.messages(smaller, pending.question, self._speaker(pending.ids))
         return Pending(pending.ids, pending.question, pending.session_id, smaller, self._body(messages),
                        pending.session_name, retried=True)
 

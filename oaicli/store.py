@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -50,6 +51,7 @@ MIGRATIONS = [
     """),
 ]
 
+_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TURN_COLUMNS = "id, role, content, tokens, tokens_encoding, question_id, model, usage, created_at, user_id"
 # Rows read per step when walking a session backwards; grows so long tails need few queries.
 _FIRST_BATCH = 32
@@ -74,8 +76,17 @@ class Turn:
     encoding: str | None = None
     dirty: bool = field(default=False, repr=False, compare=False)  # count computed, not yet cached
 
-    def message(self) -> dict:
-        return {"role": self.role, "content": self.content}
+    def message(self, named: bool = False) -> dict:
+        """The turn as a request message; `named`: a user turn says who asked (shared group contexts)."""
+        message = {"role": self.role, "content": self.content}
+        name = self.speaker() if named else None
+        if name:
+            message["name"] = name
+        return message
+
+    def speaker(self) -> str | None:
+        """The `name` that tells the model which user asked: for user turns that have a user_id."""
+        return speaker_name(self.user_id) if self.role == "user" and self.user_id else None
 
 
 @dataclass
@@ -121,8 +132,17 @@ def content_tokens(turn: Turn, counter) -> int:
     return turn.tokens
 
 
-def turn_cost(turn: Turn, counter) -> int:
-    return counter.message_tokens(turn.role, content_tokens(turn, counter))
+def turn_cost(turn: Turn, counter, named: bool = False) -> int:
+    return counter.message_tokens(turn.role, content_tokens(turn, counter), turn.speaker() if named else None)
+
+
+def speaker_name(user_id: str) -> str:
+    """A user_id as a message's `name`, which OpenAI restricts to letters, digits, `_` and `-` (64 at most):
+    kept as it is when it qualifies, else its safe characters and a hash, so two users never share one."""
+    if _NAME_OK.fullmatch(user_id):
+        return user_id
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", user_id).strip("_")[:40]
+    return f"{safe or 'user'}-{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:12]}"
 
 
 def group_exchanges(turns: list[Turn]) -> list[list[Turn]]:
@@ -289,8 +309,10 @@ class Store:
         rows = self._rows_before(session_id, None, count)
         return [_turn(row) for row in reversed(rows)]
 
-    def tail(self, session_id: int, *, token_budget: int | None, max_turns: int | None, counter) -> list[Turn]:
-        """The newest whole exchanges that fit `token_budget` (message tokens) and `max_turns` (exchanges).
+    def tail(self, session_id: int, *, token_budget: int | None, max_turns: int | None, counter,
+             named: bool = False) -> list[Turn]:
+        """The newest whole exchanges that fit `token_budget` (message tokens) and `max_turns` (exchanges);
+        `named`: user turns will be sent with their speaker's name (see Turn.message), which costs tokens.
 
         Walks the session backwards from its newest turn and stops at the first exchange that does not
         fit, so only the tail is read. Counts missing from the store (or made for another tokenizer)
@@ -305,7 +327,7 @@ class Store:
             """Keep the exchange if it fits; False when the walk must stop."""
             if state.pop("newest", False) and len(group) == 1 and group[0].role == "user":
                 return True  # an unanswered question at the very end is not history
-            cost = sum(turn_cost(t, counter) for t in group)
+            cost = sum(turn_cost(t, counter, named) for t in group)
             if token_budget is not None and state["spent"] + cost > token_budget:
                 return False
             state["spent"] += cost

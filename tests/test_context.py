@@ -172,3 +172,29 @@ def test_prefix_messages_are_sent_after_the_system_prompt_and_counted():
     assert build_with_prefix(exact) == with_prefix
     trimmed = request(HISTORY[1:])
     assert build_with_prefix(exact - 1) == trimmed[:1] + prefix + trimmed[1:]
+
+
+def named_request(pairs, users=("alice", "用户B", "alice"), asker="bob"):
+    """As request(), with each user turn named after its speaker (a shared group context)."""
+    from oaicli.store import speaker_name
+    messages = [{"role": "system", "content": SYSTEM}]
+    for (question, answer), user in zip(pairs, users[len(users) - len(pairs):]):
+        messages += [{"role": "user", "content": question, "name": speaker_name(user)},
+                     {"role": "assistant", "content": answer}]
+    return messages + [{"role": "user", "content": QUESTION, "name": asker}]
+
+
+def test_named_turns_are_trimmed_at_the_exact_boundary_by_the_store_and_the_assembly(tmp_path):
+    """Names cost tokens: Context.tail (the store's walk) and Context.messages count them to the token."""
+    from oaicli.conversation import Context
+    users = ("alice", "用户B", "alice")
+    with Store.open(tmp_path / "sessions.db") as store:
+        session = store.ensure_session("envelope:g:*", system=SYSTEM, kind="envelope")
+        for (question, answer), user in zip(HISTORY, users):
+            store.add_exchange(session.id, Turn("user", question, user_id=user),
+                               Turn("assistant", answer, user_id=user))
+        full = named_request(HISTORY)
+        for window, expected in ((window_for(full), full), (window_for(full) - 1, named_request(HISTORY[1:]))):
+            convo = Context(MODEL, system=SYSTEM, context_window=window, answer_tokens=100)
+            history = convo.tail(store, session.id, QUESTION, speaker="bob")
+            assert convo.messages(history, QUESTION, speaker="bob") == expected

@@ -142,6 +142,27 @@ def test_group_shared_gives_a_group_one_context(fake, invoke):
     assert [t.user_id for t in turns] == ["alice", "alice", "bob", "bob"]
 
 
+def test_group_shared_user_turns_say_who_spoke(fake, invoke):
+    """Each user message of a shared group context carries its user_id as `name`; others carry none."""
+    run(invoke, line("from alice", user_id="alice"), line("from bob", user_id="用户 B"),
+        line("private", user_id="carol", group_id=""), args=["--group-shared"])
+    from oaicli.store import speaker_name
+    bob = speaker_name("用户 B")
+    assert chat_bodies(fake)[0]["messages"] == [{"role": "user", "content": "from alice", "name": "alice"}]
+    assert chat_bodies(fake)[1]["messages"] == [{"role": "user", "content": "from alice", "name": "alice"},
+                                                {"role": "assistant", "content": "echo: from alice"},
+                                                {"role": "user", "content": "from bob", "name": bob}]
+    assert chat_bodies(fake)[2]["messages"] == [{"role": "user", "content": "private"}]
+
+
+def test_speaker_names_keep_valid_ids_and_never_merge_two_users():
+    import re
+    from oaicli.store import speaker_name
+    assert speaker_name("alice_2-x") == "alice_2-x"
+    names = {speaker_name(user) for user in ("用户A", "用户B", "a b", "a:b", "x" * 65, "x" * 66)}
+    assert len(names) == 6 and all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) for name in names)
+
+
 def test_a_repeated_question_id_replays_the_stored_answer(fake, invoke):
     out = run(invoke, line("first", question_id="q-1"), line("first", question_id="q-1"), line("next"))
     assert out[1] == out[0]

@@ -46,6 +46,14 @@ def test_envelope_requests_validate(prism, tmp_path):
     assert json.loads(result.stdout)["code"] == 0, result.stdout
 
 
+def test_group_shared_envelope_requests_with_speaker_names_validate(prism, tmp_path):
+    lines = "".join(json.dumps({"version": "1.0.0", "pars": {"user_id": user, "question": "Hi", "group_id": "g",
+                                                            "question_id": ""}}) + "\n" for user in ("ann", "用户"))
+    result = prism.run("chat", "--envelope", "--group-shared", input=lines, env={"OAICLI_HOME": str(tmp_path)})
+    assert_valid(result)
+    assert [json.loads(out)["code"] for out in result.stdout.splitlines()] == [0, 0], result.stdout
+
+
 def test_complete_validates(prism):
     result = prism.run("complete", "Say this is a test", "--suffix", "!", "--logprobs", "2", "--echo",
                        "--best-of", "2", "--no-stream", *SAMPLING)
