@@ -339,7 +339,9 @@ for _param in create.params:
 def _follow(api, flavour, job_id: str) -> int:
     from oaicli import fine_tuning, output, settings
     from oaicli.commands.files import wait_deadline
-    fmt = settings.current().format
+    # Without a chosen format the event lines are the output, in a pipe too (a CI log reads them);
+    # a chosen one (flag, OAICLI_FORMAT, profile) is checked like every command's.
+    fmt = output.resolve_format() if settings.current().format else None
 
     def emit(event):
         if fmt in ("json", "jsonl"):
