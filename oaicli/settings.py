@@ -5,6 +5,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -20,6 +21,8 @@ class Field:
     env: tuple[str, ...] = ()
     default: object = None
     convert: type = str
+    valid: Callable[[object], bool] | None = None  # checked after convert; flags have Click's own ranges
+    expected: str = ""
 
 
 FIELDS = {
@@ -29,8 +32,8 @@ FIELDS = {
     "project": Field(("OPENAI_PROJECT_ID",)),
     "api_type": Field(("OPENAI_API_TYPE",), "openai"),
     "api_version": Field(("OPENAI_API_VERSION",), DEFAULT_AZURE_API_VERSION),
-    "timeout": Field(("OAICLI_TIMEOUT",), 600.0, float),
-    "max_retries": Field(("OAICLI_MAX_RETRIES",), 2, int),
+    "timeout": Field(("OAICLI_TIMEOUT",), 600.0, float, lambda v: v > 0, "a number of seconds above 0"),
+    "max_retries": Field(("OAICLI_MAX_RETRIES",), 2, int, lambda v: v >= 0, "a whole number, 0 or more"),
     "format": Field(("OAICLI_FORMAT",)),
 }
 
@@ -69,9 +72,13 @@ def load_keys() -> dict[str, str]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        keys = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.", "Fix or delete the file, then `oaicli keys set`.")
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise ConfigError(f"{path} is not a JSON object of profile names and keys.",
+                          "Fix or delete the file, then `oaicli keys set`.")
+    return keys
 
 
 def save_key(profile: str, key: str) -> Path:
@@ -146,9 +153,12 @@ class Settings:
     @staticmethod
     def _convert(field: Field, raw: str, var: str):
         try:
-            return field.convert(raw)
+            value = field.convert(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"{var}={raw!r} is not a valid {field.convert.__name__}.")
+        if field.valid and not field.valid(value):
+            raise ConfigError(f"{var}={raw!r} is out of range: expected {field.expected}.")
+        return value
 
     def __getattr__(self, name):
         if name in FIELDS:

@@ -114,6 +114,21 @@ def test_bad_toml_and_bad_values_are_config_errors(invoke, home):
     assert result.exit_code == 3 and "OAICLI_TIMEOUT='abc' is not a valid float" in result.stderr
 
 
+@pytest.mark.parametrize("variable, value", [("OAICLI_TIMEOUT", "-5"), ("OAICLI_TIMEOUT", "0"),
+                                             ("OAICLI_MAX_RETRIES", "-1")])
+def test_out_of_range_numbers_from_the_environment_are_config_errors(invoke, variable, value):
+    result = invoke("config", "show", env={variable: value})
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"Error: {variable}='{value}' is out of range: expected")
+
+
+def test_a_keys_file_that_is_not_an_object_of_keys_is_a_config_error(invoke, home):
+    home.mkdir(parents=True)
+    (home / "keys.json").write_text("[1]")
+    result = invoke("keys", "get", env={"OPENAI_API_KEY": ""})
+    assert result.exit_code == 3 and "keys.json is not a JSON object" in result.stderr
+
+
 def test_config_show_lists_sources_and_masks_the_key(invoke, config_file):
     shown = show(invoke, "--organization", "org-flag", env={"OPENAI_API_KEY": TEST_KEY})
     assert shown["api_key"] == {"value": "sk-...cdef", "source": "env OPENAI_API_KEY"}
