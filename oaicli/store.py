@@ -148,16 +148,19 @@ def speaker_name(user_id: str) -> str:
 def group_exchanges(turns: list[Turn]) -> list[list[Turn]]:
     """Split turns (oldest first) into exchanges: a user turn with every turn up to the next user turn.
 
-    A trailing user turn with no answer is left out, so a history never ends in an unanswered question."""
+    A user turn with no answer (an imported conversation may hold one) is left out: sent, it would put two
+    user messages in a row, and the same question twice when it is asked again."""
     groups: list[list[Turn]] = []
     for turn in turns:
         if turn.role == "user" or not groups:
             groups.append([turn])
         else:
             groups[-1].append(turn)
-    if groups and len(groups[-1]) == 1 and groups[-1][0].role == "user":
-        groups.pop()
-    return groups
+    return [group for group in groups if not _unanswered(group)]
+
+
+def _unanswered(group: list[Turn]) -> bool:
+    return len(group) == 1 and group[0].role == "user"
 
 
 class Store:
@@ -321,12 +324,12 @@ class Store:
             return []
         kept: list[list[Turn]] = []
         pending: list[Turn] = []  # turns newer than the last user turn seen, newest first
-        state = {"spent": 0, "newest": True}
+        state = {"spent": 0}
 
         def take(group: list[Turn]) -> bool:
             """Keep the exchange if it fits; False when the walk must stop."""
-            if state.pop("newest", False) and len(group) == 1 and group[0].role == "user":
-                return True  # an unanswered question at the very end is not history
+            if _unanswered(group):
+                return True  # not history (see group_exchanges)
             cost = sum(turn_cost(t, counter, named) for t in group)
             if token_budget is not None and state["spent"] + cost > token_budget:
                 return False

@@ -419,3 +419,17 @@ def test_usage_is_stored_as_json(store, tmp_path):
     store.add_exchange(session.id, Turn("user", "q"), Turn("assistant", "a", usage={"prompt_tokens": 3}))
     stored = raw(tmp_path / "sessions.db", "SELECT usage FROM turns WHERE role = 'assistant'")
     assert json.loads(stored[0][0]) == {"prompt_tokens": 3}
+
+
+def test_tail_skips_an_unanswered_question_anywhere_so_no_two_questions_go_in_a_row(store):
+    """An imported conversation ending in a question, then that question asked (and answered) again:
+    the dangling copy must not be sent before the answered one."""
+    store.import_messages("s", [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+                                {"role": "user", "content": "q2"}, {"role": "user", "content": "q2"},
+                                {"role": "assistant", "content": "a2"}])
+    session = store.get_session("s")
+    kept = store.tail(session.id, token_budget=None, max_turns=None, counter=COUNTER)
+    assert [t.content for t in kept] == ["q1", "a1", "q2", "a2"]
+    from oaicli.store import group_exchanges
+    assert [[t.content for t in g] for g in group_exchanges(list(store.turns(session.id)))] == [["q1", "a1"],
+                                                                                             ["q2", "a2"]]
