@@ -148,6 +148,18 @@ def test_format_json_prints_the_assembled_response_object(fake, invoke):
     assert bodies(fake)[0]["stream_options"] == {"include_usage": True}
 
 
+def test_format_json_streamed_has_the_shape_of_the_unstreamed_object(fake, invoke):
+    def shape(*args):
+        result = invoke("chat", "-n", "2", "--format", "json", *args, "same shape")
+        obj = json.loads(result.stdout)
+        obj.pop("created")
+        for choice in obj["choices"]:
+            if choice.get("logprobs") is None:  # the real API sends null; the fake leaves it out
+                choice.pop("logprobs", None)
+        return obj
+    assert shape() == shape("--no-stream")
+
+
 def test_format_jsonl_prints_each_chunk(fake, invoke):
     result = invoke("chat", "--format", "jsonl", "a b")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
