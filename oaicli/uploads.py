@@ -73,21 +73,29 @@ def upload(api, path: Path, purpose: str) -> dict:
     size = path.stat().st_size
     label = _label(path)
     if size > UPLOADS_THRESHOLD:
-        try:
-            return upload_in_parts(api, path, purpose, size, label)
-        except ApiError as exc:
-            if exc.status not in (404, 405):
-                raise
+        upload_id = _create_upload(api, path, purpose, size)
+        if upload_id:
+            return upload_in_parts(api, path, upload_id, size, label)
     with open(path, "rb") as handle, progress_bar(size, label) as bar:
         files = {"file": (path.name, ChunkedReader(handle, bar), mime_type(path))}
         return api.post("/files", data={"purpose": purpose}, files=files)
 
 
-def upload_in_parts(api, path: Path, purpose: str, size: int, label: str) -> dict:
-    """The Uploads API: create, add each part (each retried on its own by the client), complete."""
-    created = api.post("/uploads", json={"filename": path.name, "purpose": purpose, "bytes": size,
-                                         "mime_type": mime_type(path)})
-    upload_id = created["id"]
+def _create_upload(api, path: Path, purpose: str, size: int) -> str | None:
+    """An Uploads API upload's id, or None when the server has no /uploads (then /files takes the file).
+    Only this first request says so: a 404 later (an upload that expired) is an error, not a fallback."""
+    try:
+        created = api.post("/uploads", json={"filename": path.name, "purpose": purpose, "bytes": size,
+                                             "mime_type": mime_type(path)})
+    except ApiError as exc:
+        if exc.status in (404, 405):
+            return None
+        raise
+    return created["id"]
+
+
+def upload_in_parts(api, path: Path, upload_id: str, size: int, label: str) -> dict:
+    """Add each part of a created upload (each retried on its own by the client), then complete it."""
     try:
         part_ids = []
         with open(path, "rb") as handle, progress_bar(size, label) as bar:

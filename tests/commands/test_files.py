@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -112,6 +113,17 @@ def test_without_an_uploads_api_a_large_file_goes_to_files(invoke, fake, blob, m
     result = invoke("files", "upload", blob, "--purpose", "batch", "--format", "plain")
     assert result.exit_code == 0, result.stderr
     assert stored(fake, result.stdout.strip())["sha256"] == sha256(blob)
+
+
+def test_a_part_refused_mid_upload_is_an_error_not_a_fallback_to_files(invoke, fake, blob, monkeypatch):
+    monkeypatch.setattr("oaicli.uploads.UPLOADS_THRESHOLD", 1000)
+    monkeypatch.setattr("oaicli.uploads.PART_SIZE", 128 * 1024)
+    fake.routes.insert(0, ("POST", re.compile(r"^/v1/uploads/[^/]+/parts$"),
+                           lambda request, reply: reply.error(404, "Upload expired")))
+    result = invoke("files", "upload", blob, "--purpose", "batch", "--format", "plain")
+    assert result.exit_code == 4 and "Upload expired" in result.stderr and result.stdout == ""
+    assert fake.calls("POST", "/v1/files") == []
+    assert [c for c in fake.calls("POST") if c.path.endswith("/cancel")]
 
 
 def test_wait_polls_until_processed(invoke, fake, blob):
