@@ -69,6 +69,7 @@ def translate(file, model, prompt, response_format, temperature, output):
 def _run(path, file, model, prompt, response_format, temperature, output, **extra):
     from oaicli import audio_files, settings
     source = audio_files.check_upload(file)
+    _ready(output)
     fields = {"model": model or settings.current().default_model("audio", "whisper-1"), "prompt": prompt,
               "response_format": response_format, "temperature": temperature, **extra}
     fields = {key: str(value) for key, value in fields.items() if value is not None}
@@ -94,8 +95,17 @@ def speak(text, output, model, voice, response_format, speed):
     """
     from oaicli import audio_files, settings
     text = audio_files.check_speech_text(text)
+    _ready(None if output == "-" else output)
     body = {"model": model or settings.current().default_model("speak", "tts-1"), "input": text, "voice": voice,
             "response_format": response_format or audio_files.format_for(output)}
     if speed is not None:
         body["speed"] = speed
     audio_files.speak(body, output)
+
+
+def _ready(output) -> None:
+    """An output folder we cannot write fails before the upload and the paid request."""
+    if output:
+        from pathlib import Path
+        from oaicli.save_targets import ready_file
+        ready_file(Path(output))

@@ -65,6 +65,7 @@ def create(prompt, model, n, size, response_format, user, output_dir, no_save, q
     from oaicli.image_files import check_request
     model = _model(model)
     check_request(model, n, size)
+    _ready(output_dir, no_save)
     body = _fields(prompt=prompt, model=model, n=n, size=size, response_format=response_format, user=user,
                    quality=quality, background=background, output_format=output_format, style=style)
     answer = client.from_context().post("/images/generations", json=body)
@@ -95,6 +96,7 @@ def edit(images, prompt, mask, model, n, size, response_format, user, output_dir
     mask_path = image_files.check_exists(mask, "Mask") if mask else None
     if model == "dall-e-2":
         _check_dalle2_edit(paths, mask_path)
+    _ready(output_dir, no_save)
     fields = _fields(prompt=prompt, model=model, n=n, size=size, response_format=response_format, user=user,
                      quality=quality, background=background, output_format=output_format)
     uploads = [("image", path) for path in paths] + ([("mask", mask_path)] if mask_path else [])
@@ -118,6 +120,7 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
     path = image_files.check_exists(image_path)
     if model == "dall-e-2":
         image_files.check_dalle2_png(path)
+    _ready(output_dir, no_save)
     fields = _fields(model=model, n=n, size=size, response_format=response_format, user=user)
     answer = _upload("/images/variations", fields, [("image", path)])
     _finish(answer, output_dir, f"{path.stem} variation", None, no_save)
@@ -126,6 +129,14 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
 def _model(model):
     from oaicli import settings
     return model or settings.current().default_model("image", "dall-e-2")
+
+
+def _ready(output_dir: str, no_save: bool) -> None:
+    """A folder we cannot write fails before the request: the images would be paid for and lost."""
+    if not no_save:
+        from pathlib import Path
+        from oaicli.save_targets import ready_directory
+        ready_directory(Path(output_dir))
 
 
 def _fields(**values) -> dict:

@@ -166,3 +166,14 @@ def test_speak_reads_stdin(fake, invoke, tmp_path):
     result = invoke("audio", "speak", "-", "-o", tmp_path / "a.mp3", input="from a pipe")
     assert result.exit_code == 0, result.stderr
     assert fake.calls("POST", "/v1/audio/speech")[0].json()["input"] == "from a pipe"
+
+
+@pytest.mark.parametrize("args", [["transcribe", "{clip}", "-o", "{t}/afile/t.txt"],
+                                  ["speak", "hi", "-o", "{t}/afile/a.mp3"]])
+def test_an_unusable_output_folder_fails_before_the_request(fake, invoke, clip, tmp_path, args):
+    (tmp_path / "afile").write_bytes(b"")
+    result = invoke("audio", *[a.format(clip=clip, t=tmp_path) for a in args])
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: part of that path is a file, " \
+                                    "not a folder."
+    assert not fake.calls()

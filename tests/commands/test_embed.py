@@ -231,3 +231,12 @@ def test_progress_bar_on_a_terminal_and_not_in_a_pipe(fake, invoke, tmp_path):
     assert read_npy(tmp_path / "v.npy")[0]["shape"] == (3000, 16)
     piped = invoke("embed", "-i", source, "-o", tmp_path / "w.npy")
     assert "Embedding" not in piped.stderr
+
+
+def test_an_unusable_output_folder_is_one_clear_error(fake, invoke, tmp_path):
+    (tmp_path / "afile").write_bytes(b"")
+    result = invoke("embed", "a", "-o", tmp_path / "afile" / "v.npy")
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: part of that path is a file, " \
+                                    "not a folder."
+    assert not fake.calls()

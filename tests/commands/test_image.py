@@ -108,7 +108,7 @@ def test_an_api_refusal_saves_nothing(fake, invoke, out):
     result = invoke("image", "create", "bad", "-o", out)
     assert result.exit_code == ExitCode.REQUEST
     assert "rejected by the safety system" in result.stderr
-    assert not out.exists()
+    assert list(out.iterdir()) == []  # the folder was made before the request, to know it is writable
 
 
 @pytest.mark.parametrize("args,message", [
@@ -253,3 +253,29 @@ def _write(path, content):
 def test_slug(prompt, expected):
     from oaicli.image_files import slug
     assert slug(prompt) == expected
+
+
+@pytest.mark.parametrize("command", [["create", "p"], ["variation", "{t}/v.png"]])
+def test_an_unusable_output_dir_fails_before_the_request(fake, invoke, tmp_path, command):
+    """The images would be paid for and then lost: the folder is checked (and made) first."""
+    png(tmp_path, "v.png", 4, 4)
+    (tmp_path / "afile").write_bytes(b"")
+    args = [arg.format(t=tmp_path) for arg in command]
+    result = invoke("image", *args, "-o", tmp_path / "afile" / "sub")
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile/sub: part of that path is a file, " \
+                                    "not a folder."
+    assert not fake.calls()
+    made = invoke("image", *args, "-o", tmp_path / "new" / "dir")
+    assert made.exit_code == 0, made.stderr
+    assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_a_read_only_output_dir_fails_before_the_request(fake, invoke, tmp_path, monkeypatch):
+    import os
+    readable = os.access
+    # as for a user without write permission (root, running the tests, may write anywhere)
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK and readable(path, mode))
+    result = invoke("image", "create", "p", "-o", tmp_path)
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}: permission denied."
+    assert result.exit_code == ExitCode.REQUEST and not fake.calls()
