@@ -111,7 +111,7 @@ class ChatAssembler:
     def text(self, index: int = 0) -> str:
         """The answer of one choice so far."""
         if self.whole is not None:
-            return _answer_of(self.whole, index)
+            return answer_of(self.whole, index)
         state = self._choices.get(index)
         return "".join(state["parts"]) if state else ""
 
@@ -153,16 +153,12 @@ def _merge_text(target: dict, key: str, value) -> None:
             slot[name] = slot.get(name, "") + (piece or "")
 
 
-def _answer_of(response: dict, index: int = 0) -> str:
+def answer_of(response: dict, index: int = 0) -> str:
+    """The text of one choice of a chat.completion or text_completion object."""
     for choice in response.get("choices") or ():
         if choice.get("index", 0) == index:
             return (choice.get("message") or {}).get("content") or choice.get("text") or ""
     return ""
-
-
-def answer_of(response: dict, index: int = 0) -> str:
-    """The text of one choice of a chat.completion or text_completion object."""
-    return _answer_of(response, index)
 
 
 class Printer:

@@ -1,7 +1,7 @@
 """The upper-application envelope: one JSON request in, one JSON response out, per context.
 
 `Envelope` is the one implementation, written without I/O (parse -> begin -> finish/fail) so that
-`chat --envelope` (stdin/stdout, sync httpx, see `run_lines`) and `serve` (HTTP) both drive it.
+`chat --envelope` (stdin/stdout, sync httpx, see `LineRunner`) and `serve` (HTTP) both drive it.
 Request, response and codes are documented in the README, section "The upper-application envelope".
 """
 
@@ -91,7 +91,7 @@ class Envelope:
                              name="tokenizer-warm-up").start()
 
     def with_store(self, store) -> "Envelope":
-        """The same engine on another store connection (one per thread)."""
+        """The same engine on another store (serve's, which stops saving at shutdown)."""
         clone = object.__new__(Envelope)
         clone.__dict__.update(self.__dict__)
         clone.store = store
@@ -277,18 +277,16 @@ def read_ahead(concurrency: int) -> int:
 
 class LineRunner:
     """Answers lines as they are read. concurrency 1: in order, in this thread. N > 1: up to N contexts at
-    once on a thread pool, each context's lines strictly in order. Reading stops while READ_AHEAD(N) lines
+    once on a thread pool, each context's lines strictly in order. Reading stops while read_ahead(N) lines
     wait, so memory stays flat however long the input; the room lets lines of other contexts get past a
     context that has many lines queued."""
 
-    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, open_store=None, notice=None):
-        self.engine = engine
+    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, notice=None):
+        self.engine = engine  # its Store is shared by the threads (it serializes its statements)
         self.call = call  # call(request_body, on_delta) -> the assembled completion
         self.write = write  # write(response dict), thread-safe, flushed
         self.concurrency = concurrency
-        self.open_store = open_store
         self.notice = notice or (lambda text: None)
-        self._local = threading.local()
 
     def run(self, lines) -> None:
         if self.concurrency <= 1:
@@ -306,7 +304,7 @@ class LineRunner:
             self.answer(parsed)
 
     def answer(self, parsed: Parsed) -> None:
-        engine = self._engine()
+        engine = self.engine
         try:
             with engine.store.exclusive(parsed.session_name):
                 result = self._answer_locked(engine, parsed)
@@ -335,14 +333,6 @@ class LineRunner:
         if not engine.stream:
             return None
         return lambda text: self.write(engine.delta_line(pending, text))
-
-    def _engine(self) -> Envelope:
-        if self.open_store is None or self.concurrency <= 1:
-            return self.engine
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            engine = self._local.engine = self.engine.with_store(self.open_store())
-        return engine
 
     def _run_pool(self, lines) -> None:
         from concurrent.futures import ThreadPoolExecutor
