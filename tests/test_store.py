@@ -390,7 +390,7 @@ def test_locks_leave_nothing_behind(store):
     with store.exclusive("envelope:g:alice"):
         assert len(list((store.path.parent / "locks").iterdir())) == 1
     assert list((store.path.parent / "locks").iterdir()) == []
-    assert store_module._SessionMutex._registry == {}
+    assert __import__('oaicli.locks').locks.SessionMutex._registry == {}
 
 
 def _open_fresh(path, start):
