@@ -1,6 +1,7 @@
 """Local side of `oaicli image`: checks on inputs before any upload, and saving results under unique names."""
 
 import base64
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -114,34 +115,55 @@ def _save_one(item: dict, path: Path, fetch) -> None:
         raise NetworkError("The server returned an image with neither b64_json nor url.")
 
 
-def fetch_url(client, url: str, path: Path) -> None:
-    """Stream a result URL (a CDN link) to a file atomically. It goes through a separate, plain HTTP
-    client: the API key must never be sent to the image host. Retried like API calls."""
+@contextlib.contextmanager
+def url_fetcher(client):
+    """A fetch(url, path) for result URLs (a CDN), through one plain HTTP client made on first use:
+    the API key must never be sent to the image host. One client for all the images, not one each:
+    each loads the CA certificates (about 20 ms) and opens its own TLS connection."""
+    plain = None
+
+    def fetch(url: str, path: Path) -> None:
+        nonlocal plain
+        if plain is None:
+            plain = httpx.Client(timeout=client.settings.timeout, follow_redirects=True)
+        fetch_url(client, plain, url, path)
+
+    try:
+        yield fetch
+    finally:
+        if plain is not None:
+            plain.close()
+
+
+def fetch_url(client, plain: httpx.Client, url: str, path: Path) -> None:
+    """Stream a result URL to a file atomically through `plain` (no credentials). Retried like API calls."""
     from oaicli.client import RETRYABLE_STATUSES, retry_delay
+    for attempt in range(client.max_retries + 1):
+        last = attempt == client.max_retries
+        try:
+            with plain.stream("GET", url) as response:
+                if response.status_code in RETRYABLE_STATUSES and not last:
+                    client.sleep(retry_delay(response, attempt))
+                    continue
+                if response.status_code >= 400:
+                    raise NetworkError(f"Downloading {_short(url)} failed: HTTP {response.status_code}.",
+                                       "Image URLs expire after an hour; run the command again.")
+                return _write(response, path)
+        except httpx.TransportError as exc:
+            if last:
+                raise NetworkError(f"Downloading {_short(url)} failed: {exc or exc.__class__.__name__}.",
+                                   "Nothing was saved at that path; try again.") from exc
+            client.sleep(retry_delay(None, attempt))
+
+
+def _write(response: httpx.Response, path: Path) -> None:
     from oaicli.files_io import atomic_writer
     from oaicli.progress import progress_bar
-    with httpx.Client(timeout=client.settings.timeout, follow_redirects=True) as plain:
-        for attempt in range(client.max_retries + 1):
-            last = attempt == client.max_retries
-            try:
-                with plain.stream("GET", url) as response:
-                    if response.status_code in RETRYABLE_STATUSES and not last:
-                        client.sleep(retry_delay(response, attempt))
-                        continue
-                    if response.status_code >= 400:
-                        raise NetworkError(f"Downloading {_short(url)} failed: HTTP {response.status_code}.",
-                                           "Image URLs expire after an hour; run the command again.")
-                    total = int(response.headers.get("content-length") or 0) or None
-                    with progress_bar(total, path.name) as bar, atomic_writer(path) as sink:
-                        for chunk in response.iter_bytes(1 << 20):
-                            sink.write(chunk)
-                            bar.update(len(chunk))
-                    return
-            except httpx.TransportError as exc:
-                if last:
-                    raise NetworkError(f"Downloading {_short(url)} failed: {exc or exc.__class__.__name__}.",
-                                       "Nothing was saved at that path; try again.") from exc
-                client.sleep(retry_delay(None, attempt))
+    total = int(response.headers.get("content-length") or 0) or None
+    with progress_bar(total, path.name) as bar, atomic_writer(path) as sink:
+        for chunk in response.iter_bytes():
+            sink.write(chunk)
+            bar.update(len(chunk))
 
 
 def _short(url: str) -> str:

@@ -190,9 +190,9 @@ def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bo
     api = client.from_context()
     as_json = fmt in ("json", "jsonl")
     extension = image_files.EXTENSIONS.get(output_format or "png", "png")
-    image_files.save_all(items, Path(output_dir), image_files.slug(name), extension,
-                         lambda url, path: image_files.fetch_url(api, url, path),
-                         on_saved=lambda path: None if as_json else output.write(str(path)))
+    with image_files.url_fetcher(api) as fetch:
+        image_files.save_all(items, Path(output_dir), image_files.slug(name), extension, fetch,
+                             on_saved=lambda path: None if as_json else output.write(str(path)))
     if as_json:
         _print_json(answer, fmt)
 

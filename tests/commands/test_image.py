@@ -39,6 +39,23 @@ def test_create_downloads_urls_without_sending_the_key(fake, invoke, out):
     assert not list(out.glob(".*"))  # no temporary files left
 
 
+def test_all_urls_are_fetched_by_one_plain_client(fake, invoke, out, monkeypatch):
+    """Not one client per image: each would load the CA certificates and open its own connection."""
+    import httpx
+    made = []
+
+    class Counting(httpx.Client):
+        def __init__(self, *args, **kwargs):
+            made.append("headers" in kwargs)  # the API client sets the key header; the plain one sets none
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "Client", Counting)
+    result = invoke("image", "create", "otter", "-n", "3", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert made == [True, False]
+    assert [p.read_bytes() for p in sorted(out.iterdir())] == [image_bytes("otter", i) for i in range(3)]
+
+
 def test_existing_files_are_never_overwritten(fake, invoke, out):
     out.mkdir()
     (out / "otter-1.png").write_bytes(b"mine")
@@ -92,6 +109,32 @@ def test_a_failed_download_leaves_no_file(fake, invoke, out):
     assert result.exit_code == ExitCode.SERVER
     assert "Downloading http://" in result.stderr and "HTTP 404" in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_a_download_that_breaks_off_leaves_no_file(fake, invoke, out):
+    fake.state["cdn_drop_at"] = 50
+    result = invoke("image", "create", "otter", "-o", out, "--max-retries", "1")
+    assert result.exit_code == ExitCode.SERVER
+    assert "Downloading http://" in result.stderr and "Nothing was saved at that path" in result.stderr
+    assert len(fake.calls("GET", cdn_path("otter", 0))) == 2
+    assert list(out.iterdir()) == []  # neither the name claimed for it nor a temporary file
+
+
+def test_ctrl_c_mid_save_keeps_finished_images_and_leaves_no_partial_one(tmp_path):
+    from oaicli.image_files import save_all
+
+    def fetch(url, path):
+        from oaicli.files_io import atomic_writer
+        with atomic_writer(path) as sink:
+            sink.write(b"half an ima")
+            raise KeyboardInterrupt
+
+    saved = []
+    with pytest.raises(KeyboardInterrupt):
+        save_all([{"b64_json": base64.b64encode(b"first").decode()}, {"url": "http://cdn/x.png"}],
+                 tmp_path, "fox", "png", fetch, saved.append)
+    assert saved == [tmp_path / "fox-1.png"]
+    assert [(p.name, p.read_bytes()) for p in tmp_path.iterdir()] == [("fox-1.png", b"first")]
 
 
 def test_a_download_is_retried(fake, invoke, out):

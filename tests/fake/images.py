@@ -2,7 +2,7 @@
 
 Each image's bytes are `image_bytes(prompt, index)` (or `state["image_size"]` bytes when set, for
 benchmarks), so tests can check saved files byte for byte. URLs point at a public (unauthenticated)
-route, like OpenAI's CDN, which must never see the API key."""
+route, like OpenAI's CDN, which must never see the API key; `state["cdn_drop_at"]` makes it break off."""
 
 import base64
 import hashlib
@@ -88,6 +88,8 @@ def install(server):
         content = server.state["images"].get(request.match["name"])
         if content is None:
             return reply.raw(404, b"no such image")
+        if server.state.get("cdn_drop_at") is not None:  # every download breaks off after that many bytes
+            return reply.stream_bytes(len(content), "image/png", drop_at=server.state["cdn_drop_at"], chunk=content)
         reply.raw(200, content, "image/png")
 
     cdn.public = True
