@@ -43,6 +43,7 @@ class RootGroup(click.Group):
 
     def invoke(self, ctx):
         gc.enable()  # see run()
+        _unwind_on_sigterm()
         return super().invoke(ctx)
 
     def make_context(self, info_name, args, parent=None, **extra):
@@ -95,6 +96,21 @@ def _help_width(max_width: int) -> int:
         except (AttributeError, ValueError, OSError):
             columns = 80
     return max(min(columns, max_width) - 2, 50)
+
+
+def _unwind_on_sigterm() -> None:
+    """CI runners stop a cancelled job with SIGTERM, which by default kills Python on the spot. Unwinding
+    instead, as Ctrl-C does, lets a download remove its temporary file and a multipart upload cancel
+    itself; the exit code is the shell's for a TERM, 143. Installed only once a command runs (`--help`
+    never pays the import of signal); `serve` installs its own graceful handler over it."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (a command invoked from a test's worker thread)
+        pass
 
 
 def _silence_stdout() -> None:

@@ -1,6 +1,7 @@
 """Each documented exit code, from real processes: `python -m oaicli` and the installed console script."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -143,3 +144,27 @@ def test_ctrl_c_typed_at_a_terminal_is_130(fake):
     result = run_tty("-v", "models", "list", answers=[("> GET http://", "\x03")], timeout=20)
     assert result.returncode == 130
     assert result.output.rstrip().endswith("Interrupted.") and "Traceback" not in result.output
+
+
+def test_sigterm_mid_download_unwinds_leaving_no_partial_file_and_exits_143(oaicli, fake, tmp_path):
+    def stalls_mid_body(request, reply):
+        reply._head(200, "application/octet-stream", 10_000_000)
+        reply._handler.wfile.write(b"x" * 1_000_000)
+        reply._handler.wfile.flush()
+        time.sleep(30)
+    fake.routes.insert(0, ("GET", re.compile(r"^/v1/files/file-slow/content$"), stalls_mid_body))
+    target = tmp_path / "out.bin"
+    process = subprocess.Popen([*oaicli.launcher, "files", "content", "file-slow", "-o", target], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob(".out.bin.*.part")):  # the body has started arriving
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143 and stdout == "" and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
