@@ -100,8 +100,19 @@ def load_config() -> dict:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.", "Fix the file's TOML syntax.")
+    _check_shape(path, config)
     _warn_if_exposed(path, config)
     return config
+
+
+def _check_shape(path: Path, config: dict) -> None:
+    """Valid TOML of the wrong shape (`profiles = 5`, a profile that is a string) is one config error."""
+    profiles = config.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        raise ConfigError(f"In {path}, each profile must be a table ([profiles.NAME]).")
+    for name, profile in profiles.items():
+        if not isinstance(profile.get("models", {}), dict):
+            raise ConfigError(f"In {path}, profiles.{name}.models must be a table (models = {{ chat = \"...\" }}).")
 
 
 def _warn_if_exposed(path: Path, config: dict) -> None:

@@ -223,3 +223,15 @@ def test_world_readable_config_with_a_key_warns(invoke, config_file):
     result = invoke("config", "show", "--format", "json")
     assert f"run: chmod 600 {config_file}" in result.stderr
     assert "sk-profile-work-0123456789" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("profiles = 5\n", "each profile must be a table"),
+    ('[profiles]\ndefault = "x"\n', "each profile must be a table"),
+    ('[profiles.default]\nmodels = "gpt-4o"\n', "profiles.default.models must be a table"),
+])
+def test_a_config_file_of_the_wrong_shape_is_one_config_error(invoke, home, text, message):
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text(text)
+    result = invoke("config", "show")
+    assert result.exit_code == 3 and message in result.stderr and len(result.stderr.splitlines()) == 1
