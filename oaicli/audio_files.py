@@ -11,6 +11,7 @@ from oaicli.errors import InputError, NetworkError
 AUDIO_EXTENSIONS = ("mp3", "mp4", "mpeg", "mpga", "m4a", "wav", "webm")
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_SPEECH_CHARS = 4096
+TEXT_FORMATS = ("text", "srt", "vtt")  # plain text the API sends as it goes: printed as it arrives
 MIME = {"mp3": "audio/mpeg", "mpga": "audio/mpeg", "mpeg": "audio/mpeg", "mp4": "audio/mp4", "m4a": "audio/mp4",
         "wav": "audio/wav", "webm": "audio/webm"}
 ISO_639_1 = set("""
@@ -52,11 +53,6 @@ def check_speech_text(text: str) -> str:
     return text
 
 
-def format_for(output: str) -> str:
-    extension = Path(output).suffix.lower().lstrip(".")
-    return extension if extension in ("mp3", "opus", "aac", "flac", "wav", "pcm") else "mp3"
-
-
 def transcribe(path: str, source: Path, fields: dict, output: str | None) -> None:
     """Upload (streamed from disk), then print or save the answer as it arrives."""
     from oaicli import client
@@ -68,7 +64,7 @@ def transcribe(path: str, source: Path, fields: dict, output: str | None) -> Non
     try:
         if output:
             _save(response, Path(output))
-        elif fields["response_format"] in ("text", "srt", "vtt"):
+        elif fields["response_format"] in TEXT_FORMATS:
             _print_as_it_comes(response)
         else:
             _render(json.loads(response.read() or b"{}"), fields["response_format"])

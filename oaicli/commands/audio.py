@@ -4,7 +4,6 @@ import click
 
 from oaicli.options import command
 
-TEXT_FORMATS = ("text", "srt", "vtt")
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
 
@@ -97,10 +96,17 @@ def speak(text, output, model, voice, response_format, speed):
     text = audio_files.check_speech_text(text)
     _ready(None if output == "-" else output)
     body = {"model": model or settings.current().default_model("speak", "tts-1"), "input": text, "voice": voice,
-            "response_format": response_format or audio_files.format_for(output)}
+            "response_format": response_format or _format_for(output)}
     if speed is not None:
         body["speed"] = speed
     audio_files.speak(body, output)
+
+
+def _format_for(output: str) -> str:
+    """The speech format named by the output's extension, else mp3 (also for standard output)."""
+    from pathlib import Path
+    extension = Path(output).suffix.lower().lstrip(".")
+    return extension if extension in SPEECH_FORMATS else "mp3"
 
 
 def _ready(output) -> None:
