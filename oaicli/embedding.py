@@ -27,17 +27,21 @@ class Batch:
 
 
 def lines_of(stream, field: str | None, source: str) -> Iterator[tuple[str, int]]:
-    """Each non-blank line of a binary stream (or a JSONL line's `field`) with its size in bytes, lazily."""
+    """Each non-blank line of a binary stream (or a JSONL line's `field`) with its size in bytes, lazily.
+    Blank lines before it count in its size, so the progress bar still reaches the file's size."""
+    skipped = 0
     for number, raw in enumerate(stream, 1):
         try:
             text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise InputError(f"{source} line {number} is not UTF-8 text.")
         if not text.strip():
+            skipped += len(raw)
             continue
         if field:
             text = _field(text, field, source, number)
-        yield text, len(raw)
+        yield text, skipped + len(raw)
+        skipped = 0
 
 
 def _field(line: str, field: str, source: str, number: int) -> str:

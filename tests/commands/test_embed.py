@@ -84,6 +84,12 @@ def test_batches_respect_both_limits():
     assert got == [(0, ["ab", "cd"], 6), (2, ["efgh", "i"], 7)]
 
 
+def test_blank_lines_count_towards_the_progress_of_the_next_input():
+    import io
+    lines = list(embedding.lines_of(io.BytesIO(b"a\n\n  \nbc\n"), None, "in"))
+    assert lines == [("a", 2), ("bc", 7)]
+
+
 def test_jsonl_field_and_blank_lines(fake, invoke, tmp_path):
     source = tmp_path / "docs.jsonl"
     source.write_text('{"id": 1, "text": "alpha"}\n\n{"id": 2, "text": "beta"}\n')
