@@ -1,4 +1,5 @@
-"""The body of `oaicli chat`: one turn, a stored session, the interactive loop, or the envelope loop.
+"""The body of `oaicli chat`: one turn, a stored session, the interactive loop (chatloop.py), or the
+envelope loop.
 
 Imported only when chat runs. A stateless one-shot chat stays light: no token counter, no store,
 no tabulate; the session path loads the conversation core (store, tokens, context) when it needs it.
@@ -27,10 +28,11 @@ def main(prompt, opts) -> int:
     if opts["session"] and opts["continue_"]:
         raise click.UsageError("Use either --session NAME or -c/--continue, not both.")
     fmt = settings.format if settings.format in ("json", "jsonl") else "text"
-    interactive = opts["interactive"] or (prompt is None and not opts["messages"] and _stdin_is_terminal())
+    interactive = opts["interactive"] or (prompt is None and not opts["messages"] and stdin_is_terminal())
     chat = Chat(opts, model, fmt)
     if interactive:
-        return InteractiveLoop(chat, opts).run(prompt)
+        from oaicli.chatloop import InteractiveLoop
+        return InteractiveLoop(chat).run(prompt)
     question = read_prompt(prompt, allow_empty=bool(opts["messages"]))
     if chat.session_name:
         chat.session_turn(question)
@@ -47,7 +49,7 @@ def _refuse_envelope_options(opts) -> None:
         raise click.UsageError(f"--{given[0].replace('_', '-')} only applies with --envelope.")
 
 
-def _stdin_is_terminal() -> bool:
+def stdin_is_terminal() -> bool:
     try:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
@@ -57,7 +59,7 @@ def _stdin_is_terminal() -> bool:
 def read_prompt(prompt: str | None, allow_empty: bool = False) -> str | None:
     """The argument, or stdin when it is `-` or piped; with both, stdin is appended after a blank line."""
     piped = None
-    if prompt == "-" or not _stdin_is_terminal():
+    if prompt == "-" or not stdin_is_terminal():
         piped = sys.stdin.read()
     if prompt == "-":
         prompt = None
@@ -303,97 +305,6 @@ def usage_line(usage: dict | None) -> str:
         return "Usage: the server did not report token usage."
     return (f"Usage: {usage.get('prompt_tokens', '?')} prompt + {usage.get('completion_tokens', '?')} completion "
             f"= {usage.get('total_tokens', '?')} tokens.")
-
-
-class InteractiveLoop:
-    """Read a question, answer it, repeat. /exit, /reset, /history; `\"\"\"` brackets multi-line input;
-    Ctrl-C during an answer cancels it (nothing saved) and returns to the prompt; Ctrl-D leaves."""
-
-    def __init__(self, chat: Chat, opts):
-        self.chat = chat
-        self.terminal = _stdin_is_terminal()
-        self.history: list = []  # stateless loop: kept in memory only
-
-    def run(self, first: str | None) -> int:
-        if self.terminal:
-            try:
-                import readline  # noqa: F401  line editing and history for input()
-            except ImportError:
-                pass
-            where = f" (session {self.chat.session_name})" if self.chat.session_name else ""
-            click.echo(f"Chatting with {self.chat.model}{where}. /exit to leave, /reset, /history; "
-                       f"\"\"\" for multi-line input.", err=True)
-        question = first
-        while True:
-            if question is None:
-                try:
-                    question = self.read()
-                except EOFError:
-                    return 0
-                except KeyboardInterrupt:
-                    click.echo("", err=True)
-                    continue
-            command, question = question.strip(), question
-            if command in ("/exit", "/quit"):
-                return 0
-            if command in ("/reset", "/history"):
-                self.reset() if command == "/reset" else self.show_history()
-            elif command:
-                self.turn(question)
-            question = None
-
-    def read(self) -> str:
-        first = self.line("> ")
-        if first.strip() != '"""':
-            return first
-        lines = []
-        while True:
-            line = self.line("... ")
-            if line.strip() == '"""':
-                return "\n".join(lines)
-            lines.append(line)
-
-    def line(self, prompt: str) -> str:
-        if self.terminal:
-            sys.stderr.write(prompt)
-            sys.stderr.flush()
-        line = sys.stdin.readline()
-        if not line:
-            raise EOFError
-        return line.rstrip("\n")
-
-    def turn(self, question: str) -> None:
-        chat = self.chat
-        try:
-            if chat.session_name:
-                chat.session_turn(question)
-            else:
-                context = chat.context(chat.model, chat.system)
-                response = chat.guarded(lambda: chat.ask(context, self.history, question))
-                self.history.extend(context.turns(question, response))
-        except KeyboardInterrupt:
-            return  # guarded() said the turn was not saved
-        except OaicliError as exc:
-            click.echo(exc.one_line(), err=True)
-
-    def reset(self) -> None:
-        if self.chat.session_name:
-            self.chat.open_store().reset(self.chat.session_name)
-            self.chat.notice(f"Session {self.chat.session_name!r} cleared.")
-        else:
-            self.history.clear()
-            self.chat.notice("Conversation cleared.")
-
-    def show_history(self) -> None:
-        from oaicli import output
-        if self.chat.session_name:
-            messages = self.chat.open_store().export_messages(self.chat.session_name)
-        else:
-            messages = [turn.message() for turn in self.history]
-        for message in messages:
-            output.write(f"{message['role']}: {message['content']}")
-        if not messages:
-            self.chat.notice("No turns yet.")
 
 
 def run_envelope(prompt, opts, model: str) -> int:
