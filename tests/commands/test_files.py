@@ -211,3 +211,14 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(fake, blob):
     assert shown.returncode == 0 and "100%" in shown.output and "blob.bin" in shown.output
     hidden = run_tty("files", "upload", blob, "--purpose", "batch", "--format", "plain", "--quiet")
     assert hidden.returncode == 0 and "100%" not in hidden.output
+
+
+def test_download_bar_on_a_terminal_only(fake, tmp_path):
+    from tests.conftest import run_process
+    record = add_file(fake, os.urandom(300_000), "results.csv")
+    shown = run_tty("files", "content", record["id"], "-o", tmp_path / "a.csv")
+    assert shown.returncode == 0 and "100%" in shown.output and record["id"] in shown.output
+    piped = run_process("files", "content", record["id"], "-o", tmp_path / "b.csv")
+    assert piped.returncode == 0 and piped.stderr == f"Wrote 300000 bytes to {tmp_path / 'b.csv'}.\n"
+    content = stored(fake, record["id"])["blob"].content
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes() == content
