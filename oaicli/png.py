@@ -38,7 +38,10 @@ def read_info(path: Path) -> PngInfo:
         length, kind = _chunk_head(handle)
         if kind != b"IHDR" or length < 13:
             raise NotPNG("a PNG without its IHDR header chunk")
-        width, height, depth, colour = struct.unpack(">IIBB", handle.read(10))
+        fields = handle.read(10)
+        if len(fields) < 10:
+            raise NotPNG("a PNG cut short in its header")
+        width, height, depth, colour = struct.unpack(">IIBB", fields)
         handle.seek(length - 10 + 4, 1)  # the rest of IHDR and its CRC
         return PngInfo(width, height, depth, colour, _has_trns(handle))
 

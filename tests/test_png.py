@@ -36,9 +36,10 @@ def test_a_png_by_name_only_is_refused(tmp_path):
         read_info(write(tmp_path, "photo.png", b"\xff\xd8\xff\xe0 a JPEG really"))
 
 
-def test_a_truncated_png_is_refused(tmp_path):
+@pytest.mark.parametrize("length", [12, 20])  # cut in the chunk head, and inside IHDR's fields
+def test_a_truncated_png_is_refused(tmp_path, length):
     with pytest.raises(NotPNG, match="cut short"):
-        read_info(write(tmp_path, "cut.png", make_png(4, 4)[:12]))
+        read_info(write(tmp_path, "cut.png", make_png(4, 4)[:length]))
 
 
 def test_missing_ihdr_is_refused(tmp_path):
