@@ -38,9 +38,11 @@ def check_upload(name: str) -> Path:
     return path
 
 
-def check_language(code: str) -> None:
+def check_language(code: str) -> str:
+    """The code in lower case, as the API expects it (`EN` is accepted and sent as `en`)."""
     if code.lower() not in ISO_639_1:
         raise InputError(f"--language {code!r} is not an ISO-639-1 code (two letters, such as en, de or ja).")
+    return code.lower()
 
 
 def check_speech_text(text: str) -> str:

@@ -48,7 +48,7 @@ def transcribe(file, model, prompt, response_format, temperature, output, langua
     """
     from oaicli import audio_files
     if language:
-        audio_files.check_language(language)
+        language = audio_files.check_language(language)
     _run("/audio/transcriptions", file, model, prompt, response_format, temperature, output, language=language)
 
 

@@ -117,6 +117,12 @@ def test_missing_file(fake, invoke, tmp_path):
     assert result.stderr.strip() == f"Error: Audio file not found: {tmp_path / 'none.mp3'}."
 
 
+def test_language_is_sent_in_lower_case(fake, invoke, clip):
+    result = invoke("audio", "transcribe", clip, "--language", "DE", "--response-format", "text")
+    assert result.exit_code == 0, result.stderr
+    assert form(fake, "/v1/audio/transcriptions")["language"] == "de"
+
+
 def test_language_must_be_iso_639_1(fake, invoke, clip):
     result = invoke("audio", "transcribe", clip, "--language", "english")
     assert result.exit_code == ExitCode.REQUEST
