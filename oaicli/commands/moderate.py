@@ -22,8 +22,10 @@ def moderate(texts, model):
       cat comment.txt | oaicli moderate --format json
     """
     from oaicli import client, output, settings
-    from oaicli.errors import ExitCode
+    from oaicli.errors import ExitCode, InputError
     inputs = list(texts) or [_stdin_text()]
+    if not any(text.strip() for text in inputs):
+        raise InputError("Nothing to moderate: every TEXT is blank.")
     body = {"input": inputs if len(inputs) > 1 else inputs[0]}
     chosen = model or settings.current().default_model("moderate", "")
     if chosen:

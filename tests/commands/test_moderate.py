@@ -56,3 +56,10 @@ def test_exit_code_9_from_a_real_process(fake):
     result = run_process("moderate", "kill", env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-x1234"})
     assert result.returncode == 9
     assert json.loads(result.stdout)["results"][0]["flagged"] is True  # a pipe gets JSON
+
+
+def test_blank_text_arguments_fail_before_any_request(fake, invoke):
+    result = invoke("moderate", "", "  ")
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip() == "Error: Nothing to moderate: every TEXT is blank."
+    assert not fake.calls("POST", "/v1/moderations")
