@@ -11,6 +11,7 @@ import httpx
 from oaicli.errors import InputError, NetworkError
 
 MAX_DALLE2_BYTES = 4 * 1024 * 1024
+MAX_GPT_IMAGE_EDITS = 16
 GPT_IMAGE_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 SIZES = {
     "dall-e-2": ("256x256", "512x512", "1024x1024"),
@@ -36,6 +37,11 @@ def check_request(model: str, n: int | None, size: str | None) -> None:
     sizes = allowed_sizes(model)
     if size and sizes and size not in sizes:
         raise InputError(f"--size {size} is not available for {model}; choose one of {', '.join(sizes)}.")
+
+
+def check_edit_count(model: str, count: int) -> None:
+    if model.startswith("gpt-image") and count > MAX_GPT_IMAGE_EDITS:
+        raise InputError(f"{model} edits at most {MAX_GPT_IMAGE_EDITS} images at a time (got {count}).")
 
 
 def check_exists(path: str, what: str = "Image") -> Path:

@@ -96,6 +96,7 @@ def edit(images, prompt, mask, model, n, size, response_format, user, output_dir
     mask_path = image_files.check_exists(mask, "Mask") if mask else None
     if model == "dall-e-2":
         _check_dalle2_edit(paths, mask_path)
+    image_files.check_edit_count(model, len(paths))
     _ready(output_dir, no_save)
     fields = _fields(prompt=prompt, model=model, n=n, size=size, response_format=response_format, user=user,
                      quality=quality, background=background, output_format=output_format)

@@ -209,6 +209,15 @@ def test_edit_with_gpt_image_sends_several_images(fake, invoke, tmp_path, out):
                                                          ("b.jpg", second.read_bytes(), "image/jpeg")]
 
 
+def test_gpt_image_edits_at_most_16_images(fake, invoke, tmp_path, out):
+    images = [png(tmp_path, f"{i}.png", 4, 4) for i in range(17)]
+    result = invoke("image", "edit", *images, "-p", "all", "-m", "gpt-image-1", "-o", out)
+    assert result.exit_code == ExitCode.REQUEST
+    assert result.stderr.strip() == "Error: gpt-image-1 edits at most 16 images at a time (got 17)."
+    assert not fake.calls()
+    assert invoke("image", "edit", *images[:16], "-p", "all", "-m", "gpt-image-1", "-o", out).exit_code == 0
+
+
 def test_variation_uploads_the_png(fake, invoke, tmp_path, out):
     image = png(tmp_path, "otter.png", 8, 8)
     result = invoke("image", "variation", image, "-n", "3", "-o", out)
