@@ -106,7 +106,7 @@ def _unwind_on_sigterm() -> None:
     import signal
 
     def stop(signum, frame):
-        raise SystemExit(128 + signum)
+        raise SystemExit(ExitCode.TERMINATED)
     try:
         signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (a command invoked from a test's worker thread)
@@ -127,7 +127,8 @@ def cli():
 
     Connection options may come before or after the subcommand. Exit codes: 0 success,
     1 failure, 2 usage, 3 missing or refused key, 4 request rejected, 5 server or network
-    failure, 6 job failed, 7 job cancelled, 8 timed out, 9 moderation flagged, 130 interrupted.
+    failure, 6 job failed, 7 job cancelled, 8 timed out, 9 moderation flagged, 130 interrupted,
+    143 terminated (SIGTERM).
 
     \b
     Example:

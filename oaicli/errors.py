@@ -15,6 +15,7 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 8  # a wait or follow gave up after --timeout
     FLAGGED = 9  # moderation flagged the input
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM (128 + 15, as shells report it): a cancelled CI job
 
 
 _secrets: set[str] = set()

@@ -23,6 +23,7 @@ EXIT_CODES = {
     ExitCode.TIMEOUT: "A wait or follow gave up after --timeout.",
     ExitCode.FLAGGED: "Moderation flagged the input.",
     ExitCode.INTERRUPTED: "Interrupted (Ctrl-C).",
+    ExitCode.TERMINATED: "Stopped by SIGTERM; temporary files are removed as on Ctrl-C.",
 }
 
 ENVIRONMENT = [

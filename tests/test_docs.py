@@ -70,7 +70,7 @@ def test_root_page_has_exit_codes_and_environment():
     for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", "EXIT STATUS", "ENVIRONMENT"):
         assert f".SH {section}\n" in page
     exit_status = page.split(".SH EXIT STATUS")[1].split(".SH ")[0]
-    assert re.findall(r"\\fB(\d+)\\fR", exit_status) == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "130"]
+    assert re.findall(r"\\fB(\d+)\\fR", exit_status) == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "130", "143"]
     assert "OPENAI_API_KEY" in page and "OAICLI_HOME" in page and "SSL_CERT_FILE" in page
 
 
