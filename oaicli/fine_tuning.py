@@ -106,7 +106,7 @@ def _remember(base_url: str, name: str) -> None:
     try:
         with atomic_writer(remembered_path(), "w") as sink:
             sink.write(json.dumps(known, indent=2) + "\n")
-    except OSError:
+    except (OSError, OaicliError):
         pass  # a read-only home only costs a probe next time
 
 

@@ -222,3 +222,13 @@ def test_download_bar_on_a_terminal_only(fake, tmp_path):
     assert piped.returncode == 0 and piped.stderr == f"Wrote 300000 bytes to {tmp_path / 'b.csv'}.\n"
     content = stored(fake, record["id"])["blob"].content
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes() == content
+
+
+def test_content_to_a_path_under_a_file_is_one_line_and_exit_4(invoke, fake, tmp_path):
+    record = add_file(fake, b"abc", "results.csv")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = invoke("files", "content", record["id"], "-o", tmp_path / "taken" / "sub" / "results.csv")
+    assert result.exit_code == 4
+    assert result.stderr == f"Error: Cannot write {tmp_path / 'taken' / 'sub' / 'results.csv'}: " \
+                            f"{tmp_path / 'taken'} is a file, not a folder.\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
