@@ -63,7 +63,7 @@ class FileSlice:
 
 def mime_type(path: Path) -> str:
     if path.suffix == ".jsonl":
-        return "application/jsonl"
+        return "text/jsonl"  # what OpenAI's own Uploads example sends for fine-tune data
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 

@@ -232,3 +232,13 @@ def test_content_to_a_path_under_a_file_is_one_line_and_exit_4(invoke, fake, tmp
     assert result.stderr == f"Error: Cannot write {tmp_path / 'taken' / 'sub' / 'results.csv'}: " \
                             f"{tmp_path / 'taken'} is a file, not a folder.\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_jsonl_goes_to_the_uploads_api_as_text_jsonl(invoke, fake, tmp_path, monkeypatch):
+    monkeypatch.setattr("oaicli.uploads.UPLOADS_THRESHOLD", 10)
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n')
+    result = invoke("files", "upload", data, "--purpose", "fine-tune", "--format", "plain")
+    assert result.exit_code == 0, result.stderr
+    [created] = fake.calls("POST", "/v1/uploads")
+    assert created.json()["mime_type"] == "text/jsonl" and created.json()["filename"] == "train.jsonl"
