@@ -29,6 +29,7 @@ class ApiClient:
         self.sleep = sleep
         self.max_retries = settings.max_retries
         self.azure = settings.api_type == "azure"
+        _check_base_url(settings)
         self._http = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
             headers=self._headers(),
@@ -272,6 +273,13 @@ class ApiClient:
             click.echo(redact(f"{direction} {shown}"), err=True)
         else:
             click.echo(f"{direction} <{len(body)} bytes of {content_type or 'binary data'}>", err=True)
+
+
+def _check_base_url(settings) -> None:
+    """A base URL without http(s):// is a setting to fix, not a network failure to retry three times."""
+    if not settings.base_url.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"The base URL {settings.base_url!r} ({settings.source('base_url')}) does not start "
+                          "with http:// or https://.", "For example: --base-url http://localhost:8000/v1")
 
 
 def _verify_for(base_url: str):

@@ -136,6 +136,15 @@ def test_no_key_is_a_config_error():
     assert "oaicli keys set" in caught.value.one_line()
 
 
+@pytest.mark.parametrize("base_url", ["localhost:8080/v1", "", "ftp://files.test/v1"])
+def test_a_base_url_without_http_is_a_config_error_before_any_request(base_url):
+    with pytest.raises(ConfigError) as caught:
+        ApiClient(Settings({"api_key": KEY, "base_url": base_url}, environ={}))
+    assert caught.value.exit_code == ExitCode.AUTH
+    assert f"The base URL {base_url!r} (flag --base-url) does not start with http:// or https://" \
+        in caught.value.one_line()
+
+
 # Retries
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
