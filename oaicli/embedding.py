@@ -4,10 +4,13 @@ concurrently over one client, and hand results to a writer in input order with a
 import base64
 import json
 import math
+import queue
 import struct
 import sys
+import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -97,19 +100,63 @@ def run(client, body: dict, source: Iterable[Batch], writer, concurrency: int, b
     all before it are done. At most 2 x concurrency batches are held, so memory stays flat."""
     window: deque = deque()
     count = 0
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="embed")
+    workers = Workers(concurrency, lambda batch: embed_batch(client, body, batch))
     try:
         for batch in source:
-            window.append((batch, pool.submit(embed_batch, client, body, batch)))
+            window.append((batch, workers.submit(batch)))
             if len(window) >= 2 * concurrency:
                 count += _drain_one(window, writer, bar)
         while window:
             count += _drain_one(window, writer, bar)
-    finally:
-        # On an error (a failed batch, a closed pipe, Ctrl-C) queued batches are dropped, and the
-        # requests already in flight finish before the caller closes the shared client under them.
-        pool.shutdown(wait=True, cancel_futures=True)
+    except KeyboardInterrupt:
+        workers.stop([future for _, future in window], wait=False)  # Ctrl-C exits at once
+        raise
+    except BaseException:
+        # A failed batch or a closed pipe: queued batches are dropped, and the requests already in
+        # flight finish before the caller closes the shared client under them (no retry noise).
+        workers.stop([future for _, future in window], wait=True)
+        raise
+    workers.stop([], wait=False)
     return count
+
+
+class Workers:
+    """Threads that run jobs in the order submitted. Unlike ThreadPoolExecutor's they are daemons,
+    which the process does not wait for at exit: after Ctrl-C it need not sit out the requests in
+    flight, each of which may take up to --timeout (600 s by default) and its retries."""
+
+    def __init__(self, count: int, job):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._job = job
+        self._count = count
+        for _ in range(count):
+            threading.Thread(target=self._work, name="embed", daemon=True).start()
+
+    def submit(self, item) -> Future:
+        future: Future = Future()
+        self._jobs.put((item, future))
+        return future
+
+    def stop(self, pending: list[Future], wait: bool) -> None:
+        """Cancel the pending jobs not yet started (optionally waiting for those running) and end the threads."""
+        for future in pending:
+            future.cancel()
+        for _ in range(self._count):
+            self._jobs.put((None, None))
+        if wait:
+            futures_wait(pending)
+
+    def _work(self) -> None:
+        while True:
+            item, future = self._jobs.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._job(item))
+            except BaseException as exc:  # handed to the main thread, which raises it
+                future.set_exception(exc)
 
 
 def _drain_one(window: deque, writer, bar) -> int:

@@ -246,3 +246,22 @@ def test_an_unusable_output_folder_is_one_clear_error(fake, invoke, tmp_path):
     assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: part of that path is a file, " \
                                     "not a folder."
     assert not fake.calls()
+
+
+def test_ctrl_c_does_not_wait_for_requests_in_flight(fake, tmp_path):
+    """A request can take up to --timeout (600 s) and its retries: Ctrl-C must not sit them out."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    fake.state["embedding_delays"] = {"slow": 120}
+    out = tmp_path / "v.npy"
+    process = subprocess.Popen([sys.executable, "-m", "oaicli", "embed", "slow", "-o", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not fake.calls("POST", "/v1/embeddings"):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == ExitCode.INTERRUPTED  # well before the server answers
+    stderr = process.stderr.read().decode()
+    assert stderr.strip() == "Interrupted." and process.stdout.read() == b""
+    assert list(tmp_path.iterdir()) == []
