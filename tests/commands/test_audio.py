@@ -183,3 +183,12 @@ def test_an_unusable_output_folder_fails_before_the_request(fake, invoke, clip, 
     assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: part of that path is a file, " \
                                     "not a folder."
     assert not fake.calls()
+
+
+def test_speech_bar_on_a_terminal_and_not_in_a_pipe(fake, invoke, tmp_path):
+    from tests.terminal import run_tty
+    shown = run_tty("audio", "speak", "hi", "-o", tmp_path / "a.mp3")
+    assert shown.returncode == 0, shown.output
+    assert "Speech: 100%" in shown.output and (tmp_path / "a.mp3").read_bytes() == speech_bytes("alloy", "hi")
+    piped = invoke("audio", "speak", "hi", "-o", tmp_path / "b.mp3")
+    assert "Speech" not in piped.stderr and piped.stderr.startswith("Saved ")

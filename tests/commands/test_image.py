@@ -331,3 +331,12 @@ def test_a_read_only_output_dir_fails_before_the_request(fake, invoke, tmp_path,
     result = invoke("image", "create", "p", "-o", tmp_path)
     assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}: permission denied."
     assert result.exit_code == ExitCode.REQUEST and not fake.calls()
+
+
+def test_download_bars_on_a_terminal_and_not_in_a_pipe(fake, invoke, out):
+    from tests.terminal import run_tty
+    shown = run_tty("image", "create", "otter", "-n", "2", "-o", out)
+    assert shown.returncode == 0, shown.output
+    assert "otter-1.png: 100%" in shown.output and "otter-2.png: 100%" in shown.output
+    piped = invoke("image", "create", "otter", "-o", out)
+    assert piped.stderr == "" and piped.stdout == f"{out / 'otter-3.png'}\n"
