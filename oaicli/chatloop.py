@@ -20,7 +20,7 @@ class InteractiveLoop:
     def run(self, first: str | None) -> int:
         if self.terminal:
             try:
-                import readline  # noqa: F401  line editing and history for input()
+                import readline  # noqa: F401  line editing and history for input() (see line())
             except ImportError:
                 pass
             where = f" (session {self.chat.session_name})" if self.chat.session_name else ""
@@ -32,6 +32,8 @@ class InteractiveLoop:
                 try:
                     question = self.read()
                 except EOFError:
+                    if self.terminal:  # Ctrl-D: the shell's prompt goes on a line of its own
+                        click.echo("", err=True)
                     return 0
                 except KeyboardInterrupt:
                     click.echo("", err=True)
@@ -58,8 +60,11 @@ class InteractiveLoop:
 
     def line(self, prompt: str) -> str:
         if self.terminal:
+            # The prompt goes to stderr (stdout carries only answers); input() rather than readline() so
+            # that the readline module gives arrow keys and history (it uses the module only on a tty).
             sys.stderr.write(prompt)
             sys.stderr.flush()
+            return input()
         line = sys.stdin.readline()
         if not line:
             raise EOFError

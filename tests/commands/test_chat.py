@@ -394,6 +394,18 @@ def test_interactive_ctrl_c_cancels_the_answer_and_stays_in_the_loop(fake, home)
     assert stored("tty") == [{"role": "user", "content": "second"}, {"role": "assistant", "content": "echo: second"}]
 
 
+def test_interactive_loop_on_a_terminal_recalls_earlier_lines_with_the_up_arrow(fake, home):
+    """Line editing: the Up arrow brings back the previous question (not an escape sequence sent as text)."""
+    from tests.terminal import run_tty
+    env = {"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY, "OAICLI_HOME": str(home)}
+    result = run_tty("chat", env=env, answers=[("> ", "recall me\r"), ("echo: recall me\r\n> ", "\x1b[A!\r"),
+                                               ("echo: recall me!\r\n> ", "/exit\r")],
+                     timeout=60)
+    assert result.returncode == 0, result.output
+    questions = [m["content"] for body in bodies(fake) for m in body["messages"][-1:]]
+    assert questions == ["recall me", "recall me!"]
+
+
 # SSE edge cases, end to end
 
 def _sse_body(*events, sep=b"\n\n"):
