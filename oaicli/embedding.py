@@ -35,7 +35,8 @@ def lines_of(stream, field: str | None, source: str) -> Iterator[tuple[str, int]
     skipped = 0
     for number, raw in enumerate(stream, 1):
         try:
-            text = raw.decode("utf-8").rstrip("\r\n")
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first input
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise InputError(f"{source} line {number} is not UTF-8 text.")
         if not text.strip():

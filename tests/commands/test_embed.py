@@ -90,6 +90,14 @@ def test_blank_lines_count_towards_the_progress_of_the_next_input():
     assert lines == [("a", 2), ("bc", 7)]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_input(fake, invoke, tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes('{"text": "alpha"}\n'.encode("utf-8-sig"))
+    result = invoke("embed", "-i", source, "--field", "text", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout)[0]["input"] == "alpha"
+
+
 def test_jsonl_field_and_blank_lines(fake, invoke, tmp_path):
     source = tmp_path / "docs.jsonl"
     source.write_text('{"id": 1, "text": "alpha"}\n\n{"id": 2, "text": "beta"}\n')
