@@ -126,7 +126,7 @@ def speak(body: dict, output: str) -> None:
 
 def _copy(response: httpx.Response, sink, bar) -> int:
     written = 0
-    for chunk in response.iter_bytes(1 << 16):
+    for chunk in response.iter_bytes():  # as read: re-chunking costs CPU (see client._copy)
         sink.write(chunk)
         written += len(chunk)
         bar.update(len(chunk))
