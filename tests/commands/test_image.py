@@ -340,3 +340,11 @@ def test_download_bars_on_a_terminal_and_not_in_a_pipe(fake, invoke, out):
     assert "otter-1.png: 100%" in shown.output and "otter-2.png: 100%" in shown.output
     piped = invoke("image", "create", "otter", "-o", out)
     assert piped.stderr == "" and piped.stdout == f"{out / 'otter-3.png'}\n"
+
+
+def test_images_go_to_the_current_directory_by_default(fake, invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("image", "create", "otter", "--response-format", "b64_json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "otter-1.png\n"
+    assert (tmp_path / "otter-1.png").read_bytes() == image_bytes("otter", 0)
