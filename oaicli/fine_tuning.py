@@ -22,11 +22,11 @@ class JobsApi:
     name = "jobs"
     base = "/fine_tuning/jobs"
 
-    def list_jobs(self, api, limit, fetch_all) -> dict:
-        return api.list_all(self.base, {"limit": limit}, fetch_all=fetch_all)
+    def list_jobs(self, api, limit, fetch_all, after=None) -> dict:
+        return api.list_all(self.base, {"limit": limit, "after": after}, fetch_all=fetch_all)
 
-    def events(self, api, job_id, limit, fetch_all) -> list[dict]:
-        page = api.list_all(f"{self.base}/{job_id}/events", {"limit": limit}, fetch_all=fetch_all)
+    def events(self, api, job_id, limit, fetch_all, after=None) -> list[dict]:
+        page = api.list_all(f"{self.base}/{job_id}/events", {"limit": limit, "after": after}, fetch_all=fetch_all)
         return list(reversed(page["data"]))
 
     def tracker(self):
@@ -59,10 +59,10 @@ class LegacyApi:
     name = "legacy"
     base = "/fine-tunes"
 
-    def list_jobs(self, api, limit, fetch_all) -> dict:
+    def list_jobs(self, api, limit, fetch_all, after=None) -> dict:
         return api.get(self.base)
 
-    def events(self, api, job_id, limit, fetch_all) -> list[dict]:
+    def events(self, api, job_id, limit, fetch_all, after=None) -> list[dict]:
         return api.get(f"{self.base}/{job_id}/events").get("data", [])
 
     def tracker(self):

@@ -36,6 +36,10 @@ def _flavour(api_name: str, job_id: str | None = None):
     return api, fine_tuning.choose(api, api_name, job_id)
 
 
+def after_option(what: str):
+    return click.option("--after", metavar="ID", help=f"Only {what} older than this one (the API's cursor; jobs API).")
+
+
 def _only_jobs(flavour, what: str) -> None:
     from oaicli.errors import InputError
     if flavour.name != "jobs":
@@ -182,8 +186,9 @@ def _json_argument(value: str, option: str):
 
 @command(fine_tunes, "list")
 @list_options
+@after_option("jobs")
 @api_option
-def list_jobs(api_name):
+def list_jobs(api_name, after):
     """List fine-tuning jobs.
 
     \b
@@ -192,7 +197,9 @@ def list_jobs(api_name):
     """
     from oaicli import options, output
     api, flavour = _flavour(api_name)
-    page = flavour.list_jobs(api, options.flag("limit"), bool(options.flag("fetch_all")))
+    if after:
+        _only_jobs(flavour, "--after cursor")
+    page = flavour.list_jobs(api, options.flag("limit"), bool(options.flag("fetch_all")), after)
     output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
 
 
@@ -220,8 +227,9 @@ resume_job = _job_command("resume", "resume", "Resume a paused job (jobs API).",
 @command(fine_tunes, "events")
 @click.argument("job_id")
 @list_options
+@after_option("events")
 @api_option
-def events(job_id, api_name):
+def events(job_id, api_name, after):
     """Show a job's events, oldest first.
 
     In the table format each event is a `[YYYY-MM-DD HH:MM:SS] message` line.
@@ -232,7 +240,9 @@ def events(job_id, api_name):
     """
     from oaicli import fine_tuning, options, output
     api, flavour = _flavour(api_name, job_id)
-    items = flavour.events(api, job_id, options.flag("limit"), bool(options.flag("fetch_all")))
+    if after:
+        _only_jobs(flavour, "--after cursor")
+    items = flavour.events(api, job_id, options.flag("limit"), bool(options.flag("fetch_all")), after)
     if output.resolve_format() == "table":
         for event in items:
             output.write(fine_tuning.event_line(event))

@@ -311,3 +311,20 @@ def test_follow_survives_a_server_that_repeats_its_events_page(invoke):
     invoke.obj["transport"] = httpx.MockTransport(handler)
     result = invoke("fine-tunes", "follow", "ftjob-1", "--timeout", "0.3", env={"OPENAI_API_KEY": "sk-x"})
     assert result.exit_code == 8 and messages_of(result.stdout) == ["only once"]
+
+
+def test_list_and_events_pass_the_after_cursor(invoke, fake):
+    older, newer = add_job(fake), add_job(fake)
+    listed = json.loads(invoke("fine-tunes", "list", "--after", newer["id"], "--format", "json").stdout)
+    assert [job["id"] for job in listed] == [older["id"]]
+    job = add_job(fake, status="running", script=[], messages=("one", "two", "three"))
+    ids = [e["id"] for e in fake.state["ft_jobs"][job["id"]]["events"]]
+    result = invoke("fine-tunes", "events", job["id"], "--after", ids[2], "--format", "json")
+    assert [e["message"] for e in json.loads(result.stdout)] == ["one", "two"]
+    assert fake.calls("GET", f"/v1/fine_tuning/jobs/{job['id']}/events")[-1].query == {"after": ids[2]}
+
+
+def test_after_is_refused_on_the_legacy_api(invoke, fake):
+    job = add_job(fake, api="legacy")
+    result = invoke("fine-tunes", "events", job["id"], "--after", "x")
+    assert result.exit_code == 4 and "legacy fine-tunes API has no --after cursor" in result.stderr

@@ -26,8 +26,8 @@ def test_jobs_create_with_method_and_extras_validates(prism_current):
 
 
 def test_jobs_list_get_cancel_events_validate(prism):
-    for args in (("list", "--limit", "2"), ("get", "ftjob-abc123"), ("cancel", "ftjob-abc123"),
-                 ("events", "ftjob-abc123", "--limit", "5")):
+    for args in (("list", "--limit", "2", "--after", "ftjob-abc000"), ("get", "ftjob-abc123"),
+                 ("cancel", "ftjob-abc123"), ("events", "ftjob-abc123", "--limit", "5", "--after", "ftevent-abc")):
         result = jobs(prism, *args)
         assert_valid(result)
         assert result.stdout.strip()
