@@ -106,7 +106,7 @@ def _unwind_on_sigterm() -> None:
     builds enums for ~0.7 ms of every start-up."""
     import _signal
 
-    def stop(signum, frame):
+    def stop(*_signal_and_frame):
         raise SystemExit(ExitCode.TERMINATED)
     try:
         _signal.signal(_signal.SIGTERM, stop)
