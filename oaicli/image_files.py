@@ -82,7 +82,7 @@ def slug(text: str, limit: int = 40) -> str:
 
 def claim(directory: Path, stem: str, extension: str) -> Path:
     """The first free `stem-N.ext` in directory, created empty at once (O_EXCL) so that no other run,
-    and no existing file, is ever overwritten; the atomic write then replaces our own placeholder."""
+    and no existing file, is ever overwritten. Only for file systems without hard links (see place)."""
     directory.mkdir(parents=True, exist_ok=True)
     index = 1
     while True:
@@ -94,45 +94,67 @@ def claim(directory: Path, stem: str, extension: str) -> Path:
             index += 1
 
 
-def save_all(items: list[dict], directory: Path, stem: str, extension: str, fetch, on_saved) -> list[Path]:
-    """Save every result (base64 decoded, URLs streamed), calling on_saved(path) as each lands."""
-    saved = []
-    for item in items:
-        path = claim(directory, stem, extension)
+def place(finished: Path, directory: Path, stem: str, extension: str) -> Path:
+    """Give a finished file the first free `stem-N.ext`. A hard link fails rather than replace a name,
+    so no file is ever overwritten (not even one another run saves at that moment), and the name
+    appears only with the whole image in it: nothing half-made or empty is left under it by a kill."""
+    index = 1
+    while True:
+        path = directory / f"{stem}-{index}.{extension}"
         try:
-            _save_one(item, path, fetch)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+            os.link(finished, path)
+        except FileExistsError:
+            index += 1
+            continue
+        except OSError:  # no hard links here (FAT, some network shares): claim a name, then replace it
+            path = claim(directory, stem, extension)
+            os.replace(finished, path)
+            return path
+        finished.unlink()
+        return path
+
+
+def save_all(items: list[dict], directory: Path, stem: str, extension: str, fetch, on_saved) -> list[Path]:
+    """Save every result (base64 decoded, URLs streamed), calling on_saved(path) as each lands.
+    Each is written under a hidden name of this process's, then placed (see place)."""
+    saved = []
+    directory.mkdir(parents=True, exist_ok=True)
+    for number, item in enumerate(items, 1):
+        staging = directory / f".{stem}.{os.getpid()}.{number}.{extension}"
+        try:
+            _save_one(item, staging, fetch, f"{stem} {number}/{len(items)}")
+            path = place(staging, directory, stem, extension)
+        finally:
+            staging.unlink(missing_ok=True)
         saved.append(path)
         item["path"] = str(path)
         on_saved(path)
     return saved
 
 
-def _save_one(item: dict, path: Path, fetch) -> None:
+def _save_one(item: dict, path: Path, fetch, label: str) -> None:
     from oaicli.files_io import atomic_writer
     if item.get("b64_json"):
         with atomic_writer(path) as sink:
             sink.write(base64.b64decode(item["b64_json"]))
     elif item.get("url"):
-        fetch(item["url"], path)
+        fetch(item["url"], path, label)
     else:
         raise NetworkError("The server returned an image with neither b64_json nor url.")
 
 
 @contextlib.contextmanager
 def url_fetcher(client):
-    """A fetch(url, path) for result URLs (a CDN), through one plain HTTP client made on first use:
+    """A fetch(url, path, label) for result URLs (a CDN), through one plain HTTP client made on first use:
     the API key must never be sent to the image host. One client for all the images, not one each:
     each loads the CA certificates (about 20 ms) and opens its own TLS connection."""
     plain = None
 
-    def fetch(url: str, path: Path) -> None:
+    def fetch(url: str, path: Path, label: str) -> None:
         nonlocal plain
         if plain is None:
             plain = httpx.Client(timeout=client.settings.timeout, follow_redirects=True)
-        fetch_url(client, plain, url, path)
+        fetch_url(client, plain, url, path, label)
 
     try:
         yield fetch
@@ -141,7 +163,7 @@ def url_fetcher(client):
             plain.close()
 
 
-def fetch_url(client, plain: httpx.Client, url: str, path: Path) -> None:
+def fetch_url(client, plain: httpx.Client, url: str, path: Path, label: str) -> None:
     """Stream a result URL to a file atomically through `plain` (no credentials). Retried like API calls."""
     from oaicli.client import RETRYABLE_STATUSES, retry_delay
     for attempt in range(client.max_retries + 1):
@@ -154,7 +176,7 @@ def fetch_url(client, plain: httpx.Client, url: str, path: Path) -> None:
                 if response.status_code >= 400:
                     raise NetworkError(f"Downloading {_short(url)} failed: HTTP {response.status_code}.",
                                        "Image URLs expire after an hour; run the command again.")
-                return _write(response, path)
+                return _write(response, path, label)
         except httpx.TransportError as exc:
             if last:
                 raise NetworkError(f"Downloading {_short(url)} failed: {exc or exc.__class__.__name__}.",
@@ -162,11 +184,11 @@ def fetch_url(client, plain: httpx.Client, url: str, path: Path) -> None:
             client.sleep(retry_delay(None, attempt))
 
 
-def _write(response: httpx.Response, path: Path) -> None:
+def _write(response: httpx.Response, path: Path, label: str) -> None:
     from oaicli.files_io import atomic_writer
     from oaicli.progress import progress_bar
     total = int(response.headers.get("content-length") or 0) or None
-    with progress_bar(total, path.name) as bar, atomic_writer(path) as sink:
+    with progress_bar(total, label) as bar, atomic_writer(path) as sink:
         for chunk in response.iter_bytes():
             sink.write(chunk)
             bar.update(len(chunk))

@@ -65,6 +65,22 @@ def test_existing_files_are_never_overwritten(fake, invoke, out):
     assert (out / "otter-3.png").read_bytes() == image_bytes("otter", 1)
 
 
+def test_without_hard_links_names_are_claimed_first(fake, invoke, out, monkeypatch):
+    import os
+
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    out.mkdir()
+    (out / "otter-1.png").write_bytes(b"mine")
+    monkeypatch.setattr(os, "link", no_links)
+    result = invoke("image", "create", "otter", "-n", "2", "--response-format", "b64_json", "-o", out)
+    assert result.stdout.splitlines() == [str(out / "otter-2.png"), str(out / "otter-3.png")]
+    assert [(out / f"otter-{i}.png").read_bytes() for i in (1, 2, 3)] == \
+        [b"mine", image_bytes("otter", 0), image_bytes("otter", 1)]
+    assert sorted(p.name for p in out.iterdir()) == ["otter-1.png", "otter-2.png", "otter-3.png"]
+
+
 def test_all_create_options_are_sent(fake, invoke, out):
     result = invoke("image", "create", "p", "-m", "gpt-image-1", "--size", "1536x1024", "--quality", "high",
                     "--background", "transparent", "--output-format", "jpeg", "--user", "u1", "-o", out)
@@ -123,10 +139,11 @@ def test_a_download_that_breaks_off_leaves_no_file(fake, invoke, out):
 def test_ctrl_c_mid_save_keeps_finished_images_and_leaves_no_partial_one(tmp_path):
     from oaicli.image_files import save_all
 
-    def fetch(url, path):
+    def fetch(url, path, label):
         from oaicli.files_io import atomic_writer
         with atomic_writer(path) as sink:
             sink.write(b"half an ima")
+            assert not (tmp_path / "fox-2.png").exists()  # the name appears only with the whole image
             raise KeyboardInterrupt
 
     saved = []
@@ -337,7 +354,7 @@ def test_download_bars_on_a_terminal_and_not_in_a_pipe(fake, invoke, out):
     from tests.terminal import run_tty
     shown = run_tty("image", "create", "otter", "-n", "2", "-o", out)
     assert shown.returncode == 0, shown.output
-    assert "otter-1.png: 100%" in shown.output and "otter-2.png: 100%" in shown.output
+    assert "otter 1/2: 100%" in shown.output and "otter 2/2: 100%" in shown.output
     piped = invoke("image", "create", "otter", "-o", out)
     assert piped.stderr == "" and piped.stdout == f"{out / 'otter-3.png'}\n"
 
