@@ -287,6 +287,7 @@ class LineRunner:
         self.write = write  # write(response dict), thread-safe, flushed
         self.concurrency = concurrency
         self.notice = notice or (lambda text: None)
+        self._stopping = threading.Event()  # set on Ctrl-C: no more answers, nothing more saved
 
     def run(self, lines) -> None:
         if self.concurrency <= 1:
@@ -310,9 +311,10 @@ class LineRunner:
                 result = self._answer_locked(engine, parsed)
         except Exception as exc:  # the store failed: still one line, and the loop goes on
             result = engine.fail(parsed, exc)
-        self.write(result)
+        if not self._stopping.is_set():
+            self.write(result)
 
-    def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict:
+    def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
         from oaicli.conversation import is_context_error
         pending = engine.begin(parsed)
         while not isinstance(pending, dict):
@@ -326,13 +328,15 @@ class LineRunner:
                             f"retrying once with {len(pending.history) - len(smaller.history)} fewer earlier turns.")
                 pending = smaller
                 continue
+            if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
+                return None
             return engine.finish(pending, completion)
         return pending
 
     def _delta_writer(self, engine: Envelope, pending: Pending):
         if not engine.stream:
             return None
-        return lambda text: self.write(engine.delta_line(pending, text))
+        return lambda text: None if self._stopping.is_set() else self.write(engine.delta_line(pending, text))
 
     def _run_pool(self, lines) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -344,7 +348,7 @@ class LineRunner:
             while True:
                 with guard:
                     queue = queues[key]
-                    if not queue:
+                    if not queue or self._stopping.is_set():
                         del queues[key]
                         return
                     parsed = queue[0]
@@ -355,7 +359,8 @@ class LineRunner:
                         queue.popleft()
                     room.release()
 
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="envelope") as pool:
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="envelope")
+        try:
             for line in lines:
                 if not line.strip():
                     continue
@@ -369,3 +374,8 @@ class LineRunner:
                     queues.setdefault(parsed.context_key, deque()).append(parsed)
                 if not busy:
                     pool.submit(drain, parsed.context_key)
+            pool.shutdown(wait=True)
+        except BaseException:  # Ctrl-C: queued lines are not started, answers in flight are not saved
+            self._stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -289,3 +289,28 @@ def test_a_failed_first_question_creates_no_context(fake, invoke):
     from oaicli.store import Store
     with Store.open() as store:
         assert store.get_session("envelope:g1:u1") is None
+
+
+def test_ctrl_c_with_concurrency_stops_at_once_and_saves_nothing_more(fake, home, tmp_path):
+    """Queued lines are not started and answers in flight are not saved once ^C arrives."""
+    import signal
+    fake.state.update(chunk_delay=0.2)
+    env = {**os.environ, "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY, "OAICLI_HOME": str(home)}
+    lines = "".join(line(f"q{i}", user_id=user) + "\n" for i in range(10) for user in ("a", "b"))
+    (tmp_path / "lines").write_text(lines)
+    with open(tmp_path / "lines", "rb") as stdin:
+        process = subprocess.Popen([sys.executable, "-m", "oaicli", "chat", "--envelope", "--stream",
+                                    "--concurrency", "2"], stdin=stdin, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=env, cwd=REPO)
+    assert json.loads(process.stdout.readline())["msg"] == "delta"  # answers have started
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 130
+    finals = [json.loads(text) for text in out.decode().splitlines() if '"msg":"delta"' not in text]
+    # Without the stop, queued lines were still taken up after ^C and answered with errors
+    # (a closed client, a closed store).
+    assert len(finals) < 20 and all(final["code"] == Codes.OK for final in finals), finals
+    from oaicli.store import Store
+    with Store.open() as store:
+        saved = {s["name"]: s["turns"] for s in store.list_sessions()}
+    assert sum(saved.values()) <= 2 * len(finals) and all(turns % 2 == 0 for turns in saved.values())
