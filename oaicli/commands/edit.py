@@ -42,7 +42,10 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
     try:
         response = api.post("/edits", json=body)
     except ApiError as exc:
-        if exc.status != 404 or no_fallback:
+        if exc.status != 404 or exc.code == "model_not_found":  # a wrong model is not a missing endpoint
+            raise
+        if no_fallback:
+            exc.hint = "The server has no /v1/edits; without --no-fallback the edit is made with a chat completion."
             raise
         chat_model = fallback_model or current.default_model("chat", "gpt-3.5-turbo")
         from oaicli.output import notice

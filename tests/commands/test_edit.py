@@ -49,4 +49,15 @@ def test_no_fallback_fails_with_the_404(fake, invoke):
     result = invoke("edit", "--instruction", "x", "--input", "y", "--no-fallback")
     assert result.exit_code == 4
     assert "Invalid URL" in result.stderr and "HTTP 404" in result.stderr
+    assert "without --no-fallback" in result.stderr and "models list" not in result.stderr
+    assert fake.calls("POST", "/v1/chat/completions") == []
+
+
+def test_an_unknown_edit_model_is_reported_not_worked_around(fake, invoke):
+    from tests.fake.server import Scripted
+    fake.queue("POST", "/v1/edits", Scripted(404, {"error": {"message": "The model `typo` does not exist",
+                                                             "type": "invalid_request_error",
+                                                             "code": "model_not_found"}}))
+    result = invoke("edit", "--instruction", "x", "--input", "y", "-m", "typo")
+    assert result.exit_code == 4 and "does not exist" in result.stderr
     assert fake.calls("POST", "/v1/chat/completions") == []
