@@ -59,9 +59,10 @@ def response(code: int, msg: str, data: dict | None = None) -> dict:
 
 def session_name(group_id: str, user_id: str, group_shared: bool = False) -> str:
     """`envelope:<group_id>:<user_id>`, or `envelope:<group_id>:*` for a shared group context.
-    `%` and `:` inside ids are escaped so that two different contexts never share a name."""
+    `%`, `:` and `*` inside ids are escaped so that two different contexts never share a name (a user
+    whose id is `*` is not the group's shared context)."""
     def esc(text: str) -> str:
-        return text.replace("%", "%25").replace(":", "%3A")
+        return text.replace("%", "%25").replace(":", "%3A").replace("*", "%2A")
     user = "*" if group_shared and group_id else esc(user_id)
     return f"envelope:{esc(group_id)}:{user}"
 

@@ -83,6 +83,7 @@ def test_context_names_escape_separators_so_contexts_never_collide():
     assert session_name("a:b", "c") != session_name("a", "b:c")
     assert session_name("g", "u", group_shared=True) == "envelope:g:*"
     assert session_name("", "u", group_shared=True) == "envelope::u"  # a private chat is never shared
+    assert session_name("g", "*") != session_name("g", "u", group_shared=True)
 
 
 def test_fail_maps_errors_to_codes(engine):
