@@ -109,7 +109,7 @@ class ApiClient:
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:  # timeouts included
-                if last:
+                if last or self._http.is_closed:  # closed on Ctrl-C or SIGTERM: nothing to retry for
                     raise self._network_error(exc, method, request.url) from exc
                 timed_out = isinstance(exc, httpx.TimeoutException)
                 self._wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
@@ -358,8 +358,11 @@ def error_from_response(response: httpx.Response) -> ApiError:
 
 
 def _with_model_hint(error: ApiError, path: str, body) -> ApiError:
-    names_model = path.startswith("/models/") or (isinstance(body, dict) and "model" in body)
-    if error.status == 404 and (names_model or error.code == "model_not_found"):
+    """A 404 about the model (not about a missing endpoint) points at `oaicli models list`."""
+    model = body.get("model") if isinstance(body, dict) else None
+    names_model = (error.code == "model_not_found" or path.startswith("/models/")
+                   or (isinstance(model, str) and model in error.message))
+    if error.status == 404 and names_model:
         error.hint = "See `oaicli models list` for the models this key can use."
     return error
 

@@ -393,3 +393,29 @@ def test_very_verbose_multipart_shows_size_not_content(capsys):
     harness.client.post("/files", data={"purpose": "x"}, files={"file": ("a.bin", b"SECRET-BYTES" * 10)})
     err = capsys.readouterr().err
     assert re.search(r"> <multipart body, \d+ bytes>", err) and "SECRET-BYTES" not in err
+
+
+def test_404_for_a_missing_endpoint_does_not_blame_the_model():
+    harness = Harness([openai_error(404, "Unknown path POST /v1/edits", code="unknown_url")])
+    with pytest.raises(ApiError) as caught:
+        harness.client.post("/edits", json={"model": "text-davinci-edit-001", "instruction": "x"})
+    assert "models list" not in caught.value.one_line()
+
+
+def test_404_naming_the_requested_model_suggests_models_list():
+    harness = Harness([openai_error(404, "The model `gpt-9` does not exist", code=None)])
+    with pytest.raises(ApiError) as caught:
+        harness.client.post("/chat/completions", json={"model": "gpt-9", "messages": []})
+    assert "oaicli models list" in caught.value.one_line()
+
+
+def test_a_client_closed_mid_request_does_not_retry():
+    """Ctrl-C closes the client from the main thread while a worker's request is in flight."""
+    def closed_under_it(request):
+        harness.client.close()
+        raise httpx.ReadError("Bad file descriptor")
+
+    harness = Harness(closed_under_it)
+    with pytest.raises(NetworkError):
+        harness.client.get("/models")
+    assert harness.sleeps == [] and len(harness.requests) == 1
