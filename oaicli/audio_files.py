@@ -106,29 +106,8 @@ def speak(body: dict, output: str) -> None:
     """Stream the audio to a file written atomically (or to stdout for -), with a byte progress bar."""
     from oaicli import client
     from oaicli import output as out
-    from oaicli.files_io import atomic_writer
-    from oaicli.progress import progress_bar
-    response = client.from_context().send("POST", "/audio/speech", json=body)
-    try:
-        total = int(response.headers.get("content-length") or 0) or None
-        with progress_bar(total, "Speech") as bar:
-            if output == "-":
-                return _copy(response, sys.stdout.buffer, bar)
-            with atomic_writer(Path(output)) as sink:
-                written = _copy(response, sink, bar)
+    destination = None if output == "-" else Path(output)
+    written = client.from_context().download("/audio/speech", destination, "Speech", method="POST", json=body,
+                                             what="audio stream")
+    if destination is not None:
         out.notice(f"Saved {written} bytes of {body['response_format']} to {output}.")
-    except httpx.TransportError as exc:
-        raise NetworkError(f"The audio stream broke off: {exc or exc.__class__.__name__}.",
-                           f"Nothing was written at {output}; try again.") from exc
-    finally:
-        response.close()
-
-
-def _copy(response: httpx.Response, sink, bar) -> int:
-    written = 0
-    for chunk in response.iter_bytes():  # as read: re-chunking costs CPU (see client._copy)
-        sink.write(chunk)
-        written += len(chunk)
-        bar.update(len(chunk))
-    sink.flush()
-    return written

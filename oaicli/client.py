@@ -225,11 +225,12 @@ class ApiClient:
 
     # Downloads
 
-    def download(self, path: str, destination: Path | None, label: str = "Downloading") -> int:
+    def download(self, path: str, destination: Path | None, label: str = "Downloading", *,
+                 method: str = "GET", json=None, what: str = "download") -> int:
         """Stream a body to a file (written under a temporary name, renamed when complete) or to stdout."""
         from oaicli.progress import progress_bar
         _widen_socket_reads()
-        response = self.send("GET", path)
+        response = self.send(method, path, json=json)
         try:
             total = int(response.headers.get("content-length") or 0) or None
             with progress_bar(total, label) as bar:
@@ -237,8 +238,8 @@ class ApiClient:
                     return _copy(response, _binary_stdout(), bar)
                 return _write_atomically(response, destination, bar)
         except httpx.TransportError as exc:
-            raise NetworkError(f"The download broke off: {_describe(exc)}.",
-                               "Nothing was written at the target path; try again.") from exc
+            raise NetworkError(f"The {what} broke off: {_describe(exc)}.",
+                               f"Nothing was written at {destination or 'the target path'}; try again.") from exc
         finally:
             response.close()
 

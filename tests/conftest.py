@@ -29,6 +29,17 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def utc(monkeypatch):
+    """Local time is UTC, so rendered timestamps are predictable."""
+    import time
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
 def fake(monkeypatch):
     """The loopback fake, with OPENAI_BASE_URL and OPENAI_API_KEY pointing oaicli at it."""
     with FakeOpenAI() as server:

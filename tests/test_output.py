@@ -1,7 +1,6 @@
 """The output layer: table, json and jsonl, --raw, timestamps, colour only on a terminal, default by tty."""
 
 import json
-import time
 
 import httpx
 import pytest
@@ -14,15 +13,6 @@ PAGE = {"object": "list", "has_more": False, "data": [
     {"id": "b-model", "object": "model", "created": 1700000000, "owned_by": "org\nwith newline"},
     {"id": "a-model", "object": "model", "created": 0, "owned_by": None, "extra": {"k": [1, 2]}},
 ]}
-
-
-@pytest.fixture
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.fixture

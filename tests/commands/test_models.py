@@ -1,7 +1,6 @@
 """`oaicli models` against the loopback fake: list, get, delete, pagination, confirmation."""
 
 import json
-import time
 
 import pytest
 
@@ -9,15 +8,6 @@ from tests.conftest import TEST_KEY
 from tests.terminal import run_tty
 
 IDS = ["ft:gpt-4o-mini:acme::abc123", "gpt-3.5-turbo", "gpt-4o", "text-davinci-003"]
-
-
-@pytest.fixture
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_list_json_sorted_by_id(invoke, fake):
