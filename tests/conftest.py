@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated home directory, the loopback fake server, and ways to run oaicli."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fake.server import FakeOpenAI
+
+# A shell starts a background job (`make test &` in a script, some CI runners) with SIGINT ignored, and
+# every process it starts inherits that, so the Ctrl-C tests' oaicli would never see the interrupt.
+# A handler, unlike SIG_IGN, is reset to the default across exec: children get a normal Ctrl-C again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_KEY = "sk-test-0123456789abcdef0123456789abcdef"
