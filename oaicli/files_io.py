@@ -13,8 +13,8 @@ def atomic_writer(destination: Path, mode: str = "wb", durable: bool = True):
     fetched again skips it, as curl and wget do: on a 1 GiB file it costs seconds."""
     destination = Path(destination)
     temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
+    ready_directory(destination.parent)
     with _cannot_write(destination):
-        destination.parent.mkdir(parents=True, exist_ok=True)
         sink = open(temporary, mode)
     try:
         with sink:
@@ -29,14 +29,33 @@ def atomic_writer(destination: Path, mode: str = "wb", durable: bool = True):
         raise
 
 
+def ready_directory(directory: Path) -> Path:
+    """Create the folder (like mkdir -p) and check it is writable: called before a request whose result
+    is to be saved there, so a bad -o costs nothing; one clear error (exit 4) otherwise."""
+    directory = Path(directory)
+    with _cannot_write(directory, "save into", is_folder=True):
+        directory.mkdir(parents=True, exist_ok=True)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        from oaicli.errors import InputError
+        raise InputError(f"Cannot save into {directory}: permission denied.")
+    return directory
+
+
+def ready_file(path: Path) -> Path:
+    """The folder of an output file is ready (see ready_directory)."""
+    ready_directory(Path(path).parent)
+    return path
+
+
 @contextlib.contextmanager
-def _cannot_write(destination: Path):
-    """A destination we cannot create (its folder is a file, a directory is in its place) is bad input,
-    one line and exit 4, not an unexpected error; errors while the caller writes are left alone."""
+def _cannot_write(destination: Path, verb: str = "write", is_folder: bool = False):
+    """A destination we cannot create (a file where a folder should be, a folder in its place) is bad
+    input, one line and exit 4, not an unexpected error; errors while the caller writes are left alone."""
     try:
         yield
     except OSError as exc:
         from oaicli.errors import InputError
-        in_the_way = next((p for p in reversed(destination.parents) if p.exists() and not p.is_dir()), None)
+        folders = [*reversed(destination.parents), *([destination] if is_folder else [])]
+        in_the_way = next((p for p in folders if p.exists() and not p.is_dir()), None)
         why = f"{in_the_way} is a file, not a folder" if in_the_way else exc.strerror or str(exc)
-        raise InputError(f"Cannot write {destination}: {why}.") from exc
+        raise InputError(f"Cannot {verb} {destination}: {why}.") from exc

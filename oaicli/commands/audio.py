@@ -113,5 +113,5 @@ def _ready(output) -> None:
     """An output folder we cannot write fails before the upload and the paid request."""
     if output:
         from pathlib import Path
-        from oaicli.save_targets import ready_file
+        from oaicli.files_io import ready_file
         ready_file(Path(output))

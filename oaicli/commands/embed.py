@@ -51,7 +51,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
     if field and not input_file:
         raise click.UsageError("--field needs --input-file.")
     if output:
-        from oaicli.save_targets import ready_file
+        from oaicli.files_io import ready_file
         ready_file(output)
     body = {"model": model or settings.current().default_model("embed", DEFAULT_MODEL),
             "encoding_format": encoding_format}

@@ -136,7 +136,7 @@ def _ready(output_dir: str, no_save: bool) -> None:
     """A folder we cannot write fails before the request: the images would be paid for and lost."""
     if not no_save:
         from pathlib import Path
-        from oaicli.save_targets import ready_directory
+        from oaicli.files_io import ready_directory
         ready_directory(Path(output_dir))
 
 

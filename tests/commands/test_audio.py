@@ -180,7 +180,7 @@ def test_an_unusable_output_folder_fails_before_the_request(fake, invoke, clip, 
     (tmp_path / "afile").write_bytes(b"")
     result = invoke("audio", *[a.format(clip=clip, t=tmp_path) for a in args])
     assert result.exit_code == ExitCode.REQUEST
-    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: part of that path is a file, " \
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: {tmp_path}/afile is a file, " \
                                     "not a folder."
     assert not fake.calls()
 

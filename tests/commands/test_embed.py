@@ -251,7 +251,7 @@ def test_an_unusable_output_folder_is_one_clear_error(fake, invoke, tmp_path):
     (tmp_path / "afile").write_bytes(b"")
     result = invoke("embed", "a", "-o", tmp_path / "afile" / "v.npy")
     assert result.exit_code == ExitCode.REQUEST
-    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: part of that path is a file, " \
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile: {tmp_path}/afile is a file, " \
                                     "not a folder."
     assert not fake.calls()
 

@@ -229,7 +229,7 @@ def test_content_to_a_path_under_a_file_is_one_line_and_exit_4(invoke, fake, tmp
     (tmp_path / "taken").write_text("a file, not a folder")
     result = invoke("files", "content", record["id"], "-o", tmp_path / "taken" / "sub" / "results.csv")
     assert result.exit_code == 4
-    assert result.stderr == f"Error: Cannot write {tmp_path / 'taken' / 'sub' / 'results.csv'}: " \
+    assert result.stderr == f"Error: Cannot save into {tmp_path / 'taken' / 'sub'}: " \
                             f"{tmp_path / 'taken'} is a file, not a folder.\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 

@@ -332,7 +332,7 @@ def test_an_unusable_output_dir_fails_before_the_request(fake, invoke, tmp_path,
     args = [arg.format(t=tmp_path) for arg in command]
     result = invoke("image", *args, "-o", tmp_path / "afile" / "sub")
     assert result.exit_code == ExitCode.REQUEST
-    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile/sub: part of that path is a file, " \
+    assert result.stderr.strip() == f"Error: Cannot save into {tmp_path}/afile/sub: {tmp_path}/afile is a file, " \
                                     "not a folder."
     assert not fake.calls()
     made = invoke("image", *args, "-o", tmp_path / "new" / "dir")
