@@ -23,7 +23,7 @@ prism:
 	else echo "npm not found: the contract tier will be skipped"; fi
 
 man: install
-	$(PY) -m oaicli.manpages man
+	$(PY) -m oaicli.cli.manpages man
 
 clean:
 	rm -rf $(VENV) .prism

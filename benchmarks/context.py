@@ -25,8 +25,9 @@ WORDS = ("the rain kept falling over the old harbour while we talked about umbre
 
 PATH_SCRIPT = """
 import sys
-from oaicli import context, tokens
-from oaicli.store import Store
+from oaicli.conversation import budget as context
+from oaicli.conversation import tokens
+from oaicli.conversation.store import Store
 model, name = sys.argv[1], sys.argv[2]
 store = Store.open()
 session = store.ensure_session(name, model=model)
@@ -47,7 +48,7 @@ def message_text(index: int) -> str:
 
 def build_home(turns: int, model: str) -> Path:
     """A fresh OAICLI_HOME holding session `big` with `turns` stored turns."""
-    from oaicli.store import Store
+    from oaicli.conversation.store import Store
     home = Path(tempfile.mkdtemp(prefix="oaicli-bench-context-"))
     messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": message_text(i)} for i in range(turns)]
     with Store.open(home / "sessions.db") as store:
@@ -85,7 +86,8 @@ def main() -> None:
     parser.add_argument("--model", default="gpt-3.5-turbo")
     args = parser.parse_args()
 
-    from oaicli import context, tokens
+    from oaicli.conversation import budget as context
+    from oaicli.conversation import tokens
     print(_common.describe_machine())
     home = build_home(args.turns, args.model)
     env = _common.env_for(None, OAICLI_HOME=str(home))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import _common
 
-FORCE_FILES = ("import sys, oaicli.uploads as u; u.UPLOADS_THRESHOLD = 1 << 62\n"
-               "from oaicli.cli import cli; cli.main(sys.argv[1:], prog_name='oaicli')")
+FORCE_FILES = ("import sys, oaicli.api.uploads as u; u.UPLOADS_THRESHOLD = 1 << 62\n"
+               "from oaicli.cli.root import cli; cli.main(sys.argv[1:], prog_name='oaicli')")
 
 
 def make_file(directory: str, size_mib: int) -> Path:

@@ -62,7 +62,7 @@ class Invoker:
         self.obj = {"sleep": lambda seconds: None}
 
     def __call__(self, *args, input=None, env=None, **kwargs):
-        from oaicli.cli import cli
+        from oaicli.cli.root import cli
         runner = CliRunner()
         result = runner.invoke(cli, [str(a) for a in args], input=input, env=env, obj=dict(self.obj), **kwargs)
         assert_no_key(result.stdout, result.stderr)

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
@@ -46,7 +46,7 @@ def transcribe(file, model, prompt, response_format, temperature, output, langua
     Example:
       oaicli audio transcribe interview.mp3 --language en --response-format vtt
     """
-    from oaicli import audio_files
+    from oaicli.media import audio as audio_files
     if language:
         language = audio_files.check_language(language)
     _run("/audio/transcriptions", file, model, prompt, response_format, temperature, output, language=language)
@@ -66,7 +66,8 @@ def translate(file, model, prompt, response_format, temperature, output):
 
 
 def _run(path, file, model, prompt, response_format, temperature, output, **extra):
-    from oaicli import audio_files, settings
+    from oaicli.media import audio as audio_files
+    from oaicli.core import settings
     source = audio_files.check_upload(file)
     _ready(output)
     fields = {"model": model or settings.current().default_model("audio", "whisper-1"), "prompt": prompt,
@@ -92,7 +93,8 @@ def speak(text, output, model, voice, response_format, speed):
     Example:
       oaicli audio speak "Your build is ready." --voice nova -o ready.mp3
     """
-    from oaicli import audio_files, settings
+    from oaicli.media import audio as audio_files
+    from oaicli.core import settings
     text = audio_files.check_speech_text(text)
     _ready(None if output == "-" else output)
     body = {"model": model or settings.current().default_model("speak", "tts-1"), "input": text, "voice": voice,
@@ -113,5 +115,5 @@ def _ready(output) -> None:
     """An output folder we cannot write fails before the upload and the paid request."""
     if output:
         from pathlib import Path
-        from oaicli.files_io import ready_file
+        from oaicli.output.files import ready_file
         ready_file(Path(output))

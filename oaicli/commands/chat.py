@@ -3,7 +3,7 @@ an interactive loop, and the JSON-lines envelope for upper applications."""
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 DEFAULT_MODEL = "gpt-3.5-turbo"
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")
@@ -139,5 +139,5 @@ def chat(prompt, **opts):
       oaicli chat --session trip "And if I had one?"
       echo '{"version":"1.0.0","pars":{"user_id":"1","question":"Hi"}}' | oaicli chat --envelope
     """
-    from oaicli import chatrun
+    from oaicli.chat import run as chatrun
     return chatrun.main(prompt, opts)

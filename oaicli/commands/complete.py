@@ -3,7 +3,7 @@
 import click
 
 from oaicli.commands.chat import sampling_options
-from oaicli.options import command
+from oaicli.cli.options import command
 
 DEFAULT_MODEL = "gpt-3.5-turbo-instruct"
 
@@ -27,7 +27,9 @@ def complete(prompt, **opts):
       oaicli complete "Once upon a time" --max-tokens 50
       oaicli complete "def fib(n):" --suffix "    return a" --format json
     """
-    from oaicli import chatrun, client, settings
+    from oaicli.chat import run as chatrun
+    from oaicli.api import client
+    from oaicli.core import settings
     if opts["best_of"] is not None and opts["n"] is not None and opts["best_of"] < opts["n"]:
         raise click.BadParameter(f"--best-of ({opts['best_of']}) must be at least -n ({opts['n']}).",
                                  param_hint="'--best-of'")
@@ -39,7 +41,7 @@ def complete(prompt, **opts):
 
 
 def _fields(opts) -> dict:
-    from oaicli.chatrun import request_params
+    from oaicli.chat.run import request_params
     fields = request_params(opts)
     for name in ("suffix", "logprobs", "echo", "best_of"):
         if opts[name] is not None:

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 
 @click.group()
@@ -35,7 +35,8 @@ def show():
     Example:
       oaicli --profile work config show
     """
-    from oaicli import output, settings
+    from oaicli.output import writers as output
+    from oaicli.core import settings
     rows = settings.current().as_rows()
     if output.resolve_format() == "table":
         output.render_list(rows, ["setting", "value", "source"])
@@ -51,5 +52,5 @@ def path():
     Example:
       $EDITOR "$(oaicli config path)"
     """
-    from oaicli import settings
+    from oaicli.core import settings
     click.echo(str(settings.config_path()))

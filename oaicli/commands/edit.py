@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 DEFAULT_MODEL = "text-davinci-edit-001"
 FALLBACK_SYSTEM = ("You edit text. Apply the user's instruction to the text they give and reply with the "
@@ -30,8 +30,9 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
       oaicli edit --instruction "Fix the spelling" --input "Wat day of the wek is it?"
       oaicli edit --instruction "Translate to French" --input-file notes.txt --format json
     """
-    from oaicli import client, settings
-    from oaicli.errors import ApiError
+    from oaicli.api import client
+    from oaicli.core import settings
+    from oaicli.core.errors import ApiError
     current = settings.current()
     text = _input(input_text, input_file)
     body = {"model": model or current.default_model("edit", DEFAULT_MODEL), "instruction": instruction}
@@ -48,7 +49,7 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
             exc.hint = "The server has no /v1/edits; without --no-fallback the edit is made with a chat completion."
             raise
         chat_model = fallback_model or current.default_model("chat", "gpt-3.5-turbo")
-        from oaicli.output import notice
+        from oaicli.output.writers import notice
         notice(f"The server has no /v1/edits (404); made the edit with a chat completion ({chat_model}) instead.")
         response = _edit_by_chat(api, body, chat_model)
     _show(response, current.format)
@@ -81,7 +82,7 @@ def _edit_by_chat(api, body: dict, model: str) -> dict:
 
 
 def _show(response: dict, fmt: str | None) -> None:
-    from oaicli import output
+    from oaicli.output import writers as output
     if fmt == "json":
         return output.write(output.dumps(response))
     if fmt == "jsonl":

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 DEFAULT_MODEL = "text-embedding-ada-002"
 
@@ -47,11 +47,14 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
       oaicli embed "a red fox" "a brown dog" --format jsonl
       oaicli embed -i docs.jsonl --field text -m text-embedding-3-small -o vectors.npy
     """
-    from oaicli import client, embedding, output as out, settings
+    from oaicli.api import client
+    from oaicli.media import embeddings as embedding
+    from oaicli.output import writers as out
+    from oaicli.core import settings
     if field and not input_file:
         raise click.UsageError("--field needs --input-file.")
     if output:
-        from oaicli.files_io import ready_file
+        from oaicli.output.files import ready_file
         ready_file(output)
     body = {"model": model or settings.current().default_model("embed", DEFAULT_MODEL),
             "encoding_format": encoding_format}
@@ -70,7 +73,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
 def _non_empty(batches):
     """Fail before any request or file when there is nothing to embed."""
     import itertools
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     first = next(batches, None)
     if first is None:
         raise InputError("Nothing to embed: every input was blank.")
@@ -78,7 +81,7 @@ def _non_empty(batches):
 
 
 def _to_stdout(api, body, source, fmt, concurrency, total) -> int:
-    from oaicli import embedding
+    from oaicli.media import embeddings as embedding
     writer = {"jsonl": embedding.JsonlWriter, "json": embedding.JsonWriter}.get(fmt, embedding.TableWriter)()
     with _bar(total) as bar:
         count = embedding.run(api, body, source, writer, concurrency, bar)
@@ -87,8 +90,8 @@ def _to_stdout(api, body, source, fmt, concurrency, total) -> int:
 
 
 def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
-    from oaicli import embedding
-    from oaicli.files_io import atomic_writer
+    from oaicli.media import embeddings as embedding
+    from oaicli.output.files import atomic_writer
     with atomic_writer(path) as sink, _bar(total) as bar:
         writer = embedding.file_writer(path, sink, dtype)
         count = embedding.run(api, body, source, writer, concurrency, bar)
@@ -98,7 +101,7 @@ def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
 
 def _bar(total):
     import contextlib
-    from oaicli.progress import progress_bar
+    from oaicli.output.progress import progress_bar
     if total is None:  # a handful of TEXT arguments: no bar
         return contextlib.nullcontext(_Uncounted())
     return progress_bar(total or None, "Embedding")
@@ -119,8 +122,8 @@ def _inputs(texts, input_file, field):
     None for TEXT arguments); an input file stays open until the run ends."""
     import os
     import sys
-    from oaicli import embedding
-    from oaicli.errors import InputError
+    from oaicli.media import embeddings as embedding
+    from oaicli.core.errors import InputError
     if texts:
         if input_file:
             raise click.UsageError("Give TEXT arguments or --input-file, not both.")

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, list_options, yes_option
+from oaicli.cli.options import command, list_options, yes_option
 
 COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created_at"]
 PURPOSES = ["fine-tune", "assistants", "batch", "vision", "user_data", "evals"]
@@ -38,7 +38,8 @@ def upload(paths, purpose, wait, no_validate, model):
     """
     from pathlib import Path
 
-    from oaicli import client, output
+    from oaicli.api import client
+    from oaicli.output import writers as output
     api = client.from_context()
     if purpose == "fine-tune" and not no_validate:
         for path in paths:
@@ -57,8 +58,8 @@ for _param in upload.params:
 
 def check_training_file(path, model: str) -> None:
     """Refuse data the API would reject, before spending the upload on it."""
-    from oaicli import finetune_data
-    from oaicli.errors import InputError
+    from oaicli.jobs import training_data as finetune_data
+    from oaicli.core.errors import InputError
     report = finetune_data.analyse(path, model)
     if report.problems:
         first = report.problems[0]
@@ -70,7 +71,8 @@ def check_training_file(path, model: str) -> None:
 
 
 def upload_one(api, path, purpose: str, wait: bool) -> dict:
-    from oaicli import output, uploads
+    from oaicli.output import writers as output
+    from oaicli.api import uploads
     uploaded = uploads.upload(api, path, purpose)
     output.notice(f"Uploaded {path.name} as {uploaded.get('id')}.")
     if wait:
@@ -82,7 +84,7 @@ def wait_deadline() -> float | None:
     """--timeout given on the command line also bounds waits and follows (exit 8 when it runs out)."""
     import time
 
-    from oaicli import options
+    from oaicli.cli import options
     limit = options.flag("timeout")
     return None if limit is None else time.monotonic() + float(limit)
 
@@ -97,7 +99,9 @@ def list_files(purpose):
     Example:
       oaicli files list --purpose fine-tune --format json | jq -r '.[].id'
     """
-    from oaicli import client, options, output
+    from oaicli.api import client
+    from oaicli.cli import options
+    from oaicli.output import writers as output
     page = client.from_context().list_all("/files", {"purpose": purpose, "limit": options.flag("limit")},
                                           fetch_all=bool(options.flag("fetch_all")))
     output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
@@ -112,7 +116,8 @@ def get_file(file_id):
     Example:
       oaicli files get file-abc123
     """
-    from oaicli import client, output
+    from oaicli.api import client
+    from oaicli.output import writers as output
     output.render_object(client.from_context().get(f"/files/{file_id}"))
 
 
@@ -126,7 +131,9 @@ def delete_file(file_id, yes):
     Example:
       oaicli files delete file-abc123 --yes
     """
-    from oaicli import client, output, prompts
+    from oaicli.api import client
+    from oaicli.output import writers as output
+    from oaicli.output import prompts
     prompts.confirm_or_abort(f"Delete file {file_id}?", yes)
     output.render_object(client.from_context().delete(f"/files/{file_id}"))
 
@@ -144,7 +151,8 @@ def content(file_id, path):
     """
     from pathlib import Path
 
-    from oaicli import client, output
+    from oaicli.api import client
+    from oaicli.output import writers as output
     written = client.from_context().download(f"/files/{file_id}/content", Path(path) if path else None,
                                              label=file_id)
     if path:

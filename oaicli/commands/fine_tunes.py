@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, list_options, yes_option
+from oaicli.cli.options import command, list_options, yes_option
 
 COLUMNS = ["id", "model", "status", "fine_tuned_model", "created_at", "finished_at"]
 CHECKPOINT_COLUMNS = ["id", "step_number", "fine_tuned_model_checkpoint", "metrics", "created_at"]
@@ -31,7 +31,8 @@ def api_option(func):
 
 
 def _flavour(api_name: str, job_id: str | None = None):
-    from oaicli import client, fine_tuning
+    from oaicli.api import client
+    from oaicli.jobs import fine_tuning
     api = client.from_context()
     return api, fine_tuning.choose(api, api_name, job_id)
 
@@ -41,7 +42,7 @@ def after_option(what: str):
 
 
 def _only_jobs(flavour, what: str) -> None:
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     if flavour.name != "jobs":
         raise InputError(f"The legacy fine-tunes API has no {what}.", "Use --api jobs on a server that has it.")
 
@@ -82,7 +83,8 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
     Example:
       oaicli fine-tunes create --training-file train.jsonl --suffix support --follow --format plain
     """
-    from oaicli import output, settings
+    from oaicli.output import writers as output
+    from oaicli.core import settings
     api, flavour = _flavour(api_name)
     _check_api_options(flavour, params)
     model = model or settings.current().default_model(
@@ -107,7 +109,7 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
 
 
 def _check_api_options(flavour, params: dict) -> None:
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     wrong = LEGACY_ONLY if flavour.name == "jobs" else JOBS_ONLY
     for name in wrong:
         if params.get(name) not in (None, (), False):
@@ -121,7 +123,7 @@ def _local_path(value: str):
     if Path(value).is_file():
         return Path(value)
     if "/" in value or value.endswith((".jsonl", ".json")):
-        from oaicli.errors import InputError
+        from oaicli.core.errors import InputError
         raise InputError(f"No such file: {value}.", "Give a local JSONL file or an uploaded file's ID.")
     return None
 
@@ -132,7 +134,7 @@ def _files_module():
 
 
 def _hyperparameters(params: dict) -> dict:
-    from oaicli import fine_tuning
+    from oaicli.jobs import fine_tuning
     values = {key: params[key] for key in ("n_epochs", "batch_size", "learning_rate_multiplier")
               if params.get(key) is not None}
     extra = fine_tuning.pairs(params.get("hyperparameter") or (), "--hyperparameter")
@@ -148,8 +150,8 @@ def _legacy_body(params: dict) -> dict:
 
 
 def _jobs_body(params: dict) -> dict:
-    from oaicli import fine_tuning
-    from oaicli.errors import InputError
+    from oaicli.jobs import fine_tuning
+    from oaicli.core.errors import InputError
     body = {name: params[name] for name in ("suffix", "seed") if params.get(name) is not None}
     if params.get("metadata"):
         body["metadata"] = fine_tuning.pairs(params["metadata"], "--metadata")
@@ -176,7 +178,7 @@ def _json_argument(value: str, option: str):
     import json
     from pathlib import Path
 
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     try:
         text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
         return json.loads(text)
@@ -195,7 +197,8 @@ def list_jobs(api_name, after):
     Example:
       oaicli fine-tunes list --format json | jq -r '.[] | select(.status=="running") | .id'
     """
-    from oaicli import options, output
+    from oaicli.cli import options
+    from oaicli.output import writers as output
     api, flavour = _flavour(api_name)
     if after:
         _only_jobs(flavour, "--after cursor")
@@ -206,7 +209,7 @@ def list_jobs(api_name, after):
 def _job_command(name: str, action: str | None, summary: str, example: str, jobs_only: bool = False):
     """get, cancel, pause and resume differ only in the path and the verb."""
     def run(job_id, api_name):
-        from oaicli import output
+        from oaicli.output import writers as output
         api, flavour = _flavour(api_name, job_id)
         if jobs_only:
             _only_jobs(flavour, name)
@@ -238,7 +241,9 @@ def events(job_id, api_name, after):
     Example:
       oaicli fine-tunes events ftjob-abc123 --all
     """
-    from oaicli import fine_tuning, options, output
+    from oaicli.jobs import fine_tuning
+    from oaicli.cli import options
+    from oaicli.output import writers as output
     api, flavour = _flavour(api_name, job_id)
     if after:
         _only_jobs(flavour, "--after cursor")
@@ -261,7 +266,8 @@ def checkpoints(job_id, api_name):
     Example:
       oaicli fine-tunes checkpoints ftjob-abc123
     """
-    from oaicli import options, output
+    from oaicli.cli import options
+    from oaicli.output import writers as output
     api, flavour = _flavour(api_name, job_id)
     _only_jobs(flavour, "checkpoints")
     page = api.list_all(f"{flavour.base}/{job_id}/checkpoints", {"limit": options.flag("limit")},
@@ -285,7 +291,7 @@ def results(job_id, directory, api_name):
     """
     from pathlib import Path
 
-    from oaicli import output
+    from oaicli.output import writers as output
     api, flavour = _flavour(api_name, job_id)
     job = api.get(f"{flavour.base}/{job_id}")
     written = []
@@ -347,7 +353,9 @@ for _param in create.params:
 
 
 def _follow(api, flavour, job_id: str) -> int:
-    from oaicli import fine_tuning, output, settings
+    from oaicli.jobs import fine_tuning
+    from oaicli.output import writers as output
+    from oaicli.core import settings
     from oaicli.commands.files import wait_deadline
     # Without a chosen format the event lines are the output, in a pipe too (a CI log reads them);
     # a chosen one (flag, OAICLI_FORMAT, profile) is checked like every command's.
@@ -395,8 +403,9 @@ def prepare_data(path, model, fix):
     Example:
       oaicli fine-tunes prepare-data train.jsonl --fix
     """
-    from oaicli import finetune_data, output
-    from oaicli.errors import InputError
+    from oaicli.jobs import training_data as finetune_data
+    from oaicli.output import writers as output
+    from oaicli.core.errors import InputError
     report = finetune_data.analyse(path, model)
     fixed = finetune_data.write_fixed(report) if fix and report.problems and (report.valid or report.repairs) \
         else None

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 
 @click.group()
@@ -61,8 +61,8 @@ def create(prompt, model, n, size, response_format, user, output_dir, no_save, q
     Example:
       oaicli image create "a lighthouse at dusk" -m dall-e-3 --size 1792x1024 --quality hd
     """
-    from oaicli import client
-    from oaicli.image_files import check_request
+    from oaicli.api import client
+    from oaicli.media.images import check_request
     model = _model(model)
     check_request(model, n, size)
     _ready(output_dir, no_save)
@@ -89,7 +89,7 @@ def edit(images, prompt, mask, model, n, size, response_format, user, output_dir
     Example:
       oaicli image edit room.png --mask window.png --prompt "a window onto the sea"
     """
-    from oaicli import image_files
+    from oaicli.media import images as image_files
     model = _model(model)
     image_files.check_request(model, n, size)
     paths = [image_files.check_exists(p) for p in images]
@@ -115,7 +115,7 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
     Example:
       oaicli image variation otter.png -n 3 --size 512x512
     """
-    from oaicli import image_files
+    from oaicli.media import images as image_files
     model = _model(model)
     image_files.check_request(model, n, size)
     path = image_files.check_exists(image_path)
@@ -128,7 +128,7 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
 
 
 def _model(model):
-    from oaicli import settings
+    from oaicli.core import settings
     return model or settings.current().default_model("image", "dall-e-2")
 
 
@@ -136,7 +136,7 @@ def _ready(output_dir: str, no_save: bool) -> None:
     """A folder we cannot write fails before the request: the images would be paid for and lost."""
     if not no_save:
         from pathlib import Path
-        from oaicli.files_io import ready_directory
+        from oaicli.output.files import ready_directory
         ready_directory(Path(output_dir))
 
 
@@ -145,8 +145,8 @@ def _fields(**values) -> dict:
 
 
 def _check_dalle2_edit(paths, mask_path):
-    from oaicli import image_files
-    from oaicli.errors import InputError
+    from oaicli.media import images as image_files
+    from oaicli.core.errors import InputError
     if len(paths) > 1:
         raise InputError(f"dall-e-2 edits one image at a time (got {len(paths)}); gpt-image models take several.")
     info = image_files.check_dalle2_png(paths[0])
@@ -160,8 +160,8 @@ def _check_dalle2_edit(paths, mask_path):
 def _upload(path: str, fields: dict, uploads: list) -> dict:
     """A multipart POST; files are streamed from disk (and rewound by the client on a retry)."""
     import contextlib
-    from oaicli import client
-    from oaicli.progress import ProgressReader, progress_bar
+    from oaicli.api import client
+    from oaicli.output.progress import ProgressReader, progress_bar
     total = sum(p.stat().st_size for _, p in uploads)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(progress_bar(total, "Uploading"))
@@ -178,7 +178,10 @@ def _mime(path) -> str:
 def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bool) -> None:
     """Save (unless --no-save) and print paths, URLs, or the JSON answer."""
     from pathlib import Path
-    from oaicli import client, image_files, output, settings
+    from oaicli.api import client
+    from oaicli.media import images as image_files
+    from oaicli.output import writers as output
+    from oaicli.core import settings
     fmt = settings.current().format
     items = answer.get("data") or []
     if no_save:
@@ -199,7 +202,7 @@ def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bo
 
 
 def _print_json(answer: dict, fmt) -> None:
-    from oaicli import output
+    from oaicli.output import writers as output
     if fmt == "jsonl":
         for item in answer.get("data") or []:
             output.write_json_line(item)

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, connection_options
+from oaicli.cli.options import command, connection_options
 
 
 @click.group()
@@ -24,7 +24,7 @@ def set_key():
     Example:
       oaicli keys set --profile work
     """
-    from oaicli import settings
+    from oaicli.core import settings
     profile = settings.current().profile_name
     key = _read_key(f"API key for profile {profile!r}")
     if not key:
@@ -49,8 +49,9 @@ def get_key():
     Example:
       oaicli keys get
     """
-    from oaicli import output, settings
-    from oaicli.errors import mask
+    from oaicli.output import writers as output
+    from oaicli.core import settings
+    from oaicli.core.errors import mask
     current = settings.current()
     current.require_key()
     output.render_object({"key": mask(current.api_key), "source": current.source("api_key"),
@@ -65,5 +66,5 @@ def key_path():
     Example:
       ls -l "$(oaicli keys path)"
     """
-    from oaicli import settings
+    from oaicli.core import settings
     click.echo(str(settings.keys_path()))

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, list_options, yes_option
+from oaicli.cli.options import command, list_options, yes_option
 
 COLUMNS = ["id", "owned_by", "created"]
 
@@ -26,7 +26,9 @@ def list_models():
     Example:
       oaicli models list --format json | jq -r '.[].id'
     """
-    from oaicli import client, output, options
+    from oaicli.api import client
+    from oaicli.output import writers as output
+    from oaicli.cli import options
     page = client.from_context().list_all("/models", {"limit": options.flag("limit")},
                                           fetch_all=bool(options.flag("fetch_all")))
     page["data"].sort(key=lambda model: model.get("id", ""))
@@ -42,7 +44,8 @@ def get_model(model):
     Example:
       oaicli models get gpt-4o
     """
-    from oaicli import client, output
+    from oaicli.api import client
+    from oaicli.output import writers as output
     output.render_object(client.from_context().get(f"/models/{_quoted(model)}"))
 
 
@@ -61,7 +64,9 @@ def delete_model(model, yes):
 
 def remove(model: str, yes: bool) -> None:
     """DELETE /models/MODEL after asking on a terminal; `fine-tunes delete` is the same command."""
-    from oaicli import client, output, prompts
+    from oaicli.api import client
+    from oaicli.output import writers as output
+    from oaicli.output import prompts
     prompts.confirm_or_abort(f"Delete model {model}?", yes)
     output.render_object(client.from_context().delete(f"/models/{_quoted(model)}"))
 

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 COLUMNS = ["index", "flagged", "categories", "input"]
 
@@ -21,8 +21,10 @@ def moderate(texts, model):
       oaicli moderate "I will hurt them" || echo "flagged (exit $?)"
       cat comment.txt | oaicli moderate --format json
     """
-    from oaicli import client, output, settings
-    from oaicli.errors import ExitCode, InputError
+    from oaicli.api import client
+    from oaicli.output import writers as output
+    from oaicli.core import settings
+    from oaicli.core.errors import ExitCode, InputError
     inputs = list(texts) or [_stdin_text()]
     if not any(text.strip() for text in inputs):
         raise InputError("Nothing to moderate: every TEXT is blank.")
@@ -43,7 +45,7 @@ def moderate(texts, model):
 
 def _stdin_text() -> str:
     import sys
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     stream = sys.stdin
     text = "" if stream.isatty() else stream.read()
     if not text.strip():
@@ -52,7 +54,7 @@ def _stdin_text() -> str:
 
 
 def _render(answer: dict, inputs: list[str], results: list[dict], fmt: str) -> None:
-    from oaicli import output
+    from oaicli.output import writers as output
     if fmt == "json":
         return output.write(output.dumps(answer))
     if fmt == "jsonl":

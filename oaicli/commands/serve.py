@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command
+from oaicli.cli.options import command
 
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 
@@ -51,7 +51,7 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
       curl -s localhost:8080/v1/envelope -H 'Authorization: Bearer s3cret' \\
         -d '{"version":"1.0.0","pars":{"user_id":"1","group_id":"","question":"Hi","question_id":""}}'
     """
-    from oaicli.errors import ExitCode, OaicliError, register_secret
+    from oaicli.core.errors import ExitCode, OaicliError, register_secret
     register_secret(token)
     if not token and not insecure and not _is_loopback(host):
         raise OaicliError(f"Refusing to listen on {host} without a token: anyone who can reach it could use "
@@ -62,7 +62,7 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
         import uvicorn  # noqa: F401
     except ImportError:
         raise OaicliError("`oaicli serve` needs the server libraries: pip install 'oaicli[serve]'") from None
-    from oaicli.server import main
+    from oaicli.envelope.http import main
     return main.start(host=host, port=port, token=token, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,
         context_window=context_window, max_history=max_history, max_question_chars=max_question_chars),

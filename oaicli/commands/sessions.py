@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.options import command, yes_option
+from oaicli.cli.options import command, yes_option
 
 COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
 TURN_COLUMNS = ["id", "role", "content", "tokens", "question_id", "user_id", "created_at"]
@@ -23,14 +23,14 @@ def sessions():
 
 def _store(must_exist: bool = True):
     """The store, or None when it was never created and the caller can do without it."""
-    from oaicli import store
+    from oaicli.conversation import store
     if not store.default_path().exists() and not must_exist:
         return None
     return store.Store.open()
 
 
 def _require(name: str):
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     found = _store(must_exist=False)
     if found is None:
         raise InputError(f"No session named {name!r}.", "See `oaicli sessions list`.")
@@ -45,7 +45,7 @@ def list_sessions():
     Example:
       oaicli sessions list --format json | jq -r '.[].name'
     """
-    from oaicli import output
+    from oaicli.output import writers as output
     store = _store(must_exist=False)
     output.render_list(store.list_sessions() if store else [], COLUMNS)
 
@@ -64,7 +64,7 @@ def show_session(name, last):
     """
     from dataclasses import asdict
 
-    from oaicli import output
+    from oaicli.output import writers as output
     store = _require(name)
     session = store.require_session(name)
     turns = store.last_turns(session.id, last) if last else list(store.turns(session.id))
@@ -89,7 +89,7 @@ def _turn_row(turn) -> dict:
 
 
 def _print_conversation(session, turns) -> None:
-    from oaicli import output
+    from oaicli.output import writers as output
     if session.system:
         output.write(f"[system] {session.system}\n")
     for turn in turns:
@@ -114,7 +114,7 @@ def export_session(name, as_request):
     """
     import json
 
-    from oaicli import output
+    from oaicli.output import writers as output
     store = _require(name)
     messages = store.export_messages(name)
     if as_request:
@@ -142,8 +142,8 @@ def import_session(name, file, replace, append, model):
       oaicli sessions import trip2 trip.json
       cat history.json | oaicli sessions import support -
     """
-    from oaicli import output
-    from oaicli.errors import InputError
+    from oaicli.output import writers as output
+    from oaicli.core.errors import InputError
     if replace and append:
         raise click.UsageError("--replace and --append exclude each other.")
     if not name.strip():
@@ -158,7 +158,7 @@ def import_session(name, file, replace, append, model):
 def _read_messages(file) -> tuple[list, str | None]:
     import json
 
-    from oaicli.errors import InputError
+    from oaicli.core.errors import InputError
     name = getattr(file, "name", "-")
     label = "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
     try:
@@ -182,7 +182,8 @@ def reset_session(name, yes):
     Example:
       oaicli sessions reset trip --yes
     """
-    from oaicli import output, prompts
+    from oaicli.output import writers as output
+    from oaicli.output import prompts
     store = _require(name)
     store.require_session(name)
     prompts.confirm_or_abort(f"Remove every turn of session {name!r}?", yes)
@@ -201,7 +202,7 @@ def rename_session(old, new):
     Example:
       oaicli sessions rename trip lisbon-trip
     """
-    from oaicli import output
+    from oaicli.output import writers as output
     store = _require(old)
     with store.exclusive(old):
         store.rename(old, new)
@@ -220,7 +221,8 @@ def delete_session(name, yes):
     Example:
       oaicli sessions delete trip --yes
     """
-    from oaicli import output, prompts
+    from oaicli.output import writers as output
+    from oaicli.output import prompts
     store = _require(name)
     store.require_session(name)
     prompts.confirm_or_abort(f"Delete session {name!r} and all its turns?", yes)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from oaicli.errors import ExitCode
+from oaicli.core.errors import ExitCode
 from tests.fake.audio import SPEECH_BYTES, speech_bytes, transcript
 from tests.fake.server import Request, Scripted
 

@@ -28,7 +28,7 @@ def bodies(fake, path="/v1/chat/completions"):
 
 
 def stored(name):
-    from oaicli.store import Store
+    from oaicli.conversation.store import Store
     with Store.open() as store:
         return store.export_messages(name) if store.get_session(name) else None
 
@@ -445,7 +445,8 @@ def test_the_transcript_keeps_its_stop_sequence_when_four_are_given(fake, invoke
 
 
 def test_explicit_messages_count_in_the_history_budget(fake, invoke):
-    from oaicli import context, tokens
+    from oaicli.conversation import budget as context
+    from oaicli.conversation import tokens
     for q in ["first question here", "second question here"]:
         invoke("chat", "--session", "s", q)
     counter = tokens.counter_for("gpt-3.5-turbo")

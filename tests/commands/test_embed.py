@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from oaicli import embedding
-from oaicli.errors import ExitCode
+from oaicli.media import embeddings as embedding
+from oaicli.core.errors import ExitCode
 from tests.fake.embeddings import vector_for
 from tests.fake.server import Scripted
 

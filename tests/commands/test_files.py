@@ -57,7 +57,7 @@ def bar(monkeypatch):
     def progress_bar(total, label):
         yield recording
 
-    monkeypatch.setattr("oaicli.uploads.progress_bar", progress_bar)
+    monkeypatch.setattr("oaicli.api.uploads.progress_bar", progress_bar)
     return recording
 
 
@@ -91,8 +91,8 @@ def test_a_retried_upload_streams_the_whole_file_again(invoke, fake, blob, bar, 
 
 
 def test_large_files_go_through_the_uploads_api_in_parts(invoke, fake, blob, bar, monkeypatch):
-    monkeypatch.setattr("oaicli.uploads.UPLOADS_THRESHOLD", 1000)
-    monkeypatch.setattr("oaicli.uploads.PART_SIZE", 128 * 1024)
+    monkeypatch.setattr("oaicli.api.uploads.UPLOADS_THRESHOLD", 1000)
+    monkeypatch.setattr("oaicli.api.uploads.PART_SIZE", 128 * 1024)
     fake.state["fail_parts"] = [2]
     result = invoke("files", "upload", blob, "--purpose", "fine-tune", "--no-validate", "--format", "json")
     assert result.exit_code == 0, result.stderr
@@ -108,7 +108,7 @@ def test_large_files_go_through_the_uploads_api_in_parts(invoke, fake, blob, bar
 
 
 def test_without_an_uploads_api_a_large_file_goes_to_files(invoke, fake, blob, monkeypatch):
-    monkeypatch.setattr("oaicli.uploads.UPLOADS_THRESHOLD", 1000)
+    monkeypatch.setattr("oaicli.api.uploads.UPLOADS_THRESHOLD", 1000)
     fake.queue("POST", "/v1/uploads", Scripted(status=404, body={"error": {"message": "Unknown path"}}))
     result = invoke("files", "upload", blob, "--purpose", "batch", "--format", "plain")
     assert result.exit_code == 0, result.stderr
@@ -116,8 +116,8 @@ def test_without_an_uploads_api_a_large_file_goes_to_files(invoke, fake, blob, m
 
 
 def test_a_part_refused_mid_upload_is_an_error_not_a_fallback_to_files(invoke, fake, blob, monkeypatch):
-    monkeypatch.setattr("oaicli.uploads.UPLOADS_THRESHOLD", 1000)
-    monkeypatch.setattr("oaicli.uploads.PART_SIZE", 128 * 1024)
+    monkeypatch.setattr("oaicli.api.uploads.UPLOADS_THRESHOLD", 1000)
+    monkeypatch.setattr("oaicli.api.uploads.PART_SIZE", 128 * 1024)
     fake.routes.insert(0, ("POST", re.compile(r"^/v1/uploads/[^/]+/parts$"),
                            lambda request, reply: reply.error(404, "Upload expired")))
     result = invoke("files", "upload", blob, "--purpose", "batch", "--format", "plain")
@@ -235,7 +235,7 @@ def test_content_to_a_path_under_a_file_is_one_line_and_exit_4(invoke, fake, tmp
 
 
 def test_jsonl_goes_to_the_uploads_api_as_text_jsonl(invoke, fake, tmp_path, monkeypatch):
-    monkeypatch.setattr("oaicli.uploads.UPLOADS_THRESHOLD", 10)
+    monkeypatch.setattr("oaicli.api.uploads.UPLOADS_THRESHOLD", 10)
     data = tmp_path / "train.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n')
     result = invoke("files", "upload", data, "--purpose", "fine-tune", "--format", "plain")

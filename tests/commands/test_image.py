@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from oaicli.errors import ExitCode
+from oaicli.core.errors import ExitCode
 from tests.fake.images import IMAGE_PATH, image_bytes, make_png
 from tests.fake.server import Scripted
 
@@ -137,10 +137,10 @@ def test_a_download_that_breaks_off_leaves_no_file(fake, invoke, out):
 
 
 def test_ctrl_c_mid_save_keeps_finished_images_and_leaves_no_partial_one(tmp_path):
-    from oaicli.image_files import save_all
+    from oaicli.media.images import save_all
 
     def fetch(url, path, label):
-        from oaicli.files_io import atomic_writer
+        from oaicli.output.files import atomic_writer
         with atomic_writer(path) as sink:
             sink.write(b"half an ima")
             assert not (tmp_path / "fox-2.png").exists()  # the name appears only with the whole image
@@ -320,7 +320,7 @@ def _write(path, content):
     ("word " * 20, ("word-" * 8).rstrip("-")),
 ])
 def test_slug(prompt, expected):
-    from oaicli.image_files import slug
+    from oaicli.media.images import slug
     assert slug(prompt) == expected
 
 

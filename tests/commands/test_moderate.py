@@ -2,7 +2,7 @@
 
 import json
 
-from oaicli.errors import ExitCode
+from oaicli.core.errors import ExitCode
 from tests.conftest import run_process
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from oaicli.store import Store, Turn
+from oaicli.conversation.store import Store, Turn
 from tests.conftest import run_process
 from tests.terminal import run_tty
 
@@ -185,8 +185,8 @@ def test_every_command_has_help_with_an_example(invoke, sub):
 
 
 def test_help_does_not_import_the_store():
-    code = ("import sys; from oaicli.cli import cli; "
-            "print(any(m in sys.modules for m in ('sqlite3', 'tiktoken', 'oaicli.store')))")
+    code = ("import sys; from oaicli.cli.root import cli; "
+            "print(any(m in sys.modules for m in ('sqlite3', 'tiktoken', 'oaicli.conversation.store')))")
     result = run_process_python(code)
     assert result.stdout.strip() == "False"
 

@@ -1,0 +1,1 @@
+"""The HTTP client: auth, retries, errors from responses, SSE, uploads and downloads."""

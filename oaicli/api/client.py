@@ -1,0 +1,438 @@
+"""The HTTP client layer every command shares: auth, retries, errors, streaming, pagination, transfers."""
+
+import json
+import os
+import random
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Iterator
+
+import click
+import httpx
+
+from oaicli.core import settings as settings_module
+from oaicli.core.errors import ApiError, ConfigError, NetworkError, StreamError, redact
+from oaicli.api.sse import SSEParser
+
+RETRYABLE_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+MAX_HONOURED_RETRY_AFTER = 60.0
+# Paths that Azure OpenAI serves under /deployments/{model}/.
+AZURE_DEPLOYMENT_PATHS = ("/chat/completions", "/completions", "/embeddings", "/images/", "/audio/", "/edits")
+
+
+class ApiClient:
+    def __init__(self, settings: settings_module.Settings, transport: httpx.BaseTransport | None = None,
+                 sleep=time.sleep, max_connections: int | None = None):
+        """`max_connections`: for a client shared by many threads (serve); all of them are kept alive."""
+        self.settings = settings
+        self.sleep = sleep
+        self.max_retries = settings.max_retries
+        self.azure = settings.api_type == "azure"
+        _check_base_url(settings)
+        self._http = httpx.Client(
+            base_url=settings.base_url.rstrip("/"),
+            headers=self._headers(),
+            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+            transport=transport,
+            verify=_verify_for(settings.base_url),
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+            if max_connections else httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    def _headers(self) -> dict[str, str]:
+        key = self.settings.require_key()
+        headers = {"User-Agent": "oaicli/0.1"}
+        if self.azure:
+            headers["api-key"] = key
+        else:
+            headers["Authorization"] = f"Bearer {key}"
+        if self.settings.organization:
+            headers["OpenAI-Organization"] = self.settings.organization
+        if self.settings.project:
+            headers["OpenAI-Project"] = self.settings.project
+        return headers
+
+    def close(self) -> None:
+        self._http.close()
+
+    # Requests
+
+    def request(self, method: str, path: str, *, parse: str = "json", **kwargs):
+        """One request with retries; returns the parsed JSON (or text, or bytes)."""
+        response = self.send(method, path, **kwargs)
+        try:
+            body = response.read()
+        except httpx.TransportError as exc:
+            raise NetworkError(f"The connection dropped while reading the answer: {exc}.",
+                               "Check the network and try again.") from exc
+        finally:
+            response.close()
+        self._trace_body("<", body, response.headers.get("content-type", ""))
+        if parse == "text":
+            return body.decode("utf-8", errors="replace")
+        if parse == "bytes":
+            return body
+        if not body.strip():
+            return {}
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise NetworkError(f"The server answered {method} {path} with something that is not JSON.",
+                               "Is --base-url pointing at an OpenAI-compatible API?") from exc
+
+    def get(self, path: str, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+    def send(self, method: str, path: str, *, params=None, json=None, data=None, files=None,
+             headers=None, timeout: float | None = None) -> httpx.Response:
+        """Send with retries and return the open response (the caller reads and closes it).
+
+        Retries cover 408, 409, 429, 5xx, connection errors and timeouts. Uploads are streamed
+        again from the start of each file on a retry."""
+        path, params = self._route(path, params, json if json is not None else data)
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            _rewind(files)
+            request = self._http.build_request(method, path, params=params, json=json, data=data,
+                                               files=files, headers=headers,
+                                               timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
+            self._trace_request(request, json)
+            started = time.monotonic()
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:  # timeouts included
+                if last or self._http.is_closed:  # closed on Ctrl-C or SIGTERM: nothing to retry for
+                    raise self._network_error(exc, method, request.url) from exc
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                self._wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
+                           else f"connection failed ({_describe(exc)})")
+                continue
+            self._trace_response(response, time.monotonic() - started)
+            if response.status_code < 400:
+                return response
+            response.read()
+            response.close()
+            self._trace_body("<", response.content, response.headers.get("content-type", ""))
+            if response.status_code in RETRYABLE_STATUSES and not last:
+                self._wait(response, attempt, f"HTTP {response.status_code}")
+                continue
+            raise _with_model_hint(error_from_response(response), path, json if json is not None else data)
+        raise AssertionError("unreachable")
+
+    def _network_error(self, exc: httpx.TransportError, method: str, url) -> NetworkError:
+        if isinstance(exc, httpx.TimeoutException):
+            return NetworkError(f"{method} {url} timed out after {self.max_retries + 1} attempts.",
+                                "Raise --timeout or try again later.")
+        return NetworkError(f"Cannot reach {self._origin()}: {_describe(exc)}.",
+                            "Check --base-url and your network or proxy settings.")
+
+    def _route(self, path: str, params, body):
+        if not self.azure:
+            return path, params
+        params = dict(params or {})
+        params.setdefault("api-version", self.settings.api_version)
+        model = body.get("model") if isinstance(body, dict) else None
+        if model and path.startswith(AZURE_DEPLOYMENT_PATHS):
+            path = f"/deployments/{model}{path}"
+        return path, params
+
+    def _wait(self, response: httpx.Response | None, attempt: int, why: str) -> None:
+        delay = retry_delay(response, attempt)
+        if not self.settings.quiet:
+            click.echo(f"Retrying in {delay:.1f}s: {why} (attempt {attempt + 2} of {self.max_retries + 1}).",
+                       err=True)
+        self.sleep(delay)
+
+    def _origin(self) -> str:
+        url = self._http.base_url
+        return f"{url.scheme}://{url.netloc.decode()}"
+
+    # Streaming
+
+    def stream_events(self, path: str, body: dict | None, method: str = "POST", params=None,
+                      timeout: float | None = None) -> Iterator[dict]:
+        """Yield each server-sent event's JSON as soon as it arrives; `[DONE]` ends the stream.
+
+        A stream that breaks, or ends without `[DONE]`, raises StreamError: never a silent success.
+        A server that ignores `stream` and answers with one JSON document yields that document."""
+        response = self.send(method, path, json=body, params=params, timeout=timeout)
+        try:
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                yield json.loads(response.read() or b"{}")
+                return
+            yield from self._events(response)
+        except httpx.TransportError as exc:
+            raise StreamError(f"The connection dropped mid-stream: {_describe(exc)}.",
+                              "Nothing was saved; try again.") from exc
+        finally:
+            response.close()
+
+    def _events(self, response: httpx.Response) -> Iterator[dict]:
+        parser = SSEParser()
+        for chunk in response.iter_bytes():
+            for event in parser.feed(chunk):
+                if event.data.strip() == "[DONE]":
+                    return
+                if event.data.strip():  # an empty `data:` is a keep-alive, not a document
+                    yield self._decode_event(event.data)
+        for event in parser.close():
+            if event.data.strip() == "[DONE]":
+                return
+            if event.data.strip():
+                yield self._decode_event(event.data)
+        raise StreamError("The stream ended before the server said it was done ([DONE] missing).",
+                          "Nothing was saved; try again.")
+
+    def _decode_event(self, data: str) -> dict:
+        if self.settings.verbose >= 2:
+            click.echo(redact(f"< event: {data}"), err=True)
+        try:
+            payload = json.loads(data)
+        except ValueError as exc:
+            raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            error = payload["error"]
+            raise StreamError(f"The server reported an error mid-stream: {error.get('message')} "
+                              f"({error.get('type') or error.get('code') or 'error'}).")
+        return payload
+
+    # Lists
+
+    def list_all(self, path: str, params: dict | None = None, fetch_all: bool = False) -> dict:
+        """Fetch a list; with fetch_all follow `has_more` and `after` to the end. Returns one page object."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        first = page = self.get(path, params=params)
+        items = list(page.get("data", []))
+        seen = {params.get("after")}
+        while fetch_all and page.get("has_more") and page.get("data"):
+            cursor = page.get("last_id") or page["data"][-1].get("id")
+            if not cursor or cursor in seen:  # a server that loops would otherwise page forever
+                click.echo("Warning: the server repeated a page cursor; stopped paging.", err=True)
+                break
+            seen.add(cursor)
+            params["after"] = cursor
+            page = self.get(path, params=params)
+            items.extend(page.get("data", []))
+        return {**first, "data": items, "has_more": bool(page.get("has_more"))}
+
+    # Downloads
+
+    def download(self, path: str, destination: Path | None, label: str = "Downloading", *,
+                 method: str = "GET", json=None, what: str = "download") -> int:
+        """Stream a body to a file (written under a temporary name, renamed when complete) or to stdout."""
+        from oaicli.output.progress import progress_bar
+        _widen_socket_reads()
+        response = self.send(method, path, json=json)
+        try:
+            total = int(response.headers.get("content-length") or 0) or None
+            with progress_bar(total, label) as bar:
+                if destination is None:
+                    return _copy(response, _binary_stdout(), bar)
+                return _write_atomically(response, destination, bar)
+        except httpx.TransportError as exc:
+            raise NetworkError(f"The {what} broke off: {_describe(exc)}.",
+                               f"Nothing was written at {destination or 'the target path'}; try again.") from exc
+        finally:
+            response.close()
+
+    # Tracing for --verbose
+
+    def _trace_request(self, request: httpx.Request, body) -> None:
+        if not self.settings.verbose:
+            return
+        click.echo(redact(f"> {request.method} {request.url}"), err=True)
+        if self.settings.verbose >= 2:
+            for name, value in request.headers.items():
+                shown = "[redacted]" if name.lower() in ("authorization", "api-key") else value
+                click.echo(redact(f"> {name}: {shown}"), err=True)
+            if body is not None:
+                click.echo(redact(f"> {json.dumps(body, ensure_ascii=False)}"), err=True)
+            elif request.headers.get("content-type", "").startswith("multipart/"):
+                click.echo(f"> <multipart body, {request.headers.get('content-length', '?')} bytes>", err=True)
+
+    def _trace_response(self, response: httpx.Response, seconds: float) -> None:
+        if not self.settings.verbose:
+            return
+        request_id = response.headers.get("x-request-id", "-")
+        click.echo(f"< {response.status_code} {response.reason_phrase} in {seconds * 1000:.0f} ms "
+                   f"(x-request-id: {request_id})", err=True)
+
+    def _trace_body(self, direction: str, body: bytes, content_type: str) -> None:
+        if self.settings.verbose < 2 or not body:
+            return
+        if "json" in content_type or content_type.startswith("text/"):
+            text = body.decode("utf-8", errors="replace")
+            shown = text if len(text) <= 4000 else text[:4000] + f"... ({len(text)} characters)"
+            click.echo(redact(f"{direction} {shown}"), err=True)
+        else:
+            click.echo(f"{direction} <{len(body)} bytes of {content_type or 'binary data'}>", err=True)
+
+
+def _check_base_url(settings) -> None:
+    """A base URL without http(s):// is a setting to fix, not a network failure to retry three times."""
+    if not settings.base_url.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"The base URL {settings.base_url!r} ({settings.source('base_url')}) does not start "
+                          "with http:// or https://.", "For example: --base-url http://localhost:8000/v1")
+
+
+def _verify_for(base_url: str):
+    """A plain-http base URL needs no certificates; skip loading them (tens of milliseconds)."""
+    if base_url.startswith("http://") and not any(os.environ.get(v) for v in (
+            "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")):
+        import ssl
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA loaded: any https redirect fails safely
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:  # a corporate CA bundle: load it here, so a bad path is one clear line
+        import ssl
+        try:
+            return ssl.create_default_context(cafile=cafile or None, capath=None if cafile else capath)
+        except (OSError, ssl.SSLError) as exc:
+            variable = f"SSL_CERT_FILE={cafile}" if cafile else f"SSL_CERT_DIR={capath}"
+            raise ConfigError(f"Cannot load the certificates in {variable}: {exc.strerror or exc}.",
+                              "Point it at a PEM file of CA certificates, or unset it.") from exc
+    return True
+
+
+def _rewind(files) -> None:
+    for value in (files or {}).values() if isinstance(files, dict) else (v for _, v in files or []):
+        handle = value[1] if isinstance(value, tuple) else value
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+
+
+def _describe(exc: Exception) -> str:
+    """The exception's text without a final full stop, since our sentences add their own."""
+    return (str(exc) or exc.__class__.__name__).rstrip(".")
+
+
+def retry_delay(response: httpx.Response | None, attempt: int) -> float:
+    """Honour retry-after-ms and Retry-After (seconds or a date) when sane; else backoff with jitter."""
+    if response is not None:
+        hinted = _retry_after(response.headers)
+        if hinted is not None and 0 <= hinted <= MAX_HONOURED_RETRY_AFTER:
+            return hinted
+    base = min(0.5 * 2 ** attempt, 8.0)
+    return base * (1 - 0.25 * random.random())
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())  # a past date: now
+    except (TypeError, ValueError):
+        return None
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """One error type for every non-2xx answer, whatever its body: OpenAI JSON, problem+json, HTML, empty."""
+    status = response.status_code
+    request_id = response.headers.get("x-request-id")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return ApiError(status, error.get("message") or f"HTTP {status}", error.get("type"),
+                        _text(error.get("code")), request_id, error.get("param"))
+    if isinstance(error, str):
+        return ApiError(status, error, None, None, request_id)
+    if isinstance(body, dict) and (body.get("detail") or body.get("title")):
+        return ApiError(status, _problem_message(body), "invalid_request" if status == 422 else None,
+                        None, request_id)
+    return ApiError(status, _plain_message(response), None, None, request_id)
+
+
+def _with_model_hint(error: ApiError, path: str, body) -> ApiError:
+    """A 404 about the model (not about a missing endpoint) points at `oaicli models list`."""
+    model = body.get("model") if isinstance(body, dict) else None
+    names_model = (error.code == "model_not_found" or path.startswith("/models/")
+                   or (isinstance(model, str) and model in error.message))
+    if error.status == 404 and names_model:
+        error.hint = "See `oaicli models list` for the models this key can use."
+    return error
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _problem_message(body: dict) -> str:
+    """RFC 7807 bodies (Prism, proxies): the title plus any validation messages."""
+    message = body.get("title") or body.get("detail")
+    details = [f"{'.'.join(map(str, v.get('location', [])))}: {v.get('message')}"
+               for v in body.get("validation", []) if isinstance(v, dict)]
+    return f"{message}: {'; '.join(details)}" if details else str(body.get("detail") or message)
+
+
+def _plain_message(response: httpx.Response) -> str:
+    text = response.text.strip()
+    reason = response.reason_phrase or "error"
+    if not text:
+        return f"The server answered {response.status_code} {reason} with an empty body"
+    if text.lstrip().lower().startswith(("<!doctype", "<html")) or "text/html" in response.headers.get(
+            "content-type", ""):
+        return f"The server answered {response.status_code} {reason} with an HTML page (a proxy or gateway error?)"
+    first_line = text.splitlines()[0][:200]
+    return f"The server answered {response.status_code} {reason}: {first_line}"
+
+
+def _copy(response: httpx.Response, sink, bar) -> int:
+    written = 0
+    # No chunk_size: re-chunking the 64 KiB reads into bigger pieces doubled the CPU of a download.
+    for chunk in response.iter_bytes():
+        sink.write(chunk)
+        written += len(chunk)
+        bar.update(len(chunk))
+    sink.flush()
+    return written
+
+
+def _widen_socket_reads() -> None:
+    """httpcore reads the socket 64 KiB at a time, each read a trip through h11; 1 MiB reads cut a
+    download's CPU by a fifth (benchmarks/download.py). A class attribute of httpcore's, hence the guard."""
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+        HTTP11Connection.READ_NUM_BYTES = max(HTTP11Connection.READ_NUM_BYTES, 1 << 20)
+    except (ImportError, AttributeError):
+        pass
+
+
+def _binary_stdout():
+    """stdout's byte stream (click.get_binary_stream is deprecated), after any text already written."""
+    import sys
+    sys.stdout.flush()
+    return sys.stdout.buffer
+
+
+def _write_atomically(response: httpx.Response, destination: Path, bar) -> int:
+    from oaicli.output.files import atomic_writer
+    with atomic_writer(destination, durable=False) as sink:
+        return _copy(response, sink, bar)
+
+
+def from_context(ctx: click.Context | None = None) -> ApiClient:
+    """The invocation's client. Tests inject a transport through the root context's obj."""
+    root = (ctx or click.get_current_context()).find_root()
+    if "oaicli.api.client" not in root.meta:
+        obj = root.obj if isinstance(root.obj, dict) else {}
+        client = ApiClient(settings_module.current(root), transport=obj.get("transport"),
+                           sleep=obj.get("sleep", time.sleep))
+        root.meta["oaicli.api.client"] = client
+        root.call_on_close(client.close)
+    return root.meta["oaicli.api.client"]

@@ -1,0 +1,1 @@
+"""The chat engine: one turn, streamed display, stdin reading, the interactive loop."""

@@ -1,0 +1,104 @@
+"""`oaicli chat` with no prompt on a terminal: the interactive loop."""
+
+import sys
+
+import click
+
+from oaicli.chat.run import Chat, stdin_is_terminal
+from oaicli.core.errors import OaicliError
+
+
+class InteractiveLoop:
+    """Read a question, answer it, repeat. /exit, /reset, /history; `\"\"\"` brackets multi-line input;
+    Ctrl-C during an answer cancels it (nothing saved) and returns to the prompt; Ctrl-D leaves."""
+
+    def __init__(self, chat: Chat):
+        self.chat = chat
+        self.terminal = stdin_is_terminal()
+        self.history: list = []  # stateless loop: kept in memory only
+
+    def run(self, first: str | None) -> int:
+        if self.terminal:
+            try:
+                import readline  # noqa: F401  line editing and history for input() (see line())
+            except ImportError:
+                pass
+            where = f" (session {self.chat.session_name})" if self.chat.session_name else ""
+            click.echo(f"Chatting with {self.chat.model}{where}. /exit to leave, /reset, /history; "
+                       f"\"\"\" for multi-line input.", err=True)
+        question = first
+        while True:
+            if question is None:
+                try:
+                    question = self.read()
+                except EOFError:
+                    if self.terminal:  # Ctrl-D: the shell's prompt goes on a line of its own
+                        click.echo("", err=True)
+                    return 0
+                except KeyboardInterrupt:
+                    click.echo("", err=True)
+                    continue
+            command, question = question.strip(), question
+            if command in ("/exit", "/quit"):
+                return 0
+            if command in ("/reset", "/history"):
+                self.reset() if command == "/reset" else self.show_history()
+            elif command:
+                self.turn(question)
+            question = None
+
+    def read(self) -> str:
+        first = self.line("> ")
+        if first.strip() != '"""':
+            return first
+        lines = []
+        while True:
+            line = self.line("... ")
+            if line.strip() == '"""':
+                return "\n".join(lines)
+            lines.append(line)
+
+    def line(self, prompt: str) -> str:
+        if self.terminal:
+            # The prompt goes to stderr (stdout carries only answers); input() rather than readline() so
+            # that the readline module gives arrow keys and history (it uses the module only on a tty).
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            return input()
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def turn(self, question: str) -> None:
+        chat = self.chat
+        try:
+            if chat.session_name:
+                chat.session_turn(question)
+            else:
+                context = chat.context(chat.model, chat.system)
+                response = chat.guarded(lambda: chat.ask(context, self.history, question))
+                self.history.extend(context.turns(question, response))
+        except KeyboardInterrupt:
+            return  # guarded() said the turn was not saved
+        except OaicliError as exc:
+            click.echo(exc.one_line(), err=True)
+
+    def reset(self) -> None:
+        if self.chat.session_name:
+            self.chat.open_store().reset(self.chat.session_name)
+            self.chat.notice(f"Session {self.chat.session_name!r} cleared.")
+        else:
+            self.history.clear()
+            self.chat.notice("Conversation cleared.")
+
+    def show_history(self) -> None:
+        from oaicli.output import writers as output
+        if self.chat.session_name:
+            messages = self.chat.open_store().export_messages(self.chat.session_name)
+        else:
+            messages = [turn.message() for turn in self.history]
+        for message in messages:
+            output.write(f"{message['role']}: {message['content']}")
+        if not messages:
+            self.chat.notice("No turns yet.")

@@ -1,0 +1,1 @@
+"""Click glue: the root group, shared options, the error boundary, man pages."""

@@ -1,0 +1,1 @@
+"""Sessions: the SQLite store, locks, token counting, the history budget, one turn."""

@@ -1,0 +1,519 @@
+"""The local conversation store: sessions and their turns in SQLite (WAL), with numbered migrations.
+
+One Store may be shared by threads (every statement runs under the store's lock). Several
+processes share the database file; `exclusive(name)` serializes everyone working on one session
+(a lock file per session) while other sessions go on concurrently.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oaicli.core.errors import InputError, OaicliError
+from oaicli.conversation.locks import FileLock, SessionMutex, digest
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+# Numbered migrations; `schema_migrations` records which ran. Append new ones, never edit old ones.
+MIGRATIONS = [
+    (1, "sessions and turns", """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL DEFAULT 'named',
+            model TEXT,
+            system TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX sessions_by_update ON sessions (kind, updated_at);
+        CREATE TABLE turns (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            tokens INTEGER,
+            tokens_encoding TEXT,
+            question_id TEXT,
+            model TEXT,
+            usage TEXT,
+            created_at REAL NOT NULL,
+            user_id TEXT
+        );
+        CREATE INDEX turns_tail ON turns (session_id, id);
+        CREATE INDEX turns_question ON turns (session_id, question_id) WHERE question_id IS NOT NULL;
+    """),
+]
+
+_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TURN_COLUMNS = "id, role, content, tokens, tokens_encoding, question_id, model, usage, created_at, user_id"
+# Rows read per step when walking a session backwards; grows so long tails need few queries.
+_FIRST_BATCH = 32
+
+
+class StoreError(OaicliError):
+    """The store cannot be opened or used (a corrupt or foreign file, a full disk)."""
+
+
+@dataclass
+class Turn:
+    """One message of a session. `tokens` is the content's cached count, valid for the tokenizer `encoding`."""
+    role: str
+    content: str
+    tokens: int | None = None
+    question_id: str | None = None
+    model: str | None = None
+    usage: dict | None = None
+    created_at: float = 0.0
+    user_id: str | None = None
+    id: int | None = None
+    encoding: str | None = None
+    dirty: bool = field(default=False, repr=False, compare=False)  # count computed, not yet cached
+
+    def message(self, named: bool = False) -> dict:
+        """The turn as a request message; `named`: a user turn says who asked (shared group contexts)."""
+        message = {"role": self.role, "content": self.content}
+        name = self.speaker() if named else None
+        if name:
+            message["name"] = name
+        return message
+
+    def speaker(self) -> str | None:
+        """The `name` that tells the model which user asked: for user turns that have a user_id."""
+        return speaker_name(self.user_id) if self.role == "user" and self.user_id else None
+
+
+@dataclass
+class Session:
+    id: int
+    name: str
+    model: str | None
+    system: str | None
+    created_at: float
+    updated_at: float
+    kind: str = "named"  # "named" or "envelope"
+
+
+def default_path() -> Path:
+    from oaicli.core import settings
+    return settings.home_dir() / "sessions.db"
+
+
+def _turn(row) -> Turn:
+    id_, role, content, tokens, encoding, question_id, model, usage, created_at, user_id = row
+    return Turn(role=role, content=content, tokens=tokens, question_id=question_id, model=model,
+                usage=json.loads(usage) if usage else None, created_at=created_at, user_id=user_id,
+                id=id_, encoding=encoding)
+
+
+def _session(row) -> Session | None:
+    if row is None:
+        return None
+    id_, name, kind, model, system, created_at, updated_at = row
+    return Session(id=id_, name=name, model=model, system=system, created_at=created_at,
+                   updated_at=updated_at, kind=kind)
+
+
+_SESSION_COLUMNS = "id, name, kind, model, system, created_at, updated_at"
+
+
+def content_tokens(turn: Turn, counter) -> int:
+    """The turn's content count for this counter: the cached one when it was made by the same tokenizer."""
+    if turn.tokens is None or turn.encoding != counter.cache_key:
+        turn.tokens = counter.count_text(turn.content)
+        turn.encoding = counter.cache_key
+        turn.dirty = True
+    return turn.tokens
+
+
+def turn_cost(turn: Turn, counter, named: bool = False) -> int:
+    return counter.message_tokens(turn.role, content_tokens(turn, counter), turn.speaker() if named else None)
+
+
+def speaker_name(user_id: str) -> str:
+    """A user_id as a message's `name`, which OpenAI restricts to letters, digits, `_` and `-` (64 at most):
+    kept as it is when it qualifies, else its safe characters and a hash, so two users never share one."""
+    if _NAME_OK.fullmatch(user_id):
+        return user_id
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", user_id).strip("_")[:40]
+    return f"{safe or 'user'}-{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:12]}"
+
+
+def group_exchanges(turns: list[Turn]) -> list[list[Turn]]:
+    """Split turns (oldest first) into exchanges: a user turn with every turn up to the next user turn.
+
+    A user turn with no answer (an imported conversation may hold one) is left out: sent, it would put two
+    user messages in a row, and the same question twice when it is asked again."""
+    groups: list[list[Turn]] = []
+    for turn in turns:
+        if turn.role == "user" or not groups:
+            groups.append([turn])
+        else:
+            groups[-1].append(turn)
+    return [group for group in groups if not _unanswered(group)]
+
+
+def _unanswered(group: list[Turn]) -> bool:
+    return len(group) == 1 and group[0].role == "user"
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self.db = connection
+        self.path = path
+        self.lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> "Store":
+        """Open (creating if needed) the store; runs any migrations not yet applied."""
+        path = Path(path) if path else default_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # conversations are private: the file (and SQLite's -wal/-shm) 0600
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            connection = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+            store = cls(connection, path)
+            store._first_steps()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"Cannot open the session store {path}: {exc}.",
+                             "Move the file aside to start a new store.") from exc
+        return store
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _first_steps(self, attempts: int = 100) -> None:
+        """Configure and migrate. Switching a new file to WAL fails at once with "database is locked"
+        (SQLite's busy timeout does not cover it) while another process opens the same new file: retry."""
+        for attempt in range(attempts):
+            try:
+                self._configure()
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)
+
+    def _configure(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        # Deleted turns are overwritten with zeros, so `sessions delete` really deletes the text.
+        self.db.execute("PRAGMA secure_delete=ON")
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                        "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+        done = {row[0] for row in self.db.execute("SELECT id FROM schema_migrations")}
+        if all(number in done for number, _, _ in MIGRATIONS):
+            return
+        with self._write():
+            done = {row[0] for row in self.db.execute("SELECT id FROM schema_migrations")}
+            for number, name, sql in MIGRATIONS:
+                if number not in done:
+                    for statement in filter(str.strip, sql.split(";")):
+                        self.db.execute(statement)
+                    self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (number, name, time.time()))
+
+    @contextlib.contextmanager
+    def _write(self):
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so it never fails half-way on a busy lock."""
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # Sessions
+
+    def get_session(self, name: str) -> Session | None:
+        with self.lock:
+            return _session(self.db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = ?", (name,)).fetchone())
+
+    def require_session(self, name: str) -> Session:
+        session = self.get_session(name)
+        if session is None:
+            raise InputError(f"No session named {name!r}.", "See `oaicli sessions list`.")
+        return session
+
+    def ensure_session(self, name: str, *, model=None, system=None, kind="named") -> Session:
+        """The session, created if new; a given model or system prompt replaces the stored one."""
+        if not name or not name.strip():
+            raise InputError("The session name is empty.")
+        found = self.get_session(name)
+        if found and (model is None or model == found.model) and (system is None or system == found.system):
+            return found  # the common case (every envelope request) needs no write transaction
+        now = time.time()
+        with self._write() as db:
+            db.execute("INSERT INTO sessions (name, kind, model, system, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                       (name, kind, model, system, now, now))
+            if model is not None:
+                db.execute("UPDATE sessions SET model = ? WHERE name = ?", (model, name))
+            if system is not None:
+                db.execute("UPDATE sessions SET system = ? WHERE name = ?", (system, name))
+            return _session(db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = ?",
+                                       (name,)).fetchone())
+
+    def latest_session(self) -> Session | None:
+        """The named session used most recently (for `chat -c`); envelope contexts are not candidates."""
+        with self.lock:
+            return _session(self.db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE kind = 'named' "
+                "ORDER BY updated_at DESC, id DESC LIMIT 1").fetchone())
+
+    def list_sessions(self) -> list[dict]:
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT s.name, s.kind, s.model, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id), "
+                "s.created_at, s.updated_at FROM sessions s ORDER BY s.updated_at DESC, s.id DESC").fetchall()
+        return [{"name": name, "kind": kind, "model": model, "turns": turns, "created_at": created,
+                 "updated_at": updated} for name, kind, model, turns, created, updated in rows]
+
+    def count_turns(self, session_id: int) -> int:
+        with self.lock:
+            return self.db.execute("SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)).fetchone()[0]
+
+    # Turns
+
+    def turns(self, session_id: int):
+        """Every turn, oldest first, read lazily (for show and export)."""
+        last = 0
+        while True:
+            with self.lock:
+                rows = self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND id > ? "
+                                       "ORDER BY id LIMIT 1000", (session_id, last)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _turn(row)
+            last = rows[-1][0]
+
+    def last_turns(self, session_id: int, count: int) -> list[Turn]:
+        """The newest `count` turns, oldest first (read from the end)."""
+        rows = self._rows_before(session_id, None, count)
+        return [_turn(row) for row in reversed(rows)]
+
+    def tail(self, session_id: int, *, token_budget: int | None, max_turns: int | None, counter,
+             named: bool = False) -> list[Turn]:
+        """The newest whole exchanges that fit `token_budget` (message tokens) and `max_turns` (exchanges);
+        `named`: user turns will be sent with their speaker's name (see Turn.message), which costs tokens.
+
+        Walks the session backwards from its newest turn and stops at the first exchange that does not
+        fit, so only the tail is read. Counts missing from the store (or made for another tokenizer)
+        are computed and cached."""
+        if max_turns is not None and max_turns <= 0:
+            return []
+        kept: list[list[Turn]] = []
+        pending: list[Turn] = []  # turns newer than the last user turn seen, newest first
+        state = {"spent": 0}
+
+        def take(group: list[Turn]) -> bool:
+            """Keep the exchange if it fits; False when the walk must stop."""
+            if _unanswered(group):
+                return True  # not history (see group_exchanges)
+            cost = sum(turn_cost(t, counter, named) for t in group)
+            if token_budget is not None and state["spent"] + cost > token_budget:
+                return False
+            state["spent"] += cost
+            kept.append(group)
+            return max_turns is None or len(kept) < max_turns
+
+        before, batch, going = None, _FIRST_BATCH, True
+        while going:
+            rows = self._rows_before(session_id, before, batch)
+            if not rows:
+                if pending:  # turns before the first user turn (an imported greeting)
+                    take(list(reversed(pending)))
+                break
+            for row in rows:
+                pending.append(_turn(row))
+                if pending[-1].role == "user":
+                    group, pending = list(reversed(pending)), []
+                    if not take(group):
+                        going = False
+                        break
+            before = rows[-1][0]
+            batch = min(batch * 4, 4096)
+        history = [turn for group in reversed(kept) for turn in group]
+        self._cache_counts(history)
+        return history
+
+    def _rows_before(self, session_id: int, before: int | None, limit: int):
+        with self.lock:
+            if before is None:
+                return self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? "
+                                       "ORDER BY id DESC LIMIT ?", (session_id, limit)).fetchall()
+            return self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND id < ? "
+                                   "ORDER BY id DESC LIMIT ?", (session_id, before, limit)).fetchall()
+
+    def _cache_counts(self, turns: list[Turn]) -> None:
+        dirty = [(t.tokens, t.encoding, t.id) for t in turns if t.dirty]
+        if not dirty:
+            return
+        try:
+            with self._write() as db:
+                db.executemany("UPDATE turns SET tokens = ?, tokens_encoding = ? WHERE id = ?", dirty)
+        except sqlite3.OperationalError:
+            pass  # the cache is an optimisation; a busy or read-only store must not fail a chat
+        for turn in turns:
+            turn.dirty = False
+
+    def find_exchange(self, session_id: int, question_id: str, user_id: str | None = None) -> tuple[Turn, Turn] | None:
+        """The stored question and answer with this question_id (and user), for idempotent retries."""
+        with self.lock:
+            rows = self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND question_id = ? "
+                                   "ORDER BY id", (session_id, question_id)).fetchall()
+        turns = [_turn(row) for row in rows]
+        for index, turn in enumerate(turns[:-1]):
+            if turn.role == "user" and (user_id is None or turn.user_id == user_id):
+                answer = turns[index + 1]
+                if answer.role == "assistant":
+                    return turn, answer
+        return None
+
+    def add_exchange(self, session_id: int, question: Turn, answer: Turn, *, counter=None) -> None:
+        """Store a question and its answer in ONE transaction: both rows or neither.
+
+        With a counter, both turns' token counts are cached at once."""
+        now = time.time()
+        if counter is not None:
+            for turn in (question, answer):
+                content_tokens(turn, counter)
+        rows = [(session_id, t.role, t.content, t.tokens, t.encoding if t.tokens is not None else None,
+                 t.question_id, t.model, json.dumps(t.usage) if t.usage is not None else None,
+                 t.created_at or now, t.user_id) for t in (question, answer)]
+        with self._write() as db:
+            db.executemany("INSERT INTO turns (session_id, role, content, tokens, tokens_encoding, question_id, "
+                           "model, usage, created_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+
+    @contextlib.contextmanager
+    def exclusive(self, session_name: str):
+        """Hold the session's lock: other processes and threads working on it wait until this one is done.
+
+        Threads of one process queue on a per-session mutex; processes on an flock'ed file in the
+        store's `locks/` directory, named by a hash of the session name, so other sessions stay
+        concurrent and a crashed process releases its lock. The file is removed on release, so idle
+        sessions (one per envelope user) leave no files behind."""
+        with SessionMutex(str(self.path), session_name):
+            with FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock"):
+                yield
+
+    # Management
+
+    def reset(self, name: str) -> int:
+        """Remove a session's turns but keep the session; returns how many turns were removed."""
+        session = self.require_session(name)
+        with self._write() as db:
+            removed = db.execute("DELETE FROM turns WHERE session_id = ?", (session.id,)).rowcount
+            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (time.time(), session.id))
+        self._checkpoint()
+        return removed
+
+    def rename(self, old: str, new: str) -> None:
+        if not new.strip():
+            raise InputError("The new session name is empty.")
+        session = self.require_session(old)
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE name = ?", (new,)).fetchone():
+                raise InputError(f"A session named {new!r} already exists.", "Delete it first or pick another name.")
+            db.execute("UPDATE sessions SET name = ? WHERE id = ?", (new, session.id))
+
+    def delete(self, name: str) -> int:
+        """Delete a session and all its turns; returns how many turns were removed."""
+        session = self.require_session(name)
+        with self._write() as db:
+            removed = db.execute("DELETE FROM turns WHERE session_id = ?", (session.id,)).rowcount
+            db.execute("DELETE FROM sessions WHERE id = ?", (session.id,))
+        self._checkpoint()
+        return removed
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it, so removed text does not linger in the log."""
+        with self.lock:
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:
+                pass
+
+    def export_messages(self, name: str) -> list[dict]:
+        """The session as a Chat Completions messages array: the system prompt first, if set."""
+        session = self.require_session(name)
+        messages = [{"role": "system", "content": session.system}] if session.system else []
+        messages.extend(turn.message() for turn in self.turns(session.id))
+        return messages
+
+    def import_messages(self, name: str, messages: list[dict], *, replace: bool = False,
+                        append: bool = False, model: str | None = None) -> int:
+        """Store a messages array as a session's turns, in one transaction; returns the number of turns.
+
+        A leading system message becomes the session's system prompt. An existing session with turns
+        is refused unless `replace` (drop its turns first) or `append` is given."""
+        if not name or not name.strip():
+            raise InputError("The session name is empty.")
+        system, turns = _split_messages(messages)
+        now = time.time()
+        with self._write() as db:
+            row = db.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                session_id = db.execute("INSERT INTO sessions (name, kind, model, system, created_at, updated_at) "
+                                        "VALUES (?, 'named', ?, ?, ?, ?)", (name, model, system, now, now)).lastrowid
+            else:
+                session_id = row[0]
+                existing = db.execute("SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)).fetchone()[0]
+                if existing and not (replace or append):
+                    raise InputError(f"Session {name!r} already has {existing} turns.",
+                                     "Pass --replace to overwrite them or --append to add to them.")
+                if replace:
+                    db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,))
+                if system is not None or replace:
+                    db.execute("UPDATE sessions SET system = ? WHERE id = ?", (system, session_id))
+                if model is not None:
+                    db.execute("UPDATE sessions SET model = ? WHERE id = ?", (model, session_id))
+                db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+            db.executemany("INSERT INTO turns (session_id, role, content, created_at) VALUES (?, ?, ?, ?)",
+                           ((session_id, role, content, now) for role, content in turns))
+        return len(turns)
+
+
+def _split_messages(messages) -> tuple[str | None, list[tuple[str, str]]]:
+    """Validate a messages array; returns the leading system prompt and the (role, content) turns."""
+    if not isinstance(messages, list):
+        raise InputError("Expected a JSON array of messages ({\"role\": ..., \"content\": ...}).")
+    system = None
+    turns = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InputError(f"Message {index} is not an object.")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise InputError(f"Message {index} has role {role!r}; expected one of {', '.join(ROLES)}.")
+        if isinstance(content, list):  # content parts: keep the text
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if not isinstance(content, str):
+            raise InputError(f"Message {index} has no text content.")
+        if role == "system" and index == 0:
+            system = content
+        else:
+            turns.append((role, content))
+    return system, turns

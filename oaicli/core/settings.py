@@ -1,0 +1,216 @@
+"""Effective settings: flags > environment > profile > stored key > defaults, with where each came from."""
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from oaicli.core.errors import ConfigError, register_secret
+from oaicli.cli.options import FLAGS_KEY
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+
+
+@dataclass(frozen=True)
+class Field:
+    env: tuple[str, ...] = ()
+    default: object = None
+    convert: type = str
+    valid: Callable[[object], bool] | None = None  # checked after convert; flags have Click's own ranges
+    expected: str = ""
+
+
+FIELDS = {
+    "api_key": Field(("OPENAI_API_KEY",)),
+    "base_url": Field(("OPENAI_BASE_URL", "OPENAI_API_BASE"), DEFAULT_BASE_URL),
+    "organization": Field(("OPENAI_ORG_ID", "OPENAI_ORGANIZATION")),
+    "project": Field(("OPENAI_PROJECT_ID",)),
+    "api_type": Field(("OPENAI_API_TYPE",), "openai"),
+    "api_version": Field(("OPENAI_API_VERSION",), DEFAULT_AZURE_API_VERSION),
+    "timeout": Field(("OAICLI_TIMEOUT",), 600.0, float, lambda v: v > 0, "a number of seconds above 0"),
+    "max_retries": Field(("OAICLI_MAX_RETRIES",), 2, int, lambda v: v >= 0, "a whole number, 0 or more"),
+    "format": Field(("OAICLI_FORMAT",)),
+}
+
+
+def home_dir() -> Path:
+    """The config and data directory; OAICLI_HOME overrides the platform's choice."""
+    override = os.environ.get("OAICLI_HOME")
+    return Path(override) if override else Path(click.get_app_dir("oaicli"))
+
+
+def config_path() -> Path:
+    return home_dir() / "config.toml"
+
+
+def keys_path() -> Path:
+    return home_dir() / "keys.json"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that may hold secrets: created 0600, replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_keys() -> dict[str, str]:
+    path = keys_path()
+    if not path.exists():
+        return {}
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}.", "Fix or delete the file, then `oaicli keys set`.")
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise ConfigError(f"{path} is not a JSON object of profile names and keys.",
+                          "Fix or delete the file, then `oaicli keys set`.")
+    return keys
+
+
+def save_key(profile: str, key: str) -> Path:
+    keys = load_keys()
+    keys[profile] = key
+    write_private(keys_path(), json.dumps(keys, indent=2) + "\n")
+    return keys_path()
+
+
+def load_config() -> dict:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}.", "Fix the file's TOML syntax.")
+    _check_shape(path, config)
+    _warn_if_exposed(path, config)
+    return config
+
+
+def _check_shape(path: Path, config: dict) -> None:
+    """Valid TOML of the wrong shape (`profiles = 5`, a profile that is a string) is one config error."""
+    profiles = config.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        raise ConfigError(f"In {path}, each profile must be a table ([profiles.NAME]).")
+    for name, profile in profiles.items():
+        if not isinstance(profile.get("models", {}), dict):
+            raise ConfigError(f"In {path}, profiles.{name}.models must be a table (models = {{ chat = \"...\" }}).")
+
+
+def _warn_if_exposed(path: Path, config: dict) -> None:
+    holds_key = any("api_key" in p for p in config.get("profiles", {}).values() if isinstance(p, dict))
+    if holds_key and os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        click.echo(f"Warning: {path} holds an API key but others can read it; run: chmod 600 {path}", err=True)
+
+
+class Settings:
+    """Resolved settings for one invocation; `source(name)` says where a value came from."""
+
+    def __init__(self, flags: dict, environ=os.environ):
+        self.flags = flags
+        self.environ = environ
+        self.config = load_config()
+        self.profile_name, self.profile_source = self._profile_choice()
+        profiles = self.config.get("profiles", {})
+        if self.profile_source != "default" and self.profile_name not in profiles:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(f"No profile named {self.profile_name!r} in {config_path()} (profiles: {known}).")
+        self.profile = profiles.get(self.profile_name, {})
+        self._resolved = {name: self._resolve(name, field) for name, field in FIELDS.items()}
+        register_secret(self._resolved["api_key"][0])
+
+    def _profile_choice(self) -> tuple[str, str]:
+        if self.flags.get("profile"):
+            return self.flags["profile"], "flag --profile"
+        if self.environ.get("OAICLI_PROFILE"):
+            return self.environ["OAICLI_PROFILE"], "env OAICLI_PROFILE"
+        if self.config.get("default_profile"):
+            return str(self.config["default_profile"]), f"config default_profile ({config_path()})"
+        return "default", "default"
+
+    def _resolve(self, name: str, field: Field):
+        if self.flags.get(name) is not None:
+            return field.convert(self.flags[name]), "flag --" + name.replace("_", "-")
+        for var in field.env:
+            if self.environ.get(var):
+                return self._convert(field, self.environ[var], var), f"env {var}"
+        if self.profile.get(name) is not None:
+            return self._convert(field, self.profile[name], f"profile {self.profile_name}: {name}"), \
+                f"profile {self.profile_name}"
+        if name == "api_key":
+            stored = load_keys().get(self.profile_name)
+            if stored:
+                return stored, f"keys file ({keys_path()})"
+        return field.default, "default"
+
+    @staticmethod
+    def _convert(field: Field, raw: str, var: str):
+        try:
+            value = field.convert(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{var}={raw!r} is not a valid {field.convert.__name__}.")
+        if field.valid and not field.valid(value):
+            raise ConfigError(f"{var}={raw!r} is out of range: expected {field.expected}.")
+        return value
+
+    def __getattr__(self, name):
+        if name in FIELDS:
+            return self._resolved[name][0]
+        raise AttributeError(name)
+
+    def source(self, name: str) -> str:
+        return self._resolved[name][1]
+
+    @property
+    def verbose(self) -> int:
+        return self.flags.get("verbose") or 0
+
+    @property
+    def quiet(self) -> bool:
+        return bool(self.flags.get("quiet"))
+
+    def default_model(self, command: str, fallback: str) -> str:
+        """A profile may set `models.<command>`; else the command's own default."""
+        return self.profile.get("models", {}).get(command) or fallback
+
+    def require_key(self) -> str:
+        if self.api_key:
+            return self.api_key
+        raise ConfigError(
+            "No API key.",
+            "Set OPENAI_API_KEY, pass --api-key, or store one with `oaicli keys set`.")
+
+    def as_rows(self) -> list[dict]:
+        from oaicli.core.errors import mask
+        rows = [{"setting": "profile", "value": self.profile_name, "source": self.profile_source}]
+        for name in FIELDS:
+            value, source = self._resolved[name]
+            shown = mask(value) if name == "api_key" else value
+            rows.append({"setting": name, "value": "" if shown is None else shown, "source": source})
+        return rows
+
+
+def current(ctx: click.Context | None = None) -> Settings:
+    """The invocation's settings, built once from the flags that every level of the command line gathered."""
+    root = (ctx or click.get_current_context()).find_root()
+    if "oaicli.core.settings" not in root.meta:
+        root.meta["oaicli.core.settings"] = Settings(root.meta.get(FLAGS_KEY, {}))
+    return root.meta["oaicli.core.settings"]

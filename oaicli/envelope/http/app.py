@@ -1,0 +1,184 @@
+"""The ASGI app: POST /v1/envelope and GET /healthz, with the token, the limits and per-context order."""
+
+import asyncio
+import hmac
+import json
+import time
+from contextlib import asynccontextmanager
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from oaicli.envelope.engine import VERSION, Codes, response as envelope_response
+from oaicli.envelope.http.exchange import status_for
+from oaicli.envelope.http.ordering import ContextLocks
+
+
+class Service:
+    """What every request shares: the token, the limits, the context locks and the runner that answers
+    (worker threads here, or worker processes: see procs.py)."""
+
+    def __init__(self, runner, parser, *, token: str | None, max_body: int):
+        self.runner = runner
+        self.parser = parser
+        self.token = token.encode() if token else None
+        self.max_body = max_body
+        self.locks = ContextLocks()
+        self.in_flight = 0
+        self.received = 0
+
+    async def answer(self, parsed, on_delta=None) -> tuple[dict, int, float, float]:
+        """Wait for the context's turn, then answer: (response, HTTP status, queued, upstream seconds)."""
+        arrived = time.perf_counter()
+        self.in_flight += 1
+        self.received += 1  # counted in the same step as taking a place in the context's queue
+        try:
+            async with self.locks.hold(parsed.context_key):
+                queued = time.perf_counter() - arrived
+                response, status, upstream = await self.runner.run(parsed, on_delta)
+        finally:
+            self.in_flight -= 1
+        return response, status, queued, upstream
+
+
+class ThreadRunner:
+    """Answers in this process's worker threads, at most `workers` at once."""
+
+    def __init__(self, exchanger, workers: int):
+        self.exchanger = exchanger
+        self.limiter = anyio.CapacityLimiter(workers)
+
+    async def run(self, parsed, on_delta=None):
+        return await anyio.to_thread.run_sync(self.exchanger.run, parsed, on_delta, limiter=self.limiter)
+
+    def close(self) -> None:
+        self.exchanger.close()
+
+    def busy(self) -> bool:
+        return self.exchanger.active > 0
+
+
+def create_app(service: Service) -> Starlette:
+    async def envelope(request: Request) -> Response:
+        started = time.perf_counter()
+        refused = _refusal(service, request)
+        if refused is not None:
+            return refused
+        raw = await _read_body(request, service.max_body)
+        if raw is None:
+            return _json(_error(Codes.TOO_LONG, f"the request body is over the limit of {service.max_body} "
+                                                "bytes (--max-body)"), 413)
+        parsed = service.parser.parse(raw)
+        if isinstance(parsed, dict):
+            return _json(parsed, status_for(parsed, None))
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return await _stream(service, parsed, started)
+        response, status, queued, upstream = await service.answer(parsed)
+        return _json(response, status, _timing(started, queued, upstream))
+
+    async def healthz(request: Request) -> Response:
+        return _json({"status": "ok", "version": VERSION, "received": service.received,
+                      "in_flight": service.in_flight, "contexts": len(service.locks)}, 200)
+
+    return Starlette(routes=[Route("/v1/envelope", envelope, methods=["POST"]),
+                             Route("/healthz", healthz, methods=["GET"])],
+                     lifespan=_lifespan(service))
+
+
+def _lifespan(service: Service):
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        # uvicorn has finished (or given up waiting for) the requests in flight:
+        # answers still coming in from now on are not saved.
+        await anyio.to_thread.run_sync(service.runner.close)
+    return lifespan
+
+
+def _refusal(service: Service, request: Request) -> Response | None:
+    if service.token is None:
+        return None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), service.token):
+        return None
+    return _json(_error(Codes.UNAUTHORIZED, "a valid bearer token is required (Authorization: Bearer TOKEN)"),
+                 401, {"WWW-Authenticate": "Bearer"})
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed the limit (nothing more is read)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return b""
+    return b"".join(chunks)
+
+
+async def _stream(service: Service, parsed, started: float) -> Response:
+    """Server-sent events: `delta` events as the answer arrives, then one `final` event.
+
+    An answer that fails before its first delta is an ordinary JSON error with its HTTP status."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def on_delta(line: dict) -> None:  # called from a worker thread (or the thread reading a worker process)
+        loop.call_soon_threadsafe(queue.put_nowait, ("delta", line))
+
+    async def work() -> None:
+        try:
+            result = await service.answer(parsed, on_delta)
+        except Exception as exc:  # a bug in the server itself: still one final object
+            result = service.parser.fail(parsed, exc), 500, 0.0, 0.0
+        queue.put_nowait(("final", result))
+
+    task = asyncio.ensure_future(work())  # runs to the end (and saves) even if the client goes away
+    kind, item = await queue.get()
+    if kind == "final":
+        response, status, queued, upstream = item
+        if status != 200:
+            return _json(response, status, _timing(started, queued, upstream))
+
+    async def events():
+        nonlocal kind, item
+        while True:
+            if kind == "final":
+                yield _event("final", item[0])
+                return
+            yield _event("delta", item)
+            kind, item = await queue.get()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    response = StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    response.task = task  # keep a reference so the task is not collected while it runs
+    return response
+
+
+def _event(name: str, obj: dict) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+
+
+def _error(code: int, message: str) -> dict:
+    return envelope_response(code, message)
+
+
+def _timing(started: float, queued: float, upstream: float) -> dict:
+    """Server-Timing lets a client (and benchmarks/serve.py) separate our time from the upstream's."""
+    total = time.perf_counter() - started
+    return {"Server-Timing": f"queue;dur={queued * 1000:.2f}, upstream;dur={upstream * 1000:.2f}, "
+                             f"total;dur={total * 1000:.2f}"}
+
+
+def _json(obj: dict, status: int, headers: dict | None = None) -> Response:
+    body = json.dumps(obj, ensure_ascii=False).encode()
+    return Response(body, status, headers, media_type="application/json")

@@ -1,0 +1,1 @@
+"""Long-running API jobs: fine-tuning (both APIs, follow) and training-data checks."""

@@ -1,0 +1,216 @@
+"""Fine-tuning across both APIs: which one a server offers, each one's paths, and following a job's events."""
+
+import json
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Iterator
+
+import click
+
+from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+EVENTS_PAGE = 100
+MIN_DELAY, MAX_DELAY = 1.0, 15.0
+REQUEST_TIMEOUT = 30.0
+
+
+class JobsApi:
+    """The current API, /v1/fine_tuning/jobs: event ids, newest-first pages, `after` cursors."""
+
+    name = "jobs"
+    base = "/fine_tuning/jobs"
+
+    def list_jobs(self, api, limit, fetch_all, after=None) -> dict:
+        return api.list_all(self.base, {"limit": limit, "after": after}, fetch_all=fetch_all)
+
+    def events(self, api, job_id, limit, fetch_all, after=None) -> list[dict]:
+        page = api.list_all(f"{self.base}/{job_id}/events", {"limit": limit, "after": after}, fetch_all=fetch_all)
+        return list(reversed(page["data"]))
+
+    def tracker(self):
+        return set()
+
+    def new_events(self, api, job_id: str, seen: set, timeout=None, stream_timeout=None) -> list[dict]:
+        """Re-read the newest page; page back with `after` only while a whole page is new."""
+        fresh, params, fresh_ids = [], {"limit": EVENTS_PAGE}, set()
+        while True:
+            page = api.get(f"{self.base}/{job_id}/events", params=params, timeout=timeout)
+            items = page.get("data", [])
+            for event in items:
+                if event.get("id") in seen or event.get("id") in fresh_ids:  # a server repeating a page
+                    return self._mark(fresh, seen)
+                fresh.append(event)
+                fresh_ids.add(event.get("id"))
+            if not page.get("has_more") or not items:
+                return self._mark(fresh, seen)
+            params = {"limit": EVENTS_PAGE, "after": items[-1]["id"]}
+
+    @staticmethod
+    def _mark(fresh: list[dict], seen: set) -> list[dict]:
+        seen.update(event.get("id") for event in fresh)
+        return list(reversed(fresh))
+
+
+class LegacyApi:
+    """The 2023 API, /v1/fine-tunes: the whole event list, oldest first, events without ids."""
+
+    name = "legacy"
+    base = "/fine-tunes"
+
+    def list_jobs(self, api, limit, fetch_all, after=None) -> dict:
+        return api.get(self.base)
+
+    def events(self, api, job_id, limit, fetch_all, after=None) -> list[dict]:
+        return api.get(f"{self.base}/{job_id}/events").get("data", [])
+
+    def tracker(self):
+        return Counter()
+
+    def new_events(self, api, job_id: str, seen: Counter, timeout=None, stream_timeout=None) -> Iterator[dict]:
+        """The event stream (`?stream=true`): every event so far, then each as it happens until the job
+        ends. A server without the stream answers with the list, which works the same, as a poll.
+
+        Events have no ids: they are told apart by time and message, and an identical pair counts as
+        seen once per copy, so a stream that replays from the start after a reconnect prints nothing twice."""
+        counts = Counter()
+        for item in api.stream_events(f"{self.base}/{job_id}/events", None, method="GET",
+                                      params={"stream": "true"}, timeout=stream_timeout):
+            for event in item["data"] if isinstance(item.get("data"), list) else [item]:
+                key = (event.get("created_at"), event.get("message"))
+                counts[key] += 1
+                if counts[key] > seen[key]:
+                    seen[key] += 1
+                    yield event
+
+
+APIS = {"jobs": JobsApi(), "legacy": LegacyApi()}
+
+
+def remembered_path():
+    from oaicli.core import settings
+    return settings.home_dir() / "fine_tune_api.json"
+
+
+def _remembered() -> dict:
+    try:
+        return json.loads(remembered_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(base_url: str, name: str) -> None:
+    from oaicli.output.files import atomic_writer
+    known = {**_remembered(), base_url: name}
+    try:
+        with atomic_writer(remembered_path(), "w") as sink:
+            sink.write(json.dumps(known, indent=2) + "\n")
+    except (OSError, OaicliError):
+        pass  # a read-only home only costs a probe next time
+
+
+def choose(api, requested: str, job_id: str | None = None):
+    """--api: legacy or jobs as asked; auto goes by the job id's prefix, else by what the server offers."""
+    if requested != "auto":
+        return APIS[requested]
+    if job_id and job_id.startswith("ftjob-"):
+        return APIS["jobs"]
+    if job_id and job_id.startswith("ft-") and not job_id.startswith("ft:"):
+        return APIS["legacy"]
+    base_url = api.settings.base_url.rstrip("/")
+    known = _remembered().get(base_url)
+    if known in APIS:
+        return APIS[known]
+    name = _probe(api)
+    _remember(base_url, name)
+    return APIS[name]
+
+
+def _probe(api) -> str:
+    for name, path in (("jobs", "/fine_tuning/jobs"), ("legacy", "/fine-tunes")):
+        try:
+            api.get(path, params={"limit": 1} if name == "jobs" else None)
+            return name
+        except ApiError as exc:
+            if exc.status not in (404, 405):
+                raise
+    raise OaicliError("This server offers neither /fine_tuning/jobs nor /fine-tunes.",
+                      "Check --base-url.", exit_code=ExitCode.REQUEST)
+
+
+def event_line(event: dict) -> str:
+    when = datetime.fromtimestamp(event.get("created_at") or 0).strftime("%Y-%m-%d %H:%M:%S")
+    return f"[{when}] {event.get('message', '')}"
+
+
+def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.sleep) -> dict:
+    """Print each event once, oldest first, until the job ends; back off while nothing changes.
+
+    Network errors, 429 and 5xx (after the client's own retries) only pause the loop: the events
+    already seen are remembered, so nothing prints twice when the connection comes back."""
+    from oaicli.output import writers as output
+    seen, delay, last_status = flavour.tracker(), MIN_DELAY, None
+    while True:
+        # A poll waits at most 30 s; a stream may rightly stay quiet for long, up to the deadline.
+        stream_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+        timeout = REQUEST_TIMEOUT if deadline is None else min(REQUEST_TIMEOUT, stream_timeout)
+        lost, job, fresh = None, None, 0
+        try:
+            job = api.get(f"{flavour.base}/{job_id}", timeout=timeout)
+            for event in flavour.new_events(api, job_id, seen, timeout=timeout, stream_timeout=stream_timeout):
+                emit(event)
+                fresh += 1
+        except (NetworkError, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
+                raise
+            job, lost = None, exc
+        status = job.get("status") if job else last_status
+        if status in TERMINAL:
+            return job
+        delay = MIN_DELAY if fresh or status != last_status else min(delay * 1.6, MAX_DELAY)
+        last_status = status
+        if lost is not None:
+            output.notice(f"Lost contact with the server ({lost.message.rstrip('.')}); "
+                          f"trying again in {delay:.0f}s.")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise OaicliError(f"Job {job_id} is still {status or 'unreachable'} after the --timeout.",
+                              f"Resume with `oaicli fine-tunes follow {job_id}`.", exit_code=ExitCode.TIMEOUT)
+        sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+
+
+def outcome(job: dict) -> None:
+    """Raise the documented exit code for a failed or cancelled job."""
+    status, job_id = job.get("status"), job.get("id")
+    if status == "failed":
+        error = job.get("error") or {}
+        reason = error.get("message") if isinstance(error, dict) else None
+        raise OaicliError(f"Fine-tuning job {job_id} failed: {reason or 'no reason given'}.",
+                          exit_code=ExitCode.JOB_FAILED)
+    if status == "cancelled":
+        raise OaicliError(f"Fine-tuning job {job_id} was cancelled.", exit_code=ExitCode.JOB_CANCELLED)
+
+
+def interrupted(job_id: str) -> None:
+    click.echo(f"\nStopped following {job_id}; the job goes on.\n"
+               f"  Resume: oaicli fine-tunes follow {job_id}\n"
+               f"  Cancel: oaicli fine-tunes cancel {job_id}", err=True)
+    raise click.exceptions.Exit(ExitCode.INTERRUPTED)
+
+
+def parse_value(text: str):
+    """A KEY=VALUE value: JSON when it parses (numbers, true, lists), else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def pairs(values: tuple[str, ...], option: str) -> dict:
+    result = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"{option} expects KEY=VALUE, got {item!r}.")
+        result[key] = value
+    return result

@@ -1,0 +1,1 @@
+"""Images, audio and embeddings: the engines behind their commands, and PNG checks."""

@@ -1,0 +1,1 @@
+"""The only place that decides a format: writers, progress bars, atomic files, prompts."""

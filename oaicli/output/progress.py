@@ -1,0 +1,63 @@
+"""Progress bars on stderr: tqdm only when stderr is a terminal and --quiet is not given."""
+
+import contextlib
+import sys
+
+
+class _NoBar:
+    n = 0
+
+    def update(self, amount: int) -> None:
+        self.n += amount
+
+    def reset(self, total=None) -> None:
+        self.n = 0
+
+
+def bars_enabled() -> bool:
+    from oaicli.cli import options
+    return sys.stderr.isatty() and not options.flag("quiet")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int | None, label: str):
+    """A byte-counting bar (bytes, rate, ETA), redrawn at most ten times a second."""
+    if not bars_enabled():
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+    # A terminal that reports a 0x0 size (a fresh pty, some CI runners) would get no bar at all.
+    sized = _columns() > 0
+    with tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
+              mininterval=0.1, file=sys.stderr, leave=True, dynamic_ncols=sized,
+              ncols=None if sized else 80, nrows=None if sized else 24) as bar:
+        yield bar
+
+
+def _columns() -> int:
+    import os
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
+class ProgressReader:
+    """A file wrapper that reports each read to a bar; seeking back to 0 (a retry) restarts the bar."""
+
+    def __init__(self, handle, bar):
+        self._handle = handle
+        self._bar = bar
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._bar.update(len(chunk))
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset == 0 and whence == 0:
+            self._bar.reset(total=getattr(self._bar, "total", None))
+        return self._handle.seek(offset, whence)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)

@@ -1,0 +1,119 @@
+"""The output layer: renders any result as a table, one JSON document, or JSON lines, on stdout only."""
+
+import json
+import os
+import sys
+from datetime import datetime
+
+import click
+
+TIMESTAMP_KEYS = {"created", "created_at", "finished_at", "expires_at", "completed_at", "started_at",
+                  "cancelled_at", "failed_at", "estimated_finish", "updated_at"}
+MAX_CELL = 60
+
+
+def resolve_format() -> str:
+    from oaicli.core import settings
+    current = settings.current()
+    chosen = current.format
+    if not chosen:
+        return "table" if sys.stdout.isatty() else "json"
+    allowed = _formats_of_this_command()
+    if allowed and chosen not in allowed:  # from OAICLI_FORMAT or a profile: Click checked the flag
+        from oaicli.core.errors import ConfigError
+        raise ConfigError(f"Format {chosen!r} ({current.source('format')}) is not one of {', '.join(allowed)}.",
+                          "Pass --format, or fix OAICLI_FORMAT or the profile's format.")
+    return chosen
+
+
+def _formats_of_this_command() -> tuple[str, ...] | None:
+    ctx = click.get_current_context(silent=True)
+    for param in ctx.command.params if ctx else ():
+        if param.name == "format" and isinstance(param.type, click.Choice):
+            return tuple(param.type.choices)
+    return None
+
+
+def color_enabled(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def write(text: str, newline: bool = True) -> None:
+    """Write a result to stdout and flush at once, so pipes see each piece as it is made."""
+    sys.stdout.write(text + ("\n" if newline else ""))
+    sys.stdout.flush()
+
+
+def write_json_line(obj) -> None:
+    write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2)
+
+
+def notice(text: str) -> None:
+    """Tell the user something on stderr, unless --quiet."""
+    from oaicli.cli import options
+    if not options.flag("quiet"):
+        click.echo(text, err=True)
+
+
+def format_cell(key: str, value) -> str:
+    if value is None:
+        return ""
+    if key in TIMESTAMP_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = " ".join(str(value).split())
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    from tabulate import tabulate
+    columns = columns or _columns_of(rows)
+    headers = [_header(c) for c in columns]
+    body = [[format_cell(c, row.get(c)) for c in columns] for row in rows]
+    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _header(column: str) -> str:
+    return click.style(column, bold=True) if color_enabled() else column
+
+
+def _columns_of(rows: list[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def render_list(page_or_items, columns: list[str] | None = None, raw: bool = False, fmt: str | None = None) -> None:
+    """Render a list result: the items (or, with --raw and json, the API's page object)."""
+    fmt = fmt or resolve_format()
+    items = page_or_items.get("data", []) if isinstance(page_or_items, dict) else list(page_or_items)
+    if fmt == "json":
+        write(dumps(page_or_items if raw and isinstance(page_or_items, dict) else items))
+    elif fmt == "jsonl":
+        for item in items:
+            write_json_line(item)
+    elif items:
+        write(table(items, columns))
+    else:
+        notice("No items.")
+
+
+def render_object(obj: dict, fields: list[str] | None = None, fmt: str | None = None) -> None:
+    """Render one object: as a two-column table of its fields, or as JSON."""
+    fmt = fmt or resolve_format()
+    if fmt == "json":
+        write(dumps(obj))
+    elif fmt == "jsonl":
+        write_json_line(obj)
+    else:
+        keys = fields or list(obj)
+        rows = [[_header(k), format_cell(k, obj.get(k))] for k in keys]
+        from tabulate import tabulate
+        write(tabulate(rows, tablefmt="plain", disable_numparse=True))

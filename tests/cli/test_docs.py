@@ -1,0 +1,137 @@
+"""Docs: every command has a one-line summary and an example, man pages are fresh, completion works."""
+
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import click
+import pytest
+
+from oaicli.cli import manpages
+from oaicli.cli.root import cli
+from tests.conftest import REPO
+
+MAN_DIR = REPO / "man"
+
+
+def command_paths(command=cli, prefix=()):
+    yield prefix
+    if isinstance(command, click.Group):
+        for name in sorted(command.commands):
+            if not command.commands[name].hidden:
+                yield from command_paths(command.commands[name], prefix + (name,))
+
+
+PATHS = list(command_paths())
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[" ".join(p) or "oaicli" for p in PATHS])
+def test_help_has_a_one_line_summary_and_an_example(invoke, path):
+    command = cli
+    for name in path:
+        command = command.commands[name]
+    summary = inspect.cleandoc(command.help or "").split("\n\n")[0]  # the docstring's first paragraph
+    assert summary and "\n" not in summary, f"the summary must be one line: {summary!r}"
+    assert summary.endswith("."), summary
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.stderr
+    assert " ".join(summary.split()) in " ".join(result.stdout.split())
+    assert re.search(r"(?m)^\s+Example:\n\s+\S", result.stdout), f"no `Example:` block in {path} --help"
+
+
+def test_every_command_module_is_reachable():
+    assert {"models", "keys", "config"} <= {p[0] for p in PATHS if p}
+    assert ("models", "list") in PATHS
+
+
+def test_man_pages_are_fresh():
+    generated = manpages.generate()
+    committed = {p.name: p.read_text(encoding="utf-8") for p in MAN_DIR.glob("oaicli*.1")}
+    missing = sorted(set(generated) - set(committed))
+    stale = sorted(n for n in generated if n in committed and committed[n] != generated[n])
+    extra = sorted(set(committed) - set(generated))
+    assert not (missing or stale or extra), (
+        f"man/ is out of date (missing {missing}, stale {stale}, removed commands {extra}); run `make man`")
+
+
+def test_man_pages_cover_the_tree_and_are_deterministic():
+    pages = manpages.generate()
+    assert "oaicli.1" in pages and "oaicli-models-list.1" in pages and "oaicli-models.1" in pages
+    assert len(pages) == len(PATHS)
+    assert pages == manpages.generate()
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", "".join(pages.values()))  # no generation date
+
+
+def test_root_page_has_exit_codes_and_environment():
+    page = manpages.generate()["oaicli.1"]
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", "EXIT STATUS", "ENVIRONMENT"):
+        assert f".SH {section}\n" in page
+    exit_status = page.split(".SH EXIT STATUS")[1].split(".SH ")[0]
+    assert re.findall(r"\\fB(\d+)\\fR", exit_status) == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "130", "143"]
+    assert "OPENAI_API_KEY" in page and "OAICLI_HOME" in page and "SSL_CERT_FILE" in page
+
+
+def test_command_page_content():
+    page = manpages.generate()["oaicli-models-list.1"]
+    assert page.startswith('.TH "OAICLI-MODELS-LIST" "1" "" "oaicli')
+    assert "oaicli\\-models\\-list \\- List the models the key can use\n" in page
+    assert "\\fBoaicli models list\\fR [OPTIONS]" in page
+    assert "\\fB\\-\\-all\\fR" in page and "\\fB\\-\\-api\\-key KEY\\fR" in page
+    assert ".nf" in page and "Example:" in page
+
+
+def test_escape():
+    assert manpages.escape(".dot\n'quote\\ back-slash") == "\\&.dot\n\\&'quote\\e back\\-slash"
+
+
+def test_write_removes_pages_of_vanished_commands(tmp_path):
+    (tmp_path / "oaicli-gone.1").write_text("old")
+    (tmp_path / "README").write_text("keep")
+    names = manpages.write(tmp_path)
+    assert not (tmp_path / "oaicli-gone.1").exists() and (tmp_path / "README").exists()
+    assert sorted(p.name for p in tmp_path.glob("*.1")) == names
+
+
+@pytest.mark.skipif(not shutil.which("groff"), reason="groff is not installed")
+def test_pages_render_without_warnings(tmp_path):
+    manpages.write(tmp_path)
+    for page in ("oaicli.1", "oaicli-models-list.1"):
+        result = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(tmp_path / page)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def complete(words: str) -> list[str]:
+    """What bash completion offers for the last word, via Click's protocol (as the sourced script asks)."""
+    parts = words.split(" ")
+    env = {**os.environ, "_OAICLI_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1)}
+    result = subprocess.run([sys.executable, "-m", "oaicli"], env=env, capture_output=True, text=True, cwd=REPO,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+
+
+def test_completion_offers_subcommands():
+    offered = complete("oaicli mod")
+    assert "models" in offered and all(name.startswith("mod") for name in offered)
+    assert complete("oaicli models ") == ["delete", "get", "list"]
+    assert "--format" in complete("oaicli models list --fo")
+
+
+def test_completion_script_for_the_readme_line():
+    env = {**os.environ, "_OAICLI_COMPLETE": "bash_source"}
+    result = subprocess.run([sys.executable, "-m", "oaicli"], env=env, capture_output=True, text=True, cwd=REPO)
+    assert "_oaicli_completion()" in result.stdout and "complete -o nosort -F _oaicli_completion oaicli" in \
+        result.stdout
+    assert 'eval "$(_OAICLI_COMPLETE=bash_source oaicli)"' in (REPO / "README.md").read_text()
+
+
+def test_every_registered_command_has_the_name_it_is_listed_under():
+    from oaicli.cli.root import COMMANDS, LazyCommands
+    table = LazyCommands(COMMANDS)
+    assert len(table) == len(COMMANDS), "two COMMANDS entries map to one name"
+    for name in list(table):
+        assert table[name].name == name, f"{table.where[name]} is listed as {name!r} but is named {table[name].name!r}"
