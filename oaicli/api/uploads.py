@@ -139,3 +139,13 @@ def wait_processed(api, file_id: str, deadline: float | None, sleep=time.sleep) 
                               f"Check later with `oaicli files get {file_id}`.", exit_code=ExitCode.TIMEOUT)
         sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 5.0)
+
+
+def upload_one(api, path, purpose: str, notice, wait: bool = False, deadline: float | None = None) -> dict:
+    """Upload one file, announced through `notice`; with `wait`, also wait (until `deadline`, if any)
+    for the server to process it."""
+    uploaded = upload(api, path, purpose)
+    notice(f"Uploaded {path.name} as {uploaded.get('id')}.")
+    if wait:
+        uploaded = wait_processed(api, uploaded["id"], deadline, sleep=api.sleep)
+    return uploaded

@@ -4,7 +4,8 @@ import sys
 
 import click
 
-from oaicli.chat.run import Chat, stdin_is_terminal
+from oaicli.chat.session import Chat
+from oaicli.chat.stdin import stdin_is_terminal
 from oaicli.core.errors import OaicliError
 
 

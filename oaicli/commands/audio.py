@@ -70,7 +70,7 @@ def _run(path, file, model, prompt, response_format, temperature, output, **extr
     from oaicli.core import settings
     source = audio_files.check_upload(file)
     _ready(output)
-    fields = {"model": model or settings.current().default_model("audio", "whisper-1"), "prompt": prompt,
+    fields = {"model": model or settings.current().default_model("audio"), "prompt": prompt,
               "response_format": response_format, "temperature": temperature, **extra}
     fields = {key: str(value) for key, value in fields.items() if value is not None}
     audio_files.transcribe(path, source, fields, output)
@@ -97,7 +97,7 @@ def speak(text, output, model, voice, response_format, speed):
     from oaicli.core import settings
     text = audio_files.check_speech_text(text)
     _ready(None if output == "-" else output)
-    body = {"model": model or settings.current().default_model("speak", "tts-1"), "input": text, "voice": voice,
+    body = {"model": model or settings.current().default_model("speak"), "input": text, "voice": voice,
             "response_format": response_format or _format_for(output)}
     if speed is not None:
         body["speed"] = speed

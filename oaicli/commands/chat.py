@@ -2,69 +2,14 @@
 an interactive loop, and the JSON-lines envelope for upper applications."""
 
 import click
+from click.core import ParameterSource
 
-from oaicli.cli.options import command
+from oaicli.core.models import DEFAULT_MODELS
+from oaicli.cli.options import command, sampling_options
 
-DEFAULT_MODEL = "gpt-3.5-turbo"
+DEFAULT_MODEL = DEFAULT_MODELS["chat"]
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")
-
-
-def _check_stop(ctx, param, value):
-    if len(value) > 4:
-        raise click.BadParameter(f"at most 4 stop sequences, got {len(value)}.")
-    return value
-
-
-def _check_logit_bias(ctx, param, values):
-    """JSON objects or TOKEN=BIAS pairs (comma-separated or repeated), merged; biases -100..100."""
-    import json
-    merged = {}
-    for value in values:
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                pairs = json.loads(text)
-            except ValueError as exc:
-                raise click.BadParameter(f"not valid JSON: {exc}.")
-            if not isinstance(pairs, dict):
-                raise click.BadParameter("the JSON must be an object of token id to bias.")
-            items = list(pairs.items())
-        else:
-            items = [part.partition("=")[::2] for part in text.split(",") if part.strip()]
-        for token, bias in items:
-            merged[_token_id(token)] = _bias(token, bias)
-    return merged or None
-
-
-def _token_id(token) -> str:
-    token = str(token).strip()
-    if not token.isdigit():
-        raise click.BadParameter(f"{token!r} is not a token id (an integer); use TOKEN=BIAS or a JSON object.")
-    return token
-
-
-def _bias(token, bias):
-    try:
-        number = float(bias) if isinstance(bias, str) else bias
-    except ValueError:
-        raise click.BadParameter(f"bias {bias!r} for token {token} is not a number.")
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or not -100 <= number <= 100:
-        raise click.BadParameter(f"bias {bias!r} for token {token} must be a number from -100 to 100.")
-    return int(number) if float(number).is_integer() else number
-
-
-def _check_params(ctx, param, values):
-    import json
-    params = {}
-    for value in values:
-        key, sep, raw = value.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{value!r} is not KEY=JSON.")
-        try:
-            params[key.strip()] = json.loads(raw)
-        except ValueError:
-            raise click.BadParameter(f"the value of {key} is not JSON: {raw!r} (quote strings: {key}='\"text\"').")
-    return params
+ENVELOPE_ONLY = ("concurrency", "group_shared", "max_question_chars")
 
 
 def _check_messages(ctx, param, values):
@@ -72,31 +17,6 @@ def _check_messages(ctx, param, values):
         if role not in MESSAGE_ROLES:
             raise click.BadParameter(f"role {role!r} is not one of {', '.join(MESSAGE_ROLES)}.")
     return [{"role": role, "content": content} for role, content in values]
-
-
-def sampling_options(func):
-    """The sampling fields chat and complete share; ranges are checked before any request."""
-    for option in reversed([
-        click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature, 0 to 2."),
-        click.option("--top-p", type=click.FloatRange(0, 1), help="Nucleus sampling, 0 to 1."),
-        click.option("-n", "n", type=click.IntRange(min=1), help="How many answers to generate (each labelled)."),
-        click.option("--stop", multiple=True, callback=_check_stop, metavar="TEXT",
-                     help="A sequence that ends the answer; repeatable, at most 4."),
-        click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens to generate."),
-        click.option("--presence-penalty", type=click.FloatRange(-2, 2), help="-2 to 2."),
-        click.option("--frequency-penalty", type=click.FloatRange(-2, 2), help="-2 to 2."),
-        click.option("--logit-bias", multiple=True, callback=_check_logit_bias, metavar="JSON|TOKEN=BIAS",
-                     help="Token biases, -100 to 100: a JSON object or TOKEN=BIAS pairs; repeatable."),
-        click.option("--user", metavar="ID", help="An end-user id for abuse monitoring."),
-        click.option("--seed", type=int, help="Ask for deterministic sampling."),
-        click.option("--param", "params", multiple=True, callback=_check_params, metavar="KEY=JSON",
-                     help="Any other request field, as JSON (--param logprobs=true); repeatable."),
-        click.option("--stream/--no-stream", default=None,
-                     help="Print the answer as it arrives (the default), or all at once."),
-        click.option("--usage", is_flag=True, help="Print token usage to stderr."),
-    ]):
-        func = option(func)
-    return func
 
 
 @command(None, "chat", formats=("text",))
@@ -139,5 +59,17 @@ def chat(prompt, **opts):
       oaicli chat --session trip "And if I had one?"
       echo '{"version":"1.0.0","pars":{"user_id":"1","question":"Hi"}}' | oaicli chat --envelope
     """
-    from oaicli.chat import run as chatrun
-    return chatrun.main(prompt, opts)
+    if opts["envelope"]:
+        from oaicli.envelope import stdio
+        return stdio.run(prompt, opts)
+    _refuse_envelope_options()
+    from oaicli.chat import run as chat_run
+    return chat_run.main(prompt, opts)
+
+
+def _refuse_envelope_options() -> None:
+    ctx = click.get_current_context()
+    given = [name for name in ENVELOPE_ONLY if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        raise click.UsageError(f"--{given[0].replace('_', '-')} only applies with --envelope.")
+

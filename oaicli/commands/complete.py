@@ -2,10 +2,10 @@
 
 import click
 
-from oaicli.commands.chat import sampling_options
-from oaicli.cli.options import command
+from oaicli.core.models import DEFAULT_MODELS
+from oaicli.cli.options import command, sampling_options
 
-DEFAULT_MODEL = "gpt-3.5-turbo-instruct"
+DEFAULT_MODEL = DEFAULT_MODELS["complete"]
 
 
 @command(None, "complete", formats=("text",))
@@ -27,23 +27,8 @@ def complete(prompt, **opts):
       oaicli complete "Once upon a time" --max-tokens 50
       oaicli complete "def fib(n):" --suffix "    return a" --format json
     """
-    from oaicli.chat import run as chatrun
-    from oaicli.api import client
-    from oaicli.core import settings
     if opts["best_of"] is not None and opts["n"] is not None and opts["best_of"] < opts["n"]:
         raise click.BadParameter(f"--best-of ({opts['best_of']}) must be at least -n ({opts['n']}).",
                                  param_hint="'--best-of'")
-    current = settings.current()
-    fmt = current.format if current.format in ("json", "jsonl") else "text"
-    body = {"model": opts["model"] or current.default_model("complete", DEFAULT_MODEL),
-            "prompt": chatrun.read_prompt(prompt), **_fields(opts)}
-    chatrun.Output(fmt, opts).send(chatrun.Requester(client.from_context(), completions=True), body)
-
-
-def _fields(opts) -> dict:
-    from oaicli.chat.run import request_params
-    fields = request_params(opts)
-    for name in ("suffix", "logprobs", "echo", "best_of"):
-        if opts[name] is not None:
-            fields[name] = opts[name]
-    return fields
+    from oaicli.chat import completion
+    completion.run(prompt, opts)

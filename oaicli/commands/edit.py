@@ -2,9 +2,10 @@
 
 import click
 
+from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli.options import command
 
-DEFAULT_MODEL = "text-davinci-edit-001"
+DEFAULT_MODEL = DEFAULT_MODELS["edit"]
 FALLBACK_SYSTEM = ("You edit text. Apply the user's instruction to the text they give and reply with the "
                    "edited text only: no preamble, no explanation, no code fences.")
 
@@ -35,7 +36,7 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
     from oaicli.core.errors import ApiError
     current = settings.current()
     text = _input(input_text, input_file)
-    body = {"model": model or current.default_model("edit", DEFAULT_MODEL), "instruction": instruction}
+    body = {"model": model or current.default_model("edit"), "instruction": instruction}
     for name, value in (("input", text), ("n", n), ("temperature", temperature), ("top_p", top_p)):
         if value is not None:
             body[name] = value
@@ -48,7 +49,7 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
         if no_fallback:
             exc.hint = "The server has no /v1/edits; without --no-fallback the edit is made with a chat completion."
             raise
-        chat_model = fallback_model or current.default_model("chat", "gpt-3.5-turbo")
+        chat_model = fallback_model or current.default_model("chat")
         from oaicli.output.writers import notice
         notice(f"The server has no /v1/edits (404); made the edit with a chat completion ({chat_model}) instead.")
         response = _edit_by_chat(api, body, chat_model)

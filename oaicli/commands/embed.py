@@ -2,9 +2,10 @@
 
 import click
 
+from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli.options import command
 
-DEFAULT_MODEL = "text-embedding-ada-002"
+DEFAULT_MODEL = DEFAULT_MODELS["embed"]
 
 
 def _output_path(ctx, param, value):
@@ -56,7 +57,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
     if output:
         from oaicli.output.files import ready_file
         ready_file(output)
-    body = {"model": model or settings.current().default_model("embed", DEFAULT_MODEL),
+    body = {"model": model or settings.current().default_model("embed"),
             "encoding_format": encoding_format}
     if dimensions:
         body["dimensions"] = dimensions

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.cli.options import command, list_options, yes_option
+from oaicli.cli.options import command, list_options, wait_deadline, yes_option
 
 COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created_at"]
 PURPOSES = ["fine-tune", "assistants", "batch", "vision", "user_data", "evals"]
@@ -38,13 +38,15 @@ def upload(paths, purpose, wait, no_validate, model):
     """
     from pathlib import Path
 
-    from oaicli.api import client
+    from oaicli.api import client, uploads
+    from oaicli.jobs import training_data
     from oaicli.output import writers as output
     api = client.from_context()
     if purpose == "fine-tune" and not no_validate:
         for path in paths:
-            check_training_file(Path(path), model)
-    uploaded = [upload_one(api, Path(path), purpose, wait) for path in paths]
+            training_data.refuse_invalid(Path(path), model)
+    uploaded = [uploads.upload_one(api, Path(path), purpose, output.notice, wait, wait_deadline())
+                for path in paths]
     if output.resolve_format() == "plain":
         output.write("\n".join(item["id"] for item in uploaded))
     else:
@@ -54,39 +56,6 @@ def upload(paths, purpose, wait, no_validate, model):
 for _param in upload.params:
     if _param.name == "timeout":
         _param.help = "Request timeout; with --wait also the longest wait for processing (exit 8)."
-
-
-def check_training_file(path, model: str) -> None:
-    """Refuse data the API would reject, before spending the upload on it."""
-    from oaicli.jobs import training_data as finetune_data
-    from oaicli.core.errors import InputError
-    report = finetune_data.analyse(path, model)
-    if report.problems:
-        first = report.problems[0]
-        where = f"line {first.line}: " if first.line else ""
-        more = f" (and {len(report.problems) - 1} more problems)" if len(report.problems) > 1 else ""
-        raise InputError(f"{path} is not valid fine-tune data: {where}{first.message}{more}.",
-                         f"See `oaicli fine-tunes prepare-data {path}` (--fix writes a corrected copy), "
-                         "or pass --no-validate.")
-
-
-def upload_one(api, path, purpose: str, wait: bool) -> dict:
-    from oaicli.output import writers as output
-    from oaicli.api import uploads
-    uploaded = uploads.upload(api, path, purpose)
-    output.notice(f"Uploaded {path.name} as {uploaded.get('id')}.")
-    if wait:
-        uploaded = uploads.wait_processed(api, uploaded["id"], wait_deadline(), sleep=api.sleep)
-    return uploaded
-
-
-def wait_deadline() -> float | None:
-    """--timeout given on the command line also bounds waits and follows (exit 8 when it runs out)."""
-    import time
-
-    from oaicli.cli import options
-    limit = options.flag("timeout")
-    return None if limit is None else time.monotonic() + float(limit)
 
 
 @command(files, "list")

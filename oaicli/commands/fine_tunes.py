@@ -2,7 +2,8 @@
 
 import click
 
-from oaicli.cli.options import command, list_options, yes_option
+from oaicli.cli.options import command, list_options, wait_deadline, yes_option
+from oaicli.core.models import model_path
 
 COLUMNS = ["id", "model", "status", "fine_tuned_model", "created_at", "finished_at"]
 CHECKPOINT_COLUMNS = ["id", "step_number", "fine_tuned_model_checkpoint", "metrics", "created_at"]
@@ -83,8 +84,10 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
     Example:
       oaicli fine-tunes create --training-file train.jsonl --suffix support --follow --format plain
     """
-    from oaicli.output import writers as output
+    from oaicli.api import uploads
     from oaicli.core import settings
+    from oaicli.jobs import training_data
+    from oaicli.output import writers as output
     api, flavour = _flavour(api_name)
     _check_api_options(flavour, params)
     model = model or settings.current().default_model(
@@ -94,10 +97,10 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
     local = {key: _local_path(value) for key, value in files.items() if value}
     if not no_validate:  # check every local file before uploading any
         for path in filter(None, local.values()):
-            _files_module().check_training_file(path, model)
+            training_data.refuse_invalid(path, model)
     body = {"model": model}
     for key, path in local.items():
-        body[key] = _files_module().upload_one(api, path, "fine-tune", wait=True)["id"] if path else files[key]
+        body[key] = uploads.upload_one(api, path, "fine-tune", output.notice, True, wait_deadline())["id"] if path else files[key]
     job = api.post(flavour.base, json={**body, **extra})
     if follow_job:
         output.notice(f"Created {job['id']}; following it (Ctrl-C stops following, the job goes on).")
@@ -126,11 +129,6 @@ def _local_path(value: str):
         from oaicli.core.errors import InputError
         raise InputError(f"No such file: {value}.", "Give a local JSONL file or an uploaded file's ID.")
     return None
-
-
-def _files_module():
-    from oaicli.commands import files
-    return files
 
 
 def _hyperparameters(params: dict) -> dict:
@@ -318,8 +316,11 @@ def delete_model(model, yes):
     Example:
       oaicli fine-tunes delete ft:gpt-4o-mini-2024-07-18:acme::abc123 --yes
     """
-    from oaicli.commands import models
-    models.remove(model, yes)
+    from oaicli.api import client
+    from oaicli.output import prompts
+    from oaicli.output import writers as output
+    prompts.confirm_or_abort(f"Delete model {model}?", yes)
+    output.render_object(client.from_context().delete(model_path(model)))
 
 
 @command(fine_tunes, "follow", formats=("plain",))
@@ -356,7 +357,6 @@ def _follow(api, flavour, job_id: str) -> int:
     from oaicli.jobs import fine_tuning
     from oaicli.output import writers as output
     from oaicli.core import settings
-    from oaicli.commands.files import wait_deadline
     # Without a chosen format the event lines are the output, in a pipe too (a CI log reads them);
     # a chosen one (flag, OAICLI_FORMAT, profile) is checked like every command's.
     fmt = output.resolve_format() if settings.current().format else None

@@ -129,7 +129,7 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
 
 def _model(model):
     from oaicli.core import settings
-    return model or settings.current().default_model("image", "dall-e-2")
+    return model or settings.current().default_model("image")
 
 
 def _ready(output_dir: str, no_save: bool) -> None:

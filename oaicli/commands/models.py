@@ -3,6 +3,7 @@
 import click
 
 from oaicli.cli.options import command, list_options, yes_option
+from oaicli.core.models import model_path
 
 COLUMNS = ["id", "owned_by", "created"]
 
@@ -46,7 +47,7 @@ def get_model(model):
     """
     from oaicli.api import client
     from oaicli.output import writers as output
-    output.render_object(client.from_context().get(f"/models/{_quoted(model)}"))
+    output.render_object(client.from_context().get(model_path(model)))
 
 
 @command(models, "delete")
@@ -59,18 +60,8 @@ def delete_model(model, yes):
     Example:
       oaicli models delete ft:gpt-4o-mini:acme::abc123 --yes
     """
-    remove(model, yes)
-
-
-def remove(model: str, yes: bool) -> None:
-    """DELETE /models/MODEL after asking on a terminal; `fine-tunes delete` is the same command."""
     from oaicli.api import client
-    from oaicli.output import writers as output
     from oaicli.output import prompts
+    from oaicli.output import writers as output
     prompts.confirm_or_abort(f"Delete model {model}?", yes)
-    output.render_object(client.from_context().delete(f"/models/{_quoted(model)}"))
-
-
-def _quoted(model: str) -> str:
-    from urllib.parse import quote
-    return quote(model, safe=":")
+    output.render_object(client.from_context().delete(model_path(model)))

@@ -29,7 +29,7 @@ def moderate(texts, model):
     if not any(text.strip() for text in inputs):
         raise InputError("Nothing to moderate: every TEXT is blank.")
     body = {"input": inputs if len(inputs) > 1 else inputs[0]}
-    chosen = model or settings.current().default_model("moderate", "")
+    chosen = model or settings.current().default_model("moderate")
     if chosen:
         body["model"] = chosen
     answer = client.from_context().post("/moderations", json=body)

@@ -3,6 +3,7 @@
 import click
 
 from oaicli.cli.options import command, yes_option
+from oaicli.core.models import DEFAULT_MODELS
 
 COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
 TURN_COLUMNS = ["id", "role", "content", "tokens", "question_id", "user_id", "created_at"]
@@ -118,7 +119,7 @@ def export_session(name, as_request):
     store = _require(name)
     messages = store.export_messages(name)
     if as_request:
-        model = store.require_session(name).model or "gpt-3.5-turbo"
+        model = store.require_session(name).model or DEFAULT_MODELS["chat"]
         messages = {"model": model, "messages": messages}
     output.write(json.dumps(messages, ensure_ascii=False, indent=2))
 

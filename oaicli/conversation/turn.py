@@ -122,7 +122,7 @@ class Context:
               user_id: str | None = None) -> tuple:
         """The two rows to store for a finished exchange: the question and the first choice's answer.
         Pass `counter=self.counter` to store.add_exchange so their token counts are cached."""
-        from oaicli.chat.stream import answer_of
+        from oaicli.api.completions import answer_of
         from oaicli.conversation.store import Turn
         now = time.time()
         answer = answer_of(response).strip() if "text" in _first_choice(response) else answer_of(response)

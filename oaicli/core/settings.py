@@ -10,6 +10,7 @@ from typing import Callable
 import click
 
 from oaicli.core.errors import ConfigError, register_secret
+from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli.options import FLAGS_KEY
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -187,9 +188,9 @@ class Settings:
     def quiet(self) -> bool:
         return bool(self.flags.get("quiet"))
 
-    def default_model(self, command: str, fallback: str) -> str:
-        """A profile may set `models.<command>`; else the command's own default."""
-        return self.profile.get("models", {}).get(command) or fallback
+    def default_model(self, command: str, fallback: str | None = None) -> str:
+        """A profile may set `models.<command>`; else the command's own default (core/models.py)."""
+        return self.profile.get("models", {}).get(command) or (DEFAULT_MODELS[command] if fallback is None else fallback)
 
     def require_key(self) -> str:
         if self.api_key:

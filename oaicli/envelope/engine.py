@@ -206,7 +206,7 @@ class Envelope:
 
     def finish(self, pending: Pending, completion: dict) -> dict:
         """Save the exchange (one transaction) and answer."""
-        from oaicli.chat.stream import answer_of
+        from oaicli.api.completions import answer_of
         if not completion.get("choices"):
             return response(Codes.UPSTREAM_FAILED, "the API answered without any choice", pending.ids)
         if pending.session_id is None:

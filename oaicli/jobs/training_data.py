@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oaicli.core.errors import InputError
+
 CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 CHAT_KEYS = {"messages", "tools", "functions", "parallel_tool_calls"}
 MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "function_call", "tool_call_id", "refusal"}
@@ -236,3 +238,15 @@ def write_fixed(report: Report) -> Path:
             elif raw.strip() and number not in report.bad_lines:
                 sink.write(raw if raw.endswith(b"\n") else raw + b"\n")
     return destination
+
+
+def refuse_invalid(path, model: str) -> None:
+    """Refuse data the API would reject, before spending the upload on it."""
+    report = analyse(path, model)
+    if report.problems:
+        first = report.problems[0]
+        where = f"line {first.line}: " if first.line else ""
+        more = f" (and {len(report.problems) - 1} more problems)" if len(report.problems) > 1 else ""
+        raise InputError(f"{path} is not valid fine-tune data: {where}{first.message}{more}.",
+                         f"See `oaicli fine-tunes prepare-data {path}` (--fix writes a corrected copy), "
+                         "or pass --no-validate.")

@@ -49,7 +49,7 @@ class Exchanger:
     def __init__(self, engine, clients: list, notice=None):
         """`engine`: the Envelope (stream=False); a streaming twin is made from it for SSE requests.
         `clients`: ApiClients; each worker thread keeps to one of them (see main.py for why several)."""
-        from oaicli.chat.run import Requester
+        from oaicli.api.completions import Requester
         from oaicli.envelope.engine import LineRunner
         self.store = GatedStore(engine.store)
         self.store.on_refused = lambda error: setattr(self._local, "error", error)

@@ -2,7 +2,7 @@
 
 The HTTP process keeps everything about order (the per-context locks) and sends each request, once it
 is its context's turn, to the worker process that owns the context (by hash), so one context's turns
-never run in two processes. Each worker is the single-process server's engine (main.build: a store
+never run in two processes. Each worker is the single-process server's engine (build.build: a store
 connection, the envelope, the upstream clients, worker threads) behind a pipe: jobs in; delta lines
 and one final (response, HTTP status, upstream seconds) out.
 
@@ -17,11 +17,15 @@ import multiprocessing
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from oaicli.core import settings as settings_module
+from oaicli.envelope.engine import Envelope
+from oaicli.envelope.http.build import build
 
 
 class ProcessRunner:
     def __init__(self, processes: int, config: dict):
-        from oaicli.envelope.engine import Envelope
         context = multiprocessing.get_context("spawn")
         self._workers = []
         for _ in range(processes):
@@ -109,10 +113,6 @@ def worker_main(pipe, config: dict) -> None:
     """A worker process: build the engine, then answer jobs on worker threads until told to close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from concurrent.futures import ThreadPoolExecutor
-
-    from oaicli.core import settings as settings_module
-    from oaicli.envelope.http.main import build
     try:
         exchanger, _ = build(settings_module.Settings(config["flags"]), config["engine"], config["workers"])
     except Exception as exc:

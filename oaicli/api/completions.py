@@ -1,8 +1,69 @@
-"""Streamed answers: write each delta as it arrives and assemble the chunks into the response object.
+"""Chat and text completions on the wire: the request fields named by options, one request (streamed or
+not), and the assembly of streamed chunks into the response object.
 
 Shared by `chat`, `complete`, the envelope and `serve`. The per-chunk path is kept cheap (a few dict
 lookups and a list append); the joining happens once, in `result()`.
 """
+
+from oaicli.core.errors import ApiError
+
+SAMPLING_FIELDS = ("temperature", "top_p", "n", "max_tokens", "presence_penalty", "frequency_penalty", "user",
+                   "seed", "max_completion_tokens")
+
+
+def request_params(opts) -> dict:
+    """The request fields named by options (not model, messages, stream), --param last so it wins."""
+    params = {name: opts[name] for name in SAMPLING_FIELDS if opts.get(name) is not None}
+    if opts.get("stop"):
+        params["stop"] = list(opts["stop"])
+    if opts.get("logit_bias"):
+        params["logit_bias"] = opts["logit_bias"]
+    if opts.get("response_format"):
+        params["response_format"] = {"type": opts["response_format"]}
+    params.update(opts.get("params") or {})
+    return params
+
+
+class Requester:
+    """Sends one chat or completions request, streamed or not, handing each event to a callback."""
+
+    def __init__(self, client, completions: bool = False):
+        self.client = client
+        self.usage_refused = False
+        self.use_completions(completions)
+
+    def use_completions(self, completions: bool) -> None:
+        self.completions = completions
+        self.path = "/completions" if completions else "/chat/completions"
+
+    def __call__(self, body: dict, on_event=None) -> dict:
+        """The response object (assembled from the chunks when streamed)."""
+        if not body.get("stream"):
+            response = self.client.post(self.path, json=body)
+            if on_event:
+                on_event(response)
+            return response
+        if self.usage_refused:
+            body.pop("stream_options", None)
+        try:
+            return self._stream(body, on_event)
+        except ApiError as exc:
+            if not (exc.status == 400 and "stream_options" in body and "stream_options" in
+                    f"{exc.param} {exc.message}"):
+                raise
+            # An older server refuses stream_options: ask again without it, and stop sending it.
+            self.usage_refused = True
+            body.pop("stream_options")
+            return self._stream(body, on_event)
+
+    def _stream(self, body: dict, on_event) -> dict:
+        assembler = CompletionAssembler() if self.completions else ChatAssembler()
+        add = assembler.add
+        for event in self.client.stream_events(self.path, body):
+            pieces = add(event)
+            if on_event:
+                on_event(event, pieces)
+        return assembler.result()
 
 
 class ChatAssembler:
@@ -159,38 +220,3 @@ def answer_of(response: dict, index: int = 0) -> str:
         if choice.get("index", 0) == index:
             return (choice.get("message") or {}).get("content") or choice.get("text") or ""
     return ""
-
-
-class Printer:
-    """Writes deltas to a text stream as they arrive and flushes each one; labels choices when n > 1."""
-
-    def __init__(self, stream, labelled: bool = False, strip_leading: bool = False):
-        self.stream = stream
-        self.labelled = labelled
-        self.current: int | None = None
-        self.wrote = False
-        self.ends_with_newline = True
-        # A transcript answer starts with the space after "Assistant:"; drop it (per choice).
-        self.stripping = set() if strip_leading else None
-
-    def __call__(self, pieces) -> None:
-        stream = self.stream
-        for index, text in pieces:
-            if self.stripping is not None and index not in self.stripping:
-                text = text.lstrip()
-                if not text:
-                    continue
-                self.stripping.add(index)
-            if self.labelled and index != self.current:
-                stream.write(("" if self.ends_with_newline else "\n") + f"[{index}] ")
-                self.current = index
-            stream.write(text)
-            self.wrote = True
-            self.ends_with_newline = text.endswith("\n")
-        stream.flush()
-
-    def finish(self) -> None:
-        """End the answer on a line of its own."""
-        if self.wrote and not self.ends_with_newline:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -2,7 +2,8 @@
 
 import io
 
-from oaicli.chat.stream import ChatAssembler, CompletionAssembler, Printer
+from oaicli.api.completions import ChatAssembler, CompletionAssembler
+from oaicli.chat.display import Printer
 
 
 def chunk(choices, **extra):

@@ -1,0 +1,98 @@
+"""How one answer is shown: deltas written as they arrive (choices labelled when n > 1), the response
+object as JSON, or each chunk as a JSON line; the usage line on stderr."""
+
+import sys
+
+import click
+
+from oaicli.api.completions import Requester, answer_of
+from oaicli.output import writers as output
+
+
+class Printer:
+    """Writes deltas to a text stream as they arrive and flushes each one; labels choices when n > 1."""
+
+    def __init__(self, stream, labelled: bool = False, strip_leading: bool = False):
+        self.stream = stream
+        self.labelled = labelled
+        self.current: int | None = None
+        self.wrote = False
+        self.ends_with_newline = True
+        # A transcript answer starts with the space after "Assistant:"; drop it (per choice).
+        self.stripping = set() if strip_leading else None
+
+    def __call__(self, pieces) -> None:
+        stream = self.stream
+        for index, text in pieces:
+            if self.stripping is not None and index not in self.stripping:
+                text = text.lstrip()
+                if not text:
+                    continue
+                self.stripping.add(index)
+            if self.labelled and index != self.current:
+                stream.write(("" if self.ends_with_newline else "\n") + f"[{index}] ")
+                self.current = index
+            stream.write(text)
+            self.wrote = True
+            self.ends_with_newline = text.endswith("\n")
+        stream.flush()
+
+    def finish(self) -> None:
+        """End the answer on a line of its own."""
+        if self.wrote and not self.ends_with_newline:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class AnswerDisplay:
+    """Streams or waits for one answer and shows it: text (deltas flushed as they come, choices
+    labelled when n > 1), json (the response object, assembled when streamed) or jsonl (each chunk)."""
+
+    def __init__(self, fmt: str, opts, strip_leading: bool = False, keep_usage: bool = False):
+        self.fmt = fmt
+        self.stream = opts["stream"] is not False
+        self.usage = opts["usage"]
+        self.labelled = (opts.get("n") or 1) > 1
+        self.strip_leading = strip_leading
+        self.want_usage = bool(opts["usage"] or fmt != "text" or keep_usage)
+
+    def send(self, requester: Requester, body: dict) -> dict:
+        if self.stream:
+            body["stream"] = True
+            if self.want_usage:
+                body["stream_options"] = {"include_usage": True}
+        printer = Printer(sys.stdout, labelled=self.labelled, strip_leading=self.strip_leading)
+        on_event = self._on_event(printer) if self.stream else None
+        try:
+            response = requester(body, on_event)
+        except Exception:
+            printer.finish()  # end a half-written answer's line, so the error line starts on its own
+            raise
+        self.show(response, printer)
+        return response
+
+    def _on_event(self, printer: Printer):
+        if self.fmt == "jsonl":
+            return lambda event, pieces: output.write_json_line(event)
+        if self.fmt == "json":
+            return None
+        return lambda event, pieces: printer(pieces) if pieces else None
+
+    def show(self, response: dict, printer: Printer) -> None:
+        if self.fmt == "json":
+            output.write(output.dumps(response))
+        elif self.fmt == "jsonl" and not self.stream:
+            output.write_json_line(response)
+        elif self.fmt == "text" and not self.stream:
+            printer([(c.get("index", 0), answer_of(response, c.get("index", 0)))
+                     for c in response.get("choices") or ()])
+        printer.finish()
+        if self.usage:
+            click.echo(usage_line(response.get("usage")), err=True)
+
+
+def usage_line(usage: dict | None) -> str:
+    if not usage:
+        return "Usage: the server did not report token usage."
+    return (f"Usage: {usage.get('prompt_tokens', '?')} prompt + {usage.get('completion_tokens', '?')} completion "
+            f"= {usage.get('total_tokens', '?')} tokens.")

@@ -1,0 +1,137 @@
+"""What every turn of one chat invocation shares, and the turns themselves: stateless, or in a stored
+session (read the tail, ask, save, all under the session's lock)."""
+
+import click
+
+from oaicli.api import client as client_module
+from oaicli.api.completions import Requester, request_params
+from oaicli.chat.display import AnswerDisplay
+from oaicli.core import settings as settings_module
+from oaicli.conversation.store import Store
+from oaicli.conversation.turn import (
+    TRANSCRIPT_STOP,
+    Context,
+    completions_only,
+    is_context_error,
+    shrink,
+    transcript,
+)
+from oaicli.core.errors import ApiError, OaicliError, StreamError
+
+
+class Chat:
+    """What every turn of this invocation shares: model, request fields, output, session."""
+
+    def __init__(self, opts, model: str, fmt: str):
+        self.opts = opts
+        self.model = model
+        self.fmt = fmt
+        self.system = opts["system"]
+        self.params = request_params(opts)
+        self.explicit = opts["messages"]
+        self.quiet = bool(settings_module.current().quiet)
+        self.session_name = opts["session"]
+        self.store = None
+        if opts["continue_"]:
+            self.session_name = self._latest_session()
+        self.requester = Requester(client_module.from_context())
+        self.display = AnswerDisplay(fmt, opts, keep_usage=bool(self.session_name))
+
+    @property
+    def completions(self) -> bool:
+        """Whether this model holds the conversation through /v1/completions (a session may set the model)."""
+        return self.opts["api"] == "completions" or (self.opts["api"] is None and completions_only(self.model))
+
+    def _latest_session(self) -> str:
+        latest = self.open_store().latest_session()
+        if latest is None:
+            raise click.UsageError("No session to continue: start one with --session NAME.")
+        return latest.name
+
+    def open_store(self):
+        if self.store is None:
+            self.store = Store.open()
+            click.get_current_context().call_on_close(self.store.close)
+        return self.store
+
+    def notice(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    # Turns
+
+    def stateless_turn(self, question: str | None) -> dict:
+        """No history: no token counting, no store."""
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + list(self.explicit)
+        if question is not None:
+            messages.append({"role": "user", "content": question})
+        return self.send(messages)
+
+    def session_turn(self, question: str) -> dict:
+        """Read the tail, ask, save: all while holding the session's lock, so processes take turns."""
+        store = self.open_store()
+        with store.exclusive(self.session_name):
+            session = store.get_session(self.session_name)
+            model = self.opts["model"] or (session.model if session else None) or self.model
+            system = self.system if self.system is not None else (session.system if session else None)
+            context = self.context(model, system)
+            history = context.tail(store, session.id, question) if session else []
+            response = self.guarded(lambda: self.ask(context, history, question))
+            # Created (or its model and system updated) only now: a failed turn leaves no trace at all.
+            session = store.ensure_session(self.session_name, model=model, system=system)
+            context.save(store, session.id, question, response)
+        return response
+
+    def context(self, model: str | None = None, system: str | None = None):
+        self.model = model or self.model
+        self.system = system
+        return Context(self.model, system=system, context_window=self.opts["context_window"],
+                       answer_tokens=self.opts["max_tokens"] or self.opts["max_completion_tokens"],
+                       max_history=self.opts["max_history"], extra_messages=list(self.explicit))
+
+    def guarded(self, call):
+        """Run a turn; on any failure say that nothing was saved, then let the error go on."""
+        where = f"session {self.session_name!r}" if self.session_name else "the conversation"
+        try:
+            return call()
+        except OaicliError as exc:
+            note = f"The turn was not saved; {where} is unchanged."
+            if isinstance(exc, StreamError):  # its own hint ("Nothing was saved; try again.") would repeat it
+                exc.hint = note
+            else:
+                exc.hint = f"{exc.hint} {note}" if exc.hint else note
+            raise
+        except KeyboardInterrupt:
+            click.echo(f"\nCancelled: the turn was not saved; {where} is unchanged.", err=True)
+            raise
+
+    def ask(self, context, history: list, question: str) -> dict:
+        """Send the question with the history that fits; on context_length_exceeded shrink once."""
+        messages = context.messages(history, question)
+        try:
+            return self.send(messages)
+        except ApiError as exc:
+            smaller = shrink(history) if is_context_error(exc) else None
+            if smaller is None:
+                raise
+            self.notice(f"The server said the context was too long; retrying once without the "
+                        f"{(len(history) - len(smaller)) // 2} oldest exchanges.")
+            return self.send(context.messages(smaller, question))
+
+    def send(self, messages: list[dict]) -> dict:
+        self.requester.use_completions(self.completions)
+        self.display.strip_leading = self.completions
+        return self.display.send(self.requester, self.body(messages))
+
+    def body(self, messages: list[dict]) -> dict:
+        if not self.completions:
+            return {"model": self.model, "messages": messages, **self.params}
+        room = 4 - len(TRANSCRIPT_STOP)  # the API takes 4 stop sequences; the transcript needs its own
+        mine = list(self.params.get("stop") or [])
+        if len(mine) > room:
+            self.notice(f"The transcript needs a stop sequence of its own; only your first {room} --stop are sent.")
+        stop = mine[:room] + TRANSCRIPT_STOP
+        body = {"model": self.model, "prompt": transcript(messages), **self.params, "stop": stop}
+        body.pop("response_format", None)
+        body.pop("max_completion_tokens", None)
+        return body
