@@ -3,12 +3,12 @@
 import json
 import os
 import random
+import sys
 import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Iterator
 
-import click
 import httpx
 
 from oaicli.core import settings as settings_module
@@ -23,9 +23,11 @@ AZURE_DEPLOYMENT_PATHS = ("/chat/completions", "/completions", "/embeddings", "/
 
 class ApiClient:
     def __init__(self, settings: settings_module.Settings, transport: httpx.BaseTransport | None = None,
-                 sleep=time.sleep, max_connections: int | None = None):
-        """`max_connections`: for a client shared by many threads (serve); all of them are kept alive."""
+                 sleep=time.sleep, max_connections: int | None = None, echo=None):
+        """`max_connections`: for a client shared by many threads (serve); all of them are kept alive.
+        `echo` writes one line for the user (retry notices, -v traces); stderr by default."""
         self.settings = settings
+        self.echo = echo or _to_stderr
         self.sleep = sleep
         self.max_retries = settings.max_retries
         self.azure = settings.api_type == "azure"
@@ -147,8 +149,7 @@ class ApiClient:
     def _wait(self, response: httpx.Response | None, attempt: int, why: str) -> None:
         delay = retry_delay(response, attempt)
         if not self.settings.quiet:
-            click.echo(f"Retrying in {delay:.1f}s: {why} (attempt {attempt + 2} of {self.max_retries + 1}).",
-                       err=True)
+            self.echo(f"Retrying in {delay:.1f}s: {why} (attempt {attempt + 2} of {self.max_retries + 1}).")
         self.sleep(delay)
 
     def _origin(self) -> str:
@@ -193,7 +194,7 @@ class ApiClient:
 
     def _decode_event(self, data: str) -> dict:
         if self.settings.verbose >= 2:
-            click.echo(redact(f"< event: {data}"), err=True)
+            self.echo(redact(f"< event: {data}"))
         try:
             payload = json.loads(data)
         except ValueError as exc:
@@ -215,7 +216,7 @@ class ApiClient:
         while fetch_all and page.get("has_more") and page.get("data"):
             cursor = page.get("last_id") or page["data"][-1].get("id")
             if not cursor or cursor in seen:  # a server that loops would otherwise page forever
-                click.echo("Warning: the server repeated a page cursor; stopped paging.", err=True)
+                self.echo("Warning: the server repeated a page cursor; stopped paging.")
                 break
             seen.add(cursor)
             params["after"] = cursor
@@ -225,21 +226,18 @@ class ApiClient:
 
     # Downloads
 
-    def download(self, path: str, destination: Path | None, label: str = "Downloading", *,
-                 method: str = "GET", json=None, what: str = "download") -> int:
-        """Stream a body to a file (written under a temporary name, renamed when complete) or to stdout."""
-        from oaicli.output.progress import progress_bar
+    def download(self, path: str, sink, bar, *, method: str = "GET", json=None, what: str = "download",
+                 where: object = None) -> int:
+        """Stream a body into `sink` (output.files.download_target: an atomic file or stdout), counting
+        bytes on `bar` (output.progress.progress_bar, reset to the body's length); the bytes written."""
         _widen_socket_reads()
         response = self.send(method, path, json=json)
         try:
-            total = int(response.headers.get("content-length") or 0) or None
-            with progress_bar(total, label) as bar:
-                if destination is None:
-                    return _copy(response, _binary_stdout(), bar)
-                return _write_atomically(response, destination, bar)
+            bar.reset(total=int(response.headers.get("content-length") or 0) or None)
+            return _copy(response, sink, bar)
         except httpx.TransportError as exc:
             raise NetworkError(f"The {what} broke off: {_describe(exc)}.",
-                               f"Nothing was written at {destination or 'the target path'}; try again.") from exc
+                               f"Nothing was written at {where or 'the target path'}; try again.") from exc
         finally:
             response.close()
 
@@ -248,22 +246,22 @@ class ApiClient:
     def _trace_request(self, request: httpx.Request, body) -> None:
         if not self.settings.verbose:
             return
-        click.echo(redact(f"> {request.method} {request.url}"), err=True)
+        self.echo(redact(f"> {request.method} {request.url}"))
         if self.settings.verbose >= 2:
             for name, value in request.headers.items():
                 shown = "[redacted]" if name.lower() in ("authorization", "api-key") else value
-                click.echo(redact(f"> {name}: {shown}"), err=True)
+                self.echo(redact(f"> {name}: {shown}"))
             if body is not None:
-                click.echo(redact(f"> {json.dumps(body, ensure_ascii=False)}"), err=True)
+                self.echo(redact(f"> {json.dumps(body, ensure_ascii=False)}"))
             elif request.headers.get("content-type", "").startswith("multipart/"):
-                click.echo(f"> <multipart body, {request.headers.get('content-length', '?')} bytes>", err=True)
+                self.echo(f"> <multipart body, {request.headers.get('content-length', '?')} bytes>")
 
     def _trace_response(self, response: httpx.Response, seconds: float) -> None:
         if not self.settings.verbose:
             return
         request_id = response.headers.get("x-request-id", "-")
-        click.echo(f"< {response.status_code} {response.reason_phrase} in {seconds * 1000:.0f} ms "
-                   f"(x-request-id: {request_id})", err=True)
+        self.echo(f"< {response.status_code} {response.reason_phrase} in {seconds * 1000:.0f} ms "
+                   f"(x-request-id: {request_id})")
 
     def _trace_body(self, direction: str, body: bytes, content_type: str) -> None:
         if self.settings.verbose < 2 or not body:
@@ -271,9 +269,9 @@ class ApiClient:
         if "json" in content_type or content_type.startswith("text/"):
             text = body.decode("utf-8", errors="replace")
             shown = text if len(text) <= 4000 else text[:4000] + f"... ({len(text)} characters)"
-            click.echo(redact(f"{direction} {shown}"), err=True)
+            self.echo(redact(f"{direction} {shown}"))
         else:
-            click.echo(f"{direction} <{len(body)} bytes of {content_type or 'binary data'}>", err=True)
+            self.echo(f"{direction} <{len(body)} bytes of {content_type or 'binary data'}>")
 
 
 def _check_base_url(settings) -> None:
@@ -413,26 +411,8 @@ def _widen_socket_reads() -> None:
         pass
 
 
-def _binary_stdout():
-    """stdout's byte stream (click.get_binary_stream is deprecated), after any text already written."""
-    import sys
-    sys.stdout.flush()
-    return sys.stdout.buffer
 
 
-def _write_atomically(response: httpx.Response, destination: Path, bar) -> int:
-    from oaicli.output.files import atomic_writer
-    with atomic_writer(destination, durable=False) as sink:
-        return _copy(response, sink, bar)
-
-
-def from_context(ctx: click.Context | None = None) -> ApiClient:
-    """The invocation's client. Tests inject a transport through the root context's obj."""
-    root = (ctx or click.get_current_context()).find_root()
-    if "oaicli.api.client" not in root.meta:
-        obj = root.obj if isinstance(root.obj, dict) else {}
-        client = ApiClient(settings_module.current(root), transport=obj.get("transport"),
-                           sleep=obj.get("sleep", time.sleep))
-        root.meta["oaicli.api.client"] = client
-        root.call_on_close(client.close)
-    return root.meta["oaicli.api.client"]
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

@@ -1,18 +1,16 @@
 """The body of `oaicli complete`: one legacy text completion, streamed and shown like a chat answer."""
 
-from oaicli.api import client
 from oaicli.api.completions import Requester, request_params
 from oaicli.chat.display import AnswerDisplay
 from oaicli.chat.stdin import read_prompt
-from oaicli.core import settings
 
 
-def run(prompt, opts) -> None:
-    current = settings.current()
+def run(prompt, opts, invocation) -> None:
+    current = invocation.settings
     fmt = current.format if current.format in ("json", "jsonl") else "text"
     body = {"model": opts["model"] or current.default_model("complete"),
-            "prompt": read_prompt(prompt), **_fields(opts)}
-    AnswerDisplay(fmt, opts).send(Requester(client.from_context(), completions=True), body)
+            "prompt": read_prompt(invocation, prompt), **_fields(opts)}
+    AnswerDisplay(invocation, fmt, opts).send(Requester(invocation.client(), completions=True), body)
 
 
 def _fields(opts) -> dict:

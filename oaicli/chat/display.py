@@ -1,10 +1,6 @@
 """How one answer is shown: deltas written as they arrive (choices labelled when n > 1), the response
 object as JSON, or each chunk as a JSON line; the usage line on stderr."""
 
-import sys
-
-import click
-
 from oaicli.api.completions import Requester, answer_of
 from oaicli.output import writers as output
 
@@ -48,7 +44,8 @@ class AnswerDisplay:
     """Streams or waits for one answer and shows it: text (deltas flushed as they come, choices
     labelled when n > 1), json (the response object, assembled when streamed) or jsonl (each chunk)."""
 
-    def __init__(self, fmt: str, opts, strip_leading: bool = False, keep_usage: bool = False):
+    def __init__(self, invocation, fmt: str, opts, strip_leading: bool = False, keep_usage: bool = False):
+        self.invocation = invocation
         self.fmt = fmt
         self.stream = opts["stream"] is not False
         self.usage = opts["usage"]
@@ -61,7 +58,7 @@ class AnswerDisplay:
             body["stream"] = True
             if self.want_usage:
                 body["stream_options"] = {"include_usage": True}
-        printer = Printer(sys.stdout, labelled=self.labelled, strip_leading=self.strip_leading)
+        printer = Printer(self.invocation.stdout, labelled=self.labelled, strip_leading=self.strip_leading)
         on_event = self._on_event(printer) if self.stream else None
         try:
             response = requester(body, on_event)
@@ -73,22 +70,22 @@ class AnswerDisplay:
 
     def _on_event(self, printer: Printer):
         if self.fmt == "jsonl":
-            return lambda event, pieces: output.write_json_line(event)
+            return lambda event, pieces: output.write_json_line(event, self.invocation.stdout)
         if self.fmt == "json":
             return None
         return lambda event, pieces: printer(pieces) if pieces else None
 
     def show(self, response: dict, printer: Printer) -> None:
         if self.fmt == "json":
-            output.write(output.dumps(response))
+            output.write(output.dumps(response), stream=self.invocation.stdout)
         elif self.fmt == "jsonl" and not self.stream:
-            output.write_json_line(response)
+            output.write_json_line(response, self.invocation.stdout)
         elif self.fmt == "text" and not self.stream:
             printer([(c.get("index", 0), answer_of(response, c.get("index", 0)))
                      for c in response.get("choices") or ()])
         printer.finish()
         if self.usage:
-            click.echo(usage_line(response.get("usage")), err=True)
+            self.invocation.say(usage_line(response.get("usage")))
 
 
 def usage_line(usage: dict | None) -> str:

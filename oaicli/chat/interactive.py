@@ -1,12 +1,8 @@
 """`oaicli chat` with no prompt on a terminal: the interactive loop."""
 
-import sys
-
-import click
-
 from oaicli.chat.session import Chat
-from oaicli.chat.stdin import stdin_is_terminal
 from oaicli.core.errors import OaicliError
+from oaicli.output import writers as output
 
 
 class InteractiveLoop:
@@ -15,7 +11,8 @@ class InteractiveLoop:
 
     def __init__(self, chat: Chat):
         self.chat = chat
-        self.terminal = stdin_is_terminal()
+        self.invocation = chat.invocation
+        self.terminal = chat.invocation.stdin_tty
         self.history: list = []  # stateless loop: kept in memory only
 
     def run(self, first: str | None) -> int:
@@ -25,8 +22,8 @@ class InteractiveLoop:
             except ImportError:
                 pass
             where = f" (session {self.chat.session_name})" if self.chat.session_name else ""
-            click.echo(f"Chatting with {self.chat.model}{where}. /exit to leave, /reset, /history; "
-                       f"\"\"\" for multi-line input.", err=True)
+            self.invocation.say(f"Chatting with {self.chat.model}{where}. /exit to leave, /reset, /history; "
+                                f"\"\"\" for multi-line input.")
         question = first
         while True:
             if question is None:
@@ -34,10 +31,10 @@ class InteractiveLoop:
                     question = self.read()
                 except EOFError:
                     if self.terminal:  # Ctrl-D: the shell's prompt goes on a line of its own
-                        click.echo("", err=True)
+                        self.invocation.say("")
                     return 0
                 except KeyboardInterrupt:
-                    click.echo("", err=True)
+                    self.invocation.say("")
                     continue
             command, question = question.strip(), question
             if command in ("/exit", "/quit"):
@@ -63,10 +60,10 @@ class InteractiveLoop:
         if self.terminal:
             # The prompt goes to stderr (stdout carries only answers); input() rather than readline() so
             # that the readline module gives arrow keys and history (it uses the module only on a tty).
-            sys.stderr.write(prompt)
-            sys.stderr.flush()
+            self.invocation.stderr.write(prompt)
+            self.invocation.stderr.flush()
             return input()
-        line = sys.stdin.readline()
+        line = self.invocation.stdin.readline()
         if not line:
             raise EOFError
         return line.rstrip("\n")
@@ -83,7 +80,7 @@ class InteractiveLoop:
         except KeyboardInterrupt:
             return  # guarded() said the turn was not saved
         except OaicliError as exc:
-            click.echo(exc.one_line(), err=True)
+            self.invocation.say(exc.one_line())
 
     def reset(self) -> None:
         if self.chat.session_name:
@@ -94,12 +91,11 @@ class InteractiveLoop:
             self.chat.notice("Conversation cleared.")
 
     def show_history(self) -> None:
-        from oaicli.output import writers as output
         if self.chat.session_name:
             messages = self.chat.open_store().export_messages(self.chat.session_name)
         else:
             messages = [turn.message() for turn in self.history]
         for message in messages:
-            output.write(f"{message['role']}: {message['content']}")
+            output.write(f"{message['role']}: {message['content']}", stream=self.invocation.stdout)
         if not messages:
             self.chat.notice("No turns yet.")

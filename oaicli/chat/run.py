@@ -4,22 +4,21 @@ import click
 
 from oaicli.chat.interactive import InteractiveLoop
 from oaicli.chat.session import Chat
-from oaicli.chat.stdin import read_prompt, stdin_is_terminal
-from oaicli.core import settings as settings_module
+from oaicli.chat.stdin import read_prompt
 
 
-def main(prompt, opts) -> int:
+def main(prompt, opts, invocation) -> int:
     """One turn (stateless or in a session), or the interactive loop; the exit code."""
-    settings = settings_module.current()
+    settings = invocation.settings
     model = opts["model"] or settings.default_model("chat")
     if opts["session"] and opts["continue_"]:
         raise click.UsageError("Use either --session NAME or -c/--continue, not both.")
     fmt = settings.format if settings.format in ("json", "jsonl") else "text"
-    interactive = opts["interactive"] or (prompt is None and not opts["messages"] and stdin_is_terminal())
-    chat = Chat(opts, model, fmt)
+    interactive = opts["interactive"] or (prompt is None and not opts["messages"] and invocation.stdin_tty)
+    chat = Chat(opts, model, fmt, invocation)
     if interactive:
         return InteractiveLoop(chat).run(prompt)
-    question = read_prompt(prompt, allow_empty=bool(opts["messages"]))
+    question = read_prompt(invocation, prompt, allow_empty=bool(opts["messages"]))
     if chat.session_name:
         chat.session_turn(question)
     else:

@@ -3,10 +3,8 @@ session (read the tail, ask, save, all under the session's lock)."""
 
 import click
 
-from oaicli.api import client as client_module
 from oaicli.api.completions import Requester, request_params
 from oaicli.chat.display import AnswerDisplay
-from oaicli.core import settings as settings_module
 from oaicli.conversation.store import Store
 from oaicli.conversation.turn import (
     TRANSCRIPT_STOP,
@@ -22,20 +20,20 @@ from oaicli.core.errors import ApiError, OaicliError, StreamError
 class Chat:
     """What every turn of this invocation shares: model, request fields, output, session."""
 
-    def __init__(self, opts, model: str, fmt: str):
+    def __init__(self, opts, model: str, fmt: str, invocation):
+        self.invocation = invocation
         self.opts = opts
         self.model = model
         self.fmt = fmt
         self.system = opts["system"]
         self.params = request_params(opts)
         self.explicit = opts["messages"]
-        self.quiet = bool(settings_module.current().quiet)
         self.session_name = opts["session"]
         self.store = None
         if opts["continue_"]:
             self.session_name = self._latest_session()
-        self.requester = Requester(client_module.from_context())
-        self.display = AnswerDisplay(fmt, opts, keep_usage=bool(self.session_name))
+        self.requester = Requester(invocation.client())
+        self.display = AnswerDisplay(invocation, fmt, opts, keep_usage=bool(self.session_name))
 
     @property
     def completions(self) -> bool:
@@ -51,12 +49,11 @@ class Chat:
     def open_store(self):
         if self.store is None:
             self.store = Store.open()
-            click.get_current_context().call_on_close(self.store.close)
+            self.invocation.call_on_close(self.store.close)
         return self.store
 
     def notice(self, text: str) -> None:
-        if not self.quiet:
-            click.echo(text, err=True)
+        self.invocation.notice(text)
 
     # Turns
 
@@ -102,7 +99,7 @@ class Chat:
                 exc.hint = f"{exc.hint} {note}" if exc.hint else note
             raise
         except KeyboardInterrupt:
-            click.echo(f"\nCancelled: the turn was not saved; {where} is unchanged.", err=True)
+            self.invocation.say(f"\nCancelled: the turn was not saved; {where} is unchanged.")
             raise
 
     def ask(self, context, history: list, question: str) -> dict:

@@ -1,22 +1,13 @@
-"""The prompt from the argument or stdin, and whether stdin is a terminal."""
-
-import sys
+"""The prompt, from the argument or the invocation's stdin."""
 
 import click
 
 
-def stdin_is_terminal() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def read_prompt(prompt: str | None, allow_empty: bool = False) -> str | None:
+def read_prompt(invocation, prompt: str | None, allow_empty: bool = False) -> str | None:
     """The argument, or stdin when it is `-` or piped; with both, stdin is appended after a blank line."""
     piped = None
-    if prompt == "-" or not stdin_is_terminal():
-        piped = sys.stdin.read()
+    if prompt == "-" or not invocation.stdin_tty:
+        piped = invocation.stdin.read()
     if prompt == "-":
         prompt = None
     parts = [part for part in (prompt, piped.strip("\n") if piped else None) if part]

@@ -10,7 +10,8 @@ import time
 
 import click
 
-FLAGS_KEY = "oaicli.flags"
+from oaicli.cli.invocation import FLAGS_KEY, flag, with_invocation
+
 FORMATS = ("table", "json", "jsonl")
 
 
@@ -86,11 +87,6 @@ list_options = _attach([
 yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 
 
-def flag(name: str, default=None):
-    """A value recorded by one of the options above."""
-    return click.get_current_context().find_root().meta.get(FLAGS_KEY, {}).get(name, default)
-
-
 def wait_deadline() -> float | None:
     """--timeout given on the command line also bounds waits and follows (exit 8 when it runs out)."""
     limit = flag("timeout")
@@ -108,6 +104,7 @@ def command(group: click.Group | None, name: str | None = None, formats: tuple[s
         make = click.command if group is None else group.command
         func = format_option(*formats)(func) if output else func
         cmd = make(name, **attrs)(connection_options(func))
+        cmd.callback = with_invocation(cmd.callback)
         cmd.params.sort(key=lambda param: param.callback is _remember)
         return cmd
     return decorate

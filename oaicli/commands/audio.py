@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
@@ -70,10 +71,10 @@ def _run(path, file, model, prompt, response_format, temperature, output, **extr
     from oaicli.core import settings
     source = audio_files.check_upload(file)
     _ready(output)
-    fields = {"model": model or settings.current().default_model("audio"), "prompt": prompt,
+    fields = {"model": model or invocation.current().settings.default_model("audio"), "prompt": prompt,
               "response_format": response_format, "temperature": temperature, **extra}
     fields = {key: str(value) for key, value in fields.items() if value is not None}
-    audio_files.transcribe(path, source, fields, output)
+    audio_files.transcribe(invocation.current().client(), path, source, fields, output)
 
 
 @command(audio, "speak")
@@ -97,11 +98,11 @@ def speak(text, output, model, voice, response_format, speed):
     from oaicli.core import settings
     text = audio_files.check_speech_text(text)
     _ready(None if output == "-" else output)
-    body = {"model": model or settings.current().default_model("speak"), "input": text, "voice": voice,
+    body = {"model": model or invocation.current().settings.default_model("speak"), "input": text, "voice": voice,
             "response_format": response_format or _format_for(output)}
     if speed is not None:
         body["speed"] = speed
-    audio_files.speak(body, output)
+    audio_files.speak(invocation.current().client(), body, output)
 
 
 def _format_for(output: str) -> str:

@@ -5,6 +5,7 @@ import click
 from click.core import ParameterSource
 
 from oaicli.core.models import DEFAULT_MODELS
+from oaicli.cli import invocation
 from oaicli.cli.options import command, sampling_options
 
 DEFAULT_MODEL = DEFAULT_MODELS["chat"]
@@ -61,10 +62,10 @@ def chat(prompt, **opts):
     """
     if opts["envelope"]:
         from oaicli.envelope import stdio
-        return stdio.run(prompt, opts)
+        return stdio.run(prompt, opts, invocation.current())
     _refuse_envelope_options()
     from oaicli.chat import run as chat_run
-    return chat_run.main(prompt, opts)
+    return chat_run.main(prompt, opts, invocation.current())
 
 
 def _refuse_envelope_options() -> None:

@@ -3,6 +3,7 @@
 import click
 
 from oaicli.core.models import DEFAULT_MODELS
+from oaicli.cli import invocation
 from oaicli.cli.options import command, sampling_options
 
 DEFAULT_MODEL = DEFAULT_MODELS["complete"]
@@ -31,4 +32,4 @@ def complete(prompt, **opts):
         raise click.BadParameter(f"--best-of ({opts['best_of']}) must be at least -n ({opts['n']}).",
                                  param_hint="'--best-of'")
     from oaicli.chat import completion
-    completion.run(prompt, opts)
+    completion.run(prompt, opts, invocation.current())

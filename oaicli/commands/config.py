@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 
@@ -37,7 +38,7 @@ def show():
     """
     from oaicli.output import writers as output
     from oaicli.core import settings
-    rows = settings.current().as_rows()
+    rows = invocation.current().settings.as_rows()
     if output.resolve_format() == "table":
         output.render_list(rows, ["setting", "value", "source"])
     else:

@@ -3,6 +3,7 @@
 import click
 
 from oaicli.core.models import DEFAULT_MODELS
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 DEFAULT_MODEL = DEFAULT_MODELS["edit"]
@@ -34,13 +35,13 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
     from oaicli.api import client
     from oaicli.core import settings
     from oaicli.core.errors import ApiError
-    current = settings.current()
+    current = invocation.current().settings
     text = _input(input_text, input_file)
     body = {"model": model or current.default_model("edit"), "instruction": instruction}
     for name, value in (("input", text), ("n", n), ("temperature", temperature), ("top_p", top_p)):
         if value is not None:
             body[name] = value
-    api = client.from_context()
+    api = invocation.current().client()
     try:
         response = api.post("/edits", json=body)
     except ApiError as exc:

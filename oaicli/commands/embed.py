@@ -3,6 +3,7 @@
 import click
 
 from oaicli.core.models import DEFAULT_MODELS
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 DEFAULT_MODEL = DEFAULT_MODELS["embed"]
@@ -57,13 +58,13 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
     if output:
         from oaicli.output.files import ready_file
         ready_file(output)
-    body = {"model": model or settings.current().default_model("embed"),
+    body = {"model": model or invocation.current().settings.default_model("embed"),
             "encoding_format": encoding_format}
     if dimensions:
         body["dimensions"] = dimensions
     with _open_inputs(texts, input_file, field) as (inputs, total):
         source = _non_empty(embedding.batches(inputs, max_inputs=batch_size))
-        api = client.from_context()
+        api = invocation.current().client()
         if output:
             count = _to_file(api, body, source, output, dtype, concurrency, total)
             out.notice(f"Wrote {count} embeddings to {output}.")

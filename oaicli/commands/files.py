@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command, list_options, wait_deadline, yes_option
 
 COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created_at"]
@@ -41,7 +42,7 @@ def upload(paths, purpose, wait, no_validate, model):
     from oaicli.api import client, uploads
     from oaicli.jobs import training_data
     from oaicli.output import writers as output
-    api = client.from_context()
+    api = invocation.current().client()
     if purpose == "fine-tune" and not no_validate:
         for path in paths:
             training_data.refuse_invalid(Path(path), model)
@@ -71,7 +72,7 @@ def list_files(purpose):
     from oaicli.api import client
     from oaicli.cli import options
     from oaicli.output import writers as output
-    page = client.from_context().list_all("/files", {"purpose": purpose, "limit": options.flag("limit")},
+    page = invocation.current().client().list_all("/files", {"purpose": purpose, "limit": options.flag("limit")},
                                           fetch_all=bool(options.flag("fetch_all")))
     output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
 
@@ -87,7 +88,7 @@ def get_file(file_id):
     """
     from oaicli.api import client
     from oaicli.output import writers as output
-    output.render_object(client.from_context().get(f"/files/{file_id}"))
+    output.render_object(invocation.current().client().get(f"/files/{file_id}"))
 
 
 @command(files, "delete")
@@ -104,7 +105,7 @@ def delete_file(file_id, yes):
     from oaicli.output import writers as output
     from oaicli.output import prompts
     prompts.confirm_or_abort(f"Delete file {file_id}?", yes)
-    output.render_object(client.from_context().delete(f"/files/{file_id}"))
+    output.render_object(invocation.current().client().delete(f"/files/{file_id}"))
 
 
 @command(files, "content")
@@ -122,7 +123,10 @@ def content(file_id, path):
 
     from oaicli.api import client
     from oaicli.output import writers as output
-    written = client.from_context().download(f"/files/{file_id}/content", Path(path) if path else None,
-                                             label=file_id)
+    from oaicli.output.files import download_target
+    from oaicli.output.progress import progress_bar
+    destination = Path(path) if path else None
+    with progress_bar(None, file_id) as bar, download_target(destination) as sink:
+        written = invocation.current().client().download(f"/files/{file_id}/content", sink, bar, where=destination)
     if path:
         output.notice(f"Wrote {written} bytes to {path}.")

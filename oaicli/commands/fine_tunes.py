@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command, list_options, wait_deadline, yes_option
 from oaicli.core.models import model_path
 
@@ -34,7 +35,7 @@ def api_option(func):
 def _flavour(api_name: str, job_id: str | None = None):
     from oaicli.api import client
     from oaicli.jobs import fine_tuning
-    api = client.from_context()
+    api = invocation.current().client()
     return api, fine_tuning.choose(api, api_name, job_id)
 
 
@@ -90,7 +91,7 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
     from oaicli.output import writers as output
     api, flavour = _flavour(api_name)
     _check_api_options(flavour, params)
-    model = model or settings.current().default_model(
+    model = model or invocation.current().settings.default_model(
         "fine-tunes", "curie" if flavour.name == "legacy" else "gpt-4o-mini-2024-07-18")
     extra = _legacy_body(params) if flavour.name == "legacy" else _jobs_body(params)
     files = {"training_file": training_file, "validation_file": validation_file}
@@ -290,6 +291,8 @@ def results(job_id, directory, api_name):
     from pathlib import Path
 
     from oaicli.output import writers as output
+    from oaicli.output.files import download_target
+    from oaicli.output.progress import progress_bar
     api, flavour = _flavour(api_name, job_id)
     job = api.get(f"{flavour.base}/{job_id}")
     written = []
@@ -297,7 +300,8 @@ def results(job_id, directory, api_name):
         info = entry if isinstance(entry, dict) else api.get(f"/files/{entry}")
         name = Path(info.get("filename") or info["id"]).name
         target = Path(directory) / (name if not (Path(directory) / name).exists() else f"{info['id']}-{name}")
-        api.download(f"/files/{info['id']}/content", target, label=name)
+        with progress_bar(None, name) as bar, download_target(target) as sink:
+            api.download(f"/files/{info['id']}/content", sink, bar, where=target)
         written.append({"file_id": info["id"], "path": str(target)})
     if not written:
         output.notice(f"Job {job_id} has no result files (yet).")
@@ -320,7 +324,7 @@ def delete_model(model, yes):
     from oaicli.output import prompts
     from oaicli.output import writers as output
     prompts.confirm_or_abort(f"Delete model {model}?", yes)
-    output.render_object(client.from_context().delete(model_path(model)))
+    output.render_object(invocation.current().client().delete(model_path(model)))
 
 
 @command(fine_tunes, "follow", formats=("plain",))
@@ -359,7 +363,7 @@ def _follow(api, flavour, job_id: str) -> int:
     from oaicli.core import settings
     # Without a chosen format the event lines are the output, in a pipe too (a CI log reads them);
     # a chosen one (flag, OAICLI_FORMAT, profile) is checked like every command's.
-    fmt = output.resolve_format() if settings.current().format else None
+    fmt = output.resolve_format() if invocation.current().settings.format else None
 
     def emit(event):
         if fmt in ("json", "jsonl"):

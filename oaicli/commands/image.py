@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 
@@ -68,7 +69,7 @@ def create(prompt, model, n, size, response_format, user, output_dir, no_save, q
     _ready(output_dir, no_save)
     body = _fields(prompt=prompt, model=model, n=n, size=size, response_format=response_format, user=user,
                    quality=quality, background=background, output_format=output_format, style=style)
-    answer = client.from_context().post("/images/generations", json=body)
+    answer = invocation.current().client().post("/images/generations", json=body)
     _finish(answer, output_dir, prompt, output_format, no_save)
 
 
@@ -129,7 +130,7 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
 
 def _model(model):
     from oaicli.core import settings
-    return model or settings.current().default_model("image")
+    return model or invocation.current().settings.default_model("image")
 
 
 def _ready(output_dir: str, no_save: bool) -> None:
@@ -167,7 +168,7 @@ def _upload(path: str, fields: dict, uploads: list) -> dict:
         bar = stack.enter_context(progress_bar(total, "Uploading"))
         files = [(name, (p.name, ProgressReader(stack.enter_context(open(p, "rb")), bar), _mime(p)))
                  for name, p in uploads]
-        return client.from_context().post(path, data={k: str(v) for k, v in fields.items()}, files=files)
+        return invocation.current().client().post(path, data={k: str(v) for k, v in fields.items()}, files=files)
 
 
 def _mime(path) -> str:
@@ -182,7 +183,7 @@ def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bo
     from oaicli.media import images as image_files
     from oaicli.output import writers as output
     from oaicli.core import settings
-    fmt = settings.current().format
+    fmt = invocation.current().settings.format
     items = answer.get("data") or []
     if no_save:
         urls = [item["url"] for item in items if item.get("url")]
@@ -191,7 +192,7 @@ def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bo
         for url in urls:
             output.write(url)
         return
-    api = client.from_context()
+    api = invocation.current().client()
     as_json = fmt in ("json", "jsonl")
     extension = image_files.EXTENSIONS.get(output_format or "png", "png")
     with image_files.url_fetcher(api) as fetch:

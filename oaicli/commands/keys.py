@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command, connection_options
 
 
@@ -25,7 +26,7 @@ def set_key():
       oaicli keys set --profile work
     """
     from oaicli.core import settings
-    profile = settings.current().profile_name
+    profile = invocation.current().settings.profile_name
     key = _read_key(f"API key for profile {profile!r}")
     if not key:
         raise click.BadParameter("the key is empty", param_hint="key")
@@ -52,7 +53,7 @@ def get_key():
     from oaicli.output import writers as output
     from oaicli.core import settings
     from oaicli.core.errors import mask
-    current = settings.current()
+    current = invocation.current().settings
     current.require_key()
     output.render_object({"key": mask(current.api_key), "source": current.source("api_key"),
                           "profile": current.profile_name})

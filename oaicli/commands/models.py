@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command, list_options, yes_option
 from oaicli.core.models import model_path
 
@@ -30,7 +31,7 @@ def list_models():
     from oaicli.api import client
     from oaicli.output import writers as output
     from oaicli.cli import options
-    page = client.from_context().list_all("/models", {"limit": options.flag("limit")},
+    page = invocation.current().client().list_all("/models", {"limit": options.flag("limit")},
                                           fetch_all=bool(options.flag("fetch_all")))
     page["data"].sort(key=lambda model: model.get("id", ""))
     output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
@@ -47,7 +48,7 @@ def get_model(model):
     """
     from oaicli.api import client
     from oaicli.output import writers as output
-    output.render_object(client.from_context().get(model_path(model)))
+    output.render_object(invocation.current().client().get(model_path(model)))
 
 
 @command(models, "delete")
@@ -64,4 +65,4 @@ def delete_model(model, yes):
     from oaicli.output import prompts
     from oaicli.output import writers as output
     prompts.confirm_or_abort(f"Delete model {model}?", yes)
-    output.render_object(client.from_context().delete(model_path(model)))
+    output.render_object(invocation.current().client().delete(model_path(model)))

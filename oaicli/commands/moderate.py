@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 COLUMNS = ["index", "flagged", "categories", "input"]
@@ -29,10 +30,10 @@ def moderate(texts, model):
     if not any(text.strip() for text in inputs):
         raise InputError("Nothing to moderate: every TEXT is blank.")
     body = {"input": inputs if len(inputs) > 1 else inputs[0]}
-    chosen = model or settings.current().default_model("moderate")
+    chosen = model or invocation.current().settings.default_model("moderate")
     if chosen:
         body["model"] = chosen
-    answer = client.from_context().post("/moderations", json=body)
+    answer = invocation.current().client().post("/moderations", json=body)
     results = answer.get("results", [])
     _render(answer, inputs, results, output.resolve_format())
     flagged = sum(1 for result in results if result.get("flagged"))

@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import invocation
 from oaicli.cli.options import command
 
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
@@ -63,7 +64,7 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
     except ImportError:
         raise OaicliError("`oaicli serve` needs the server libraries: pip install 'oaicli[serve]'") from None
     from oaicli.envelope.http import main
-    return main.start(host=host, port=port, token=token, envelope_options=dict(
+    return main.start(invocation.current(), host=host, port=port, token=token, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,
         context_window=context_window, max_history=max_history, max_question_chars=max_question_chars),
         max_body=max_body, workers=workers, processes=processes, shutdown_timeout=shutdown_timeout)

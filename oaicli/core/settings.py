@@ -11,7 +11,6 @@ import click
 
 from oaicli.core.errors import ConfigError, register_secret
 from oaicli.core.models import DEFAULT_MODELS
-from oaicli.cli.options import FLAGS_KEY
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -207,11 +206,3 @@ class Settings:
             shown = mask(value) if name == "api_key" else value
             rows.append({"setting": name, "value": "" if shown is None else shown, "source": source})
         return rows
-
-
-def current(ctx: click.Context | None = None) -> Settings:
-    """The invocation's settings, built once from the flags that every level of the command line gathered."""
-    root = (ctx or click.get_current_context()).find_root()
-    if "oaicli.core.settings" not in root.meta:
-        root.meta["oaicli.core.settings"] = Settings(root.meta.get(FLAGS_KEY, {}))
-    return root.meta["oaicli.core.settings"]

@@ -1,38 +1,34 @@
 """`chat --envelope`: JSON request lines on stdin, one JSON response line each on stdout."""
 
 import json
-import sys
 import threading
 
 import click
 
-from oaicli.api import client as client_module
 from oaicli.api.completions import Requester, request_params
 from oaicli.conversation.store import Store
 from oaicli.conversation.turn import completions_only
-from oaicli.core import settings as settings_module
 from oaicli.envelope.engine import Envelope, LineRunner
 
 
-def run(prompt, opts) -> int:
+def run(prompt, opts, invocation) -> int:
     """Answer each request line of stdin with one response line on stdout; the exit code."""
     if prompt is not None or opts["interactive"] or opts["session"] or opts["continue_"]:
         raise click.UsageError("--envelope reads its requests from stdin; it takes no prompt, -i, --session or -c.")
-    model = opts["model"] or settings_module.current().default_model("chat")
+    model = opts["model"] or invocation.settings.default_model("chat")
     if opts["api"] == "completions" or completions_only(model):
         raise click.UsageError(f"--envelope speaks chat completions; {model} is a completions-only model.")
     store = Store.open()
-    click.get_current_context().call_on_close(store.close)
+    invocation.call_on_close(store.close)
     params = request_params(opts)
     engine = Envelope(store, model=model, system=opts["system"], group_shared=opts["group_shared"],
                       max_question_chars=opts["max_question_chars"],
                       answer_tokens=opts["max_tokens"] or opts["max_completion_tokens"],
                       context_window=opts["context_window"], stream=bool(opts["stream"]), extra_params=params,
                       max_history=opts["max_history"])
-    requester = Requester(client_module.from_context())
+    requester = Requester(invocation.client())
     lock = threading.Lock()
-    stdout = sys.stdout
-    quiet = bool(settings_module.current().quiet)
+    stdout = invocation.stdout
 
     def write(obj: dict) -> None:
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -46,10 +42,10 @@ def run(prompt, opts) -> int:
         return requester(body, lambda event, pieces: [on_delta(text) for index, text in pieces if index == 0])
 
     def notice(text: str) -> None:
-        if not quiet:
+        if not invocation.quiet:
             with lock:
-                click.echo(text, err=True)
+                invocation.say(text)
 
     engine.warm_up()
-    LineRunner(engine, call, write, opts["concurrency"], notice=notice).run(iter(sys.stdin.readline, ""))
+    LineRunner(engine, call, write, opts["concurrency"], notice=notice).run(iter(invocation.stdin.readline, ""))
     return 0

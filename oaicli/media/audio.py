@@ -7,6 +7,8 @@ from pathlib import Path
 import httpx
 
 from oaicli.core.errors import InputError, NetworkError
+from oaicli.output.files import download_target
+from oaicli.output.progress import ProgressReader, progress_bar
 
 AUDIO_EXTENSIONS = ("mp3", "mp4", "mpeg", "mpga", "m4a", "wav", "webm")
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -55,11 +57,8 @@ def check_speech_text(text: str) -> str:
     return text
 
 
-def transcribe(path: str, source: Path, fields: dict, output: str | None) -> None:
+def transcribe(api, path: str, source: Path, fields: dict, output: str | None) -> None:
     """Upload (streamed from disk), then print or save the answer as it arrives."""
-    from oaicli.api import client
-    from oaicli.output.progress import ProgressReader, progress_bar
-    api = client.from_context()
     with open(source, "rb") as handle, progress_bar(source.stat().st_size, "Uploading") as bar:
         files = {"file": (source.name, ProgressReader(handle, bar), MIME[source.suffix.lower().lstrip(".")])}
         response = api.send("POST", path, data=fields, files=files)
@@ -102,12 +101,12 @@ def _render(answer: dict, response_format: str) -> None:
     output.write(answer.get("text", ""))
 
 
-def speak(body: dict, output: str) -> None:
+def speak(api, body: dict, output: str) -> None:
     """Stream the audio to a file written atomically (or to stdout for -), with a byte progress bar."""
-    from oaicli.api import client
     from oaicli.output import writers as out
     destination = None if output == "-" else Path(output)
-    written = client.from_context().download("/audio/speech", destination, "Speech", method="POST", json=body,
-                                             what="audio stream")
+    with progress_bar(None, "Speech") as bar, download_target(destination) as sink:
+        written = api.download("/audio/speech", sink, bar, method="POST", json=body, what="audio stream",
+                               where=destination)
     if destination is not None:
         out.notice(f"Saved {written} bytes of {body['response_format']} to {output}.")

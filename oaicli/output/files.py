@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 
@@ -59,3 +60,15 @@ def _cannot_write(destination: Path, verb: str = "write", is_folder: bool = Fals
         in_the_way = next((p for p in folders if p.exists() and not p.is_dir()), None)
         why = f"{in_the_way} is a file, not a folder" if in_the_way else exc.strerror or str(exc)
         raise InputError(f"Cannot {verb} {destination}: {why}.") from exc
+
+
+@contextlib.contextmanager
+def download_target(destination: Path | None):
+    """Where a download goes: stdout's byte stream (after any text already written), or a file written
+    atomically without fsync (a download can simply be fetched again, as curl and wget assume)."""
+    if destination is None:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        return
+    with atomic_writer(destination, durable=False) as sink:
+        yield sink

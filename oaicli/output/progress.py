@@ -3,6 +3,8 @@
 import contextlib
 import sys
 
+from oaicli.core.invocation import active
+
 
 class _NoBar:
     n = 0
@@ -15,8 +17,8 @@ class _NoBar:
 
 
 def bars_enabled() -> bool:
-    from oaicli.cli import options
-    return sys.stderr.isatty() and not options.flag("quiet")
+    invocation = active()
+    return sys.stderr.isatty() and not (invocation and invocation.quiet)
 
 
 @contextlib.contextmanager

@@ -7,31 +7,26 @@ from datetime import datetime
 
 import click
 
+from oaicli.core.errors import ConfigError
+from oaicli.core.invocation import Invocation, active
+
 TIMESTAMP_KEYS = {"created", "created_at", "finished_at", "expires_at", "completed_at", "started_at",
                   "cancelled_at", "failed_at", "estimated_finish", "updated_at"}
 MAX_CELL = 60
 
 
-def resolve_format() -> str:
-    from oaicli.core import settings
-    current = settings.current()
-    chosen = current.format
+def resolve_format(invocation: Invocation | None = None) -> str:
+    """The format to write in: the one asked for, checked against the command's; else table on a
+    terminal and json in a pipe."""
+    invocation = invocation or active()
+    chosen = invocation.format if invocation else None
     if not chosen:
-        return "table" if sys.stdout.isatty() else "json"
-    allowed = _formats_of_this_command()
+        return "table" if (invocation.stdout_tty if invocation else sys.stdout.isatty()) else "json"
+    allowed = invocation.formats
     if allowed and chosen not in allowed:  # from OAICLI_FORMAT or a profile: Click checked the flag
-        from oaicli.core.errors import ConfigError
-        raise ConfigError(f"Format {chosen!r} ({current.source('format')}) is not one of {', '.join(allowed)}.",
-                          "Pass --format, or fix OAICLI_FORMAT or the profile's format.")
+        raise ConfigError(f"Format {chosen!r} ({invocation.settings.source('format')}) is not one of "
+                          f"{', '.join(allowed)}.", "Pass --format, or fix OAICLI_FORMAT or the profile's format.")
     return chosen
-
-
-def _formats_of_this_command() -> tuple[str, ...] | None:
-    ctx = click.get_current_context(silent=True)
-    for param in ctx.command.params if ctx else ():
-        if param.name == "format" and isinstance(param.type, click.Choice):
-            return tuple(param.type.choices)
-    return None
 
 
 def color_enabled(stream=None) -> bool:
@@ -39,14 +34,20 @@ def color_enabled(stream=None) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def write(text: str, newline: bool = True) -> None:
-    """Write a result to stdout and flush at once, so pipes see each piece as it is made."""
-    sys.stdout.write(text + ("\n" if newline else ""))
-    sys.stdout.flush()
+def write(text: str, newline: bool = True, stream=None) -> None:
+    """Write a result to stdout (the invocation's) and flush at once, so pipes see each piece as it is made."""
+    stream = stream or _stdout()
+    stream.write(text + ("\n" if newline else ""))
+    stream.flush()
 
 
-def write_json_line(obj) -> None:
-    write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+def write_json_line(obj, stream=None) -> None:
+    write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), stream=stream)
+
+
+def _stdout():
+    invocation = active()
+    return invocation.stdout if invocation else sys.stdout
 
 
 def dumps(obj) -> str:
@@ -55,8 +56,10 @@ def dumps(obj) -> str:
 
 def notice(text: str) -> None:
     """Tell the user something on stderr, unless --quiet."""
-    from oaicli.cli import options
-    if not options.flag("quiet"):
+    invocation = active()
+    if invocation:
+        invocation.notice(text)
+    else:
         click.echo(text, err=True)
 
 

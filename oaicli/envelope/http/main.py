@@ -1,11 +1,7 @@
 """Wiring for `oaicli serve`: settings, the engine (in this process or in worker processes), the app,
 the listening socket."""
 
-import click
-
-from oaicli.cli.options import FLAGS_KEY
 from oaicli.conversation.turn import completions_only
-from oaicli.core import settings as settings_module
 from oaicli.core.errors import ExitCode, OaicliError, redact
 from oaicli.envelope.http import app as app_module
 from oaicli.envelope.http import run as run_module
@@ -13,10 +9,9 @@ from oaicli.envelope.http.build import build
 from oaicli.envelope.http.procs import ProcessRunner
 
 
-
-def start(*, host: str, port: int, token: str | None, envelope_options: dict, max_body: int, workers: int,
+def start(invocation, *, host: str, port: int, token: str | None, envelope_options: dict, max_body: int, workers: int,
           processes: int, shutdown_timeout: float) -> int:
-    settings = settings_module.current()
+    settings = invocation.settings
     settings.require_key()  # no key: say so now (exit 3), not in every answer
     model = envelope_options.pop("model") or settings.default_model("chat")
     if completions_only(model):
@@ -27,8 +22,7 @@ def start(*, host: str, port: int, token: str | None, envelope_options: dict, ma
                           **envelope_options)
     sock = run_module.bind(host, port)
     if processes > 1:
-        flags = click.get_current_context().find_root().meta.get(FLAGS_KEY, {})
-        runner = ProcessRunner(processes, {"flags": flags, "engine": engine_options,
+        runner = ProcessRunner(processes, {"flags": settings.flags, "engine": engine_options,
                                            "workers": -(-workers // processes)})
         parser, closing = runner.parser, [runner.stop]
     else:
@@ -36,8 +30,8 @@ def start(*, host: str, port: int, token: str | None, envelope_options: dict, ma
         runner, parser = app_module.ThreadRunner(exchanger, workers), exchanger.parser
     service = app_module.Service(runner, parser, token=token, max_body=max_body)
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(redact(f"Serving the envelope on http://{shown_host}:{sock.getsockname()[1]}/v1/envelope "
-                      f"(model {model}, {'token required' if token else 'no token'}); Ctrl-C stops."), err=True)
+    invocation.say(redact(f"Serving the envelope on http://{shown_host}:{sock.getsockname()[1]}/v1/envelope "
+                          f"(model {model}, {'token required' if token else 'no token'}); Ctrl-C stops."))
     try:
         return run_module.run(app_module.create_app(service), sock, shutdown_timeout=shutdown_timeout,
                               verbose=settings.verbose, close=runner.close, busy=runner.busy)
