@@ -13,7 +13,6 @@ window a request carries a few hundred of them: the store must read only that ta
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,7 +106,7 @@ def main() -> None:
     with _common.fake_server() as url:
         env = _common.env_for(url, OAICLI_HOME=str(home))
         chat = _common.oaicli("chat", "--no-stream", "-m", args.model, "--session")
-        compare(f"\noaicli chat --no-stream --session NAME \"hi\" against the loopback fake, whole process", args.runs,
+        compare("\noaicli chat --no-stream --session NAME \"hi\" against the loopback fake, whole process", args.runs,
                 lambda n: chat + ["big", "hi"], lambda n: chat + [f"empty-chat-{n}", "hi"], env)
 
 

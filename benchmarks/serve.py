@@ -24,7 +24,6 @@ import random
 import re
 import select
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path

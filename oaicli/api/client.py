@@ -6,14 +6,13 @@ import random
 import sys
 import time
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Iterator
 
 import httpx
 
+from oaicli.api.sse import SSEParser
 from oaicli.core import settings as settings_module
 from oaicli.core.errors import ApiError, ConfigError, NetworkError, StreamError, redact
-from oaicli.api.sse import SSEParser
 
 RETRYABLE_STATUSES = {408, 409, 429, 500, 502, 503, 504}
 MAX_HONOURED_RETRY_AFTER = 60.0

@@ -10,13 +10,33 @@ from pathlib import Path
 
 import httpx
 
-from oaicli.core.errors import ApiError, OaicliError, ExitCode
-from oaicli.output.progress import ProgressReader, progress_bar
+from oaicli.core.errors import ApiError, ExitCode, OaicliError
 
 # /files takes files up to 512 MB; larger ones go through /uploads in 64 MB parts.
 UPLOADS_THRESHOLD = 512 * 1024 * 1024
 PART_SIZE = 64 * 1024 * 1024
 READ_SIZE = 1 << 20
+
+
+class ProgressReader:
+    """A file wrapper that reports each read to a bar; seeking back to 0 (a retry) restarts the bar."""
+
+    def __init__(self, handle, bar):
+        self._handle = handle
+        self._bar = bar
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._bar.update(len(chunk))
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset == 0 and whence == 0:
+            self._bar.reset(total=getattr(self._bar, "total", None))
+        return self._handle.seek(offset, whence)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
 
 
 class ChunkedReader(ProgressReader):
@@ -67,15 +87,16 @@ def mime_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def upload(api, path: Path, purpose: str) -> dict:
-    """Upload one file and return the API's file object. The name sent is the base name only."""
+def upload(api, path: Path, purpose: str, progress_bar) -> dict:
+    """Upload one file and return the API's file object. The name sent is the base name only.
+    `progress_bar(total, label)` opens the bar the bytes sent are counted on (output.progress)."""
     path = Path(path)
     size = path.stat().st_size
     label = _label(path)
     if size > UPLOADS_THRESHOLD:
         upload_id = _create_upload(api, path, purpose, size)
         if upload_id:
-            return upload_in_parts(api, path, upload_id, size, label)
+            return upload_in_parts(api, path, upload_id, size, label, progress_bar)
     with open(path, "rb") as handle, progress_bar(size, label) as bar:
         files = {"file": (path.name, ChunkedReader(handle, bar), mime_type(path))}
         return api.post("/files", data={"purpose": purpose}, files=files)
@@ -94,7 +115,7 @@ def _create_upload(api, path: Path, purpose: str, size: int) -> str | None:
     return created["id"]
 
 
-def upload_in_parts(api, path: Path, upload_id: str, size: int, label: str) -> dict:
+def upload_in_parts(api, path: Path, upload_id: str, size: int, label: str, progress_bar) -> dict:
     """Add each part of a created upload (each retried on its own by the client), then complete it."""
     try:
         part_ids = []
@@ -141,10 +162,11 @@ def wait_processed(api, file_id: str, deadline: float | None, sleep=time.sleep) 
         delay = min(delay * 1.5, 5.0)
 
 
-def upload_one(api, path, purpose: str, notice, wait: bool = False, deadline: float | None = None) -> dict:
+def upload_one(api, path, purpose: str, progress_bar, notice, wait: bool = False,
+               deadline: float | None = None) -> dict:
     """Upload one file, announced through `notice`; with `wait`, also wait (until `deadline`, if any)
     for the server to process it."""
-    uploaded = upload(api, path, purpose)
+    uploaded = upload(api, path, purpose, progress_bar)
     notice(f"Uploaded {path.name} as {uploaded.get('id')}.")
     if wait:
         uploaded = wait_processed(api, uploaded["id"], deadline, sleep=api.sleep)

@@ -8,8 +8,8 @@ import sys
 import click
 
 from oaicli import __version__
-from oaicli.core.errors import ExitCode, OaicliError, redact
 from oaicli.cli.options import connection_options
+from oaicli.core.errors import ExitCode, OaicliError, redact
 
 # (module, attribute) of every top-level command; its name is the attribute with `-` for `_` (or give
 # it as a third item). A module is imported only when its command is used (LazyCommands, below), and

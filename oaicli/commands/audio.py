@@ -68,7 +68,6 @@ def translate(file, model, prompt, response_format, temperature, output):
 
 def _run(path, file, model, prompt, response_format, temperature, output, **extra):
     from oaicli.media import audio as audio_files
-    from oaicli.core import settings
     source = audio_files.check_upload(file)
     _ready(output)
     fields = {"model": model or invocation.current().settings.default_model("audio"), "prompt": prompt,
@@ -95,7 +94,6 @@ def speak(text, output, model, voice, response_format, speed):
       oaicli audio speak "Your build is ready." --voice nova -o ready.mp3
     """
     from oaicli.media import audio as audio_files
-    from oaicli.core import settings
     text = audio_files.check_speech_text(text)
     _ready(None if output == "-" else output)
     body = {"model": model or invocation.current().settings.default_model("speak"), "input": text, "voice": voice,
@@ -116,5 +114,6 @@ def _ready(output) -> None:
     """An output folder we cannot write fails before the upload and the paid request."""
     if output:
         from pathlib import Path
+
         from oaicli.output.files import ready_file
         ready_file(Path(output))

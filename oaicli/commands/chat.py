@@ -4,9 +4,9 @@ an interactive loop, and the JSON-lines envelope for upper applications."""
 import click
 from click.core import ParameterSource
 
-from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli import invocation
 from oaicli.cli.options import command, sampling_options
+from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["chat"]
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")

@@ -2,9 +2,9 @@
 
 import click
 
-from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli import invocation
 from oaicli.cli.options import command, sampling_options
+from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["complete"]
 

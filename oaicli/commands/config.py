@@ -37,7 +37,6 @@ def show():
       oaicli --profile work config show
     """
     from oaicli.output import writers as output
-    from oaicli.core import settings
     rows = invocation.current().settings.as_rows()
     if output.resolve_format() == "table":
         output.render_list(rows, ["setting", "value", "source"])

@@ -2,9 +2,9 @@
 
 import click
 
-from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli import invocation
 from oaicli.cli.options import command
+from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["edit"]
 FALLBACK_SYSTEM = ("You edit text. Apply the user's instruction to the text they give and reply with the "
@@ -32,8 +32,6 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
       oaicli edit --instruction "Fix the spelling" --input "Wat day of the wek is it?"
       oaicli edit --instruction "Translate to French" --input-file notes.txt --format json
     """
-    from oaicli.api import client
-    from oaicli.core import settings
     from oaicli.core.errors import ApiError
     current = invocation.current().settings
     text = _input(input_text, input_file)

@@ -2,9 +2,9 @@
 
 import click
 
-from oaicli.core.models import DEFAULT_MODELS
 from oaicli.cli import invocation
 from oaicli.cli.options import command
+from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["embed"]
 
@@ -49,10 +49,8 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
       oaicli embed "a red fox" "a brown dog" --format jsonl
       oaicli embed -i docs.jsonl --field text -m text-embedding-3-small -o vectors.npy
     """
-    from oaicli.api import client
     from oaicli.media import embeddings as embedding
     from oaicli.output import writers as out
-    from oaicli.core import settings
     if field and not input_file:
         raise click.UsageError("--field needs --input-file.")
     if output:
@@ -75,6 +73,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
 def _non_empty(batches):
     """Fail before any request or file when there is nothing to embed."""
     import itertools
+
     from oaicli.core.errors import InputError
     first = next(batches, None)
     if first is None:
@@ -103,6 +102,7 @@ def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
 
 def _bar(total):
     import contextlib
+
     from oaicli.output.progress import progress_bar
     if total is None:  # a handful of TEXT arguments: no bar
         return contextlib.nullcontext(_Uncounted())
@@ -124,8 +124,9 @@ def _inputs(texts, input_file, field):
     None for TEXT arguments); an input file stays open until the run ends."""
     import os
     import sys
-    from oaicli.media import embeddings as embedding
+
     from oaicli.core.errors import InputError
+    from oaicli.media import embeddings as embedding
     if texts:
         if input_file:
             raise click.UsageError("Give TEXT arguments or --input-file, not both.")

@@ -39,14 +39,15 @@ def upload(paths, purpose, wait, no_validate, model):
     """
     from pathlib import Path
 
-    from oaicli.api import client, uploads
+    from oaicli.api import uploads
     from oaicli.jobs import training_data
     from oaicli.output import writers as output
+    from oaicli.output.progress import progress_bar
     api = invocation.current().client()
     if purpose == "fine-tune" and not no_validate:
         for path in paths:
             training_data.refuse_invalid(Path(path), model)
-    uploaded = [uploads.upload_one(api, Path(path), purpose, output.notice, wait, wait_deadline())
+    uploaded = [uploads.upload_one(api, Path(path), purpose, progress_bar, output.notice, wait, wait_deadline())
                 for path in paths]
     if output.resolve_format() == "plain":
         output.write("\n".join(item["id"] for item in uploaded))
@@ -69,12 +70,10 @@ def list_files(purpose):
     Example:
       oaicli files list --purpose fine-tune --format json | jq -r '.[].id'
     """
-    from oaicli.api import client
-    from oaicli.cli import options
     from oaicli.output import writers as output
-    page = invocation.current().client().list_all("/files", {"purpose": purpose, "limit": options.flag("limit")},
-                                          fetch_all=bool(options.flag("fetch_all")))
-    output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
+    page = invocation.current().client().list_all("/files", {"purpose": purpose, "limit": invocation.flag("limit")},
+                                          fetch_all=bool(invocation.flag("fetch_all")))
+    output.render_list(page, COLUMNS, raw=bool(invocation.flag("raw")))
 
 
 @command(files, "get")
@@ -86,7 +85,6 @@ def get_file(file_id):
     Example:
       oaicli files get file-abc123
     """
-    from oaicli.api import client
     from oaicli.output import writers as output
     output.render_object(invocation.current().client().get(f"/files/{file_id}"))
 
@@ -101,9 +99,8 @@ def delete_file(file_id, yes):
     Example:
       oaicli files delete file-abc123 --yes
     """
-    from oaicli.api import client
-    from oaicli.output import writers as output
     from oaicli.output import prompts
+    from oaicli.output import writers as output
     prompts.confirm_or_abort(f"Delete file {file_id}?", yes)
     output.render_object(invocation.current().client().delete(f"/files/{file_id}"))
 
@@ -121,7 +118,6 @@ def content(file_id, path):
     """
     from pathlib import Path
 
-    from oaicli.api import client
     from oaicli.output import writers as output
     from oaicli.output.files import download_target
     from oaicli.output.progress import progress_bar

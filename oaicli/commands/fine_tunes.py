@@ -33,7 +33,6 @@ def api_option(func):
 
 
 def _flavour(api_name: str, job_id: str | None = None):
-    from oaicli.api import client
     from oaicli.jobs import fine_tuning
     api = invocation.current().client()
     return api, fine_tuning.choose(api, api_name, job_id)
@@ -86,9 +85,9 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
       oaicli fine-tunes create --training-file train.jsonl --suffix support --follow --format plain
     """
     from oaicli.api import uploads
-    from oaicli.core import settings
     from oaicli.jobs import training_data
     from oaicli.output import writers as output
+    from oaicli.output.progress import progress_bar
     api, flavour = _flavour(api_name)
     _check_api_options(flavour, params)
     model = model or invocation.current().settings.default_model(
@@ -101,7 +100,8 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
             training_data.refuse_invalid(path, model)
     body = {"model": model}
     for key, path in local.items():
-        body[key] = uploads.upload_one(api, path, "fine-tune", output.notice, True, wait_deadline())["id"] if path else files[key]
+        body[key] = uploads.upload_one(api, path, "fine-tune", progress_bar, output.notice, True,
+                                       wait_deadline())["id"] if path else files[key]
     job = api.post(flavour.base, json={**body, **extra})
     if follow_job:
         output.notice(f"Created {job['id']}; following it (Ctrl-C stops following, the job goes on).")
@@ -149,8 +149,8 @@ def _legacy_body(params: dict) -> dict:
 
 
 def _jobs_body(params: dict) -> dict:
-    from oaicli.jobs import fine_tuning
     from oaicli.core.errors import InputError
+    from oaicli.jobs import fine_tuning
     body = {name: params[name] for name in ("suffix", "seed") if params.get(name) is not None}
     if params.get("metadata"):
         body["metadata"] = fine_tuning.pairs(params["metadata"], "--metadata")
@@ -196,13 +196,12 @@ def list_jobs(api_name, after):
     Example:
       oaicli fine-tunes list --format json | jq -r '.[] | select(.status=="running") | .id'
     """
-    from oaicli.cli import options
     from oaicli.output import writers as output
     api, flavour = _flavour(api_name)
     if after:
         _only_jobs(flavour, "--after cursor")
-    page = flavour.list_jobs(api, options.flag("limit"), bool(options.flag("fetch_all")), after)
-    output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
+    page = flavour.list_jobs(api, invocation.flag("limit"), bool(invocation.flag("fetch_all")), after)
+    output.render_list(page, COLUMNS, raw=bool(invocation.flag("raw")))
 
 
 def _job_command(name: str, action: str | None, summary: str, example: str, jobs_only: bool = False):
@@ -241,12 +240,11 @@ def events(job_id, api_name, after):
       oaicli fine-tunes events ftjob-abc123 --all
     """
     from oaicli.jobs import fine_tuning
-    from oaicli.cli import options
     from oaicli.output import writers as output
     api, flavour = _flavour(api_name, job_id)
     if after:
         _only_jobs(flavour, "--after cursor")
-    items = flavour.events(api, job_id, options.flag("limit"), bool(options.flag("fetch_all")), after)
+    items = flavour.events(api, job_id, invocation.flag("limit"), bool(invocation.flag("fetch_all")), after)
     if output.resolve_format() == "table":
         for event in items:
             output.write(fine_tuning.event_line(event))
@@ -265,13 +263,12 @@ def checkpoints(job_id, api_name):
     Example:
       oaicli fine-tunes checkpoints ftjob-abc123
     """
-    from oaicli.cli import options
     from oaicli.output import writers as output
     api, flavour = _flavour(api_name, job_id)
     _only_jobs(flavour, "checkpoints")
-    page = api.list_all(f"{flavour.base}/{job_id}/checkpoints", {"limit": options.flag("limit")},
-                        bool(options.flag("fetch_all")))
-    output.render_list(page, CHECKPOINT_COLUMNS, raw=bool(options.flag("raw")))
+    page = api.list_all(f"{flavour.base}/{job_id}/checkpoints", {"limit": invocation.flag("limit")},
+                        bool(invocation.flag("fetch_all")))
+    output.render_list(page, CHECKPOINT_COLUMNS, raw=bool(invocation.flag("raw")))
 
 
 @command(fine_tunes, "results")
@@ -320,7 +317,6 @@ def delete_model(model, yes):
     Example:
       oaicli fine-tunes delete ft:gpt-4o-mini-2024-07-18:acme::abc123 --yes
     """
-    from oaicli.api import client
     from oaicli.output import prompts
     from oaicli.output import writers as output
     prompts.confirm_or_abort(f"Delete model {model}?", yes)
@@ -360,7 +356,6 @@ for _param in create.params:
 def _follow(api, flavour, job_id: str) -> int:
     from oaicli.jobs import fine_tuning
     from oaicli.output import writers as output
-    from oaicli.core import settings
     # Without a chosen format the event lines are the output, in a pipe too (a CI log reads them);
     # a chosen one (flag, OAICLI_FORMAT, profile) is checked like every command's.
     fmt = output.resolve_format() if invocation.current().settings.format else None
@@ -407,9 +402,9 @@ def prepare_data(path, model, fix):
     Example:
       oaicli fine-tunes prepare-data train.jsonl --fix
     """
+    from oaicli.core.errors import InputError
     from oaicli.jobs import training_data as finetune_data
     from oaicli.output import writers as output
-    from oaicli.core.errors import InputError
     report = finetune_data.analyse(path, model)
     fixed = finetune_data.write_fixed(report) if fix and report.problems and (report.valid or report.repairs) \
         else None

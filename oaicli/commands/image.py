@@ -62,7 +62,6 @@ def create(prompt, model, n, size, response_format, user, output_dir, no_save, q
     Example:
       oaicli image create "a lighthouse at dusk" -m dall-e-3 --size 1792x1024 --quality hd
     """
-    from oaicli.api import client
     from oaicli.media.images import check_request
     model = _model(model)
     check_request(model, n, size)
@@ -129,7 +128,6 @@ def variation(image_path, model, n, size, response_format, user, output_dir, no_
 
 
 def _model(model):
-    from oaicli.core import settings
     return model or invocation.current().settings.default_model("image")
 
 
@@ -137,6 +135,7 @@ def _ready(output_dir: str, no_save: bool) -> None:
     """A folder we cannot write fails before the request: the images would be paid for and lost."""
     if not no_save:
         from pathlib import Path
+
         from oaicli.output.files import ready_directory
         ready_directory(Path(output_dir))
 
@@ -146,8 +145,8 @@ def _fields(**values) -> dict:
 
 
 def _check_dalle2_edit(paths, mask_path):
-    from oaicli.media import images as image_files
     from oaicli.core.errors import InputError
+    from oaicli.media import images as image_files
     if len(paths) > 1:
         raise InputError(f"dall-e-2 edits one image at a time (got {len(paths)}); gpt-image models take several.")
     info = image_files.check_dalle2_png(paths[0])
@@ -161,8 +160,9 @@ def _check_dalle2_edit(paths, mask_path):
 def _upload(path: str, fields: dict, uploads: list) -> dict:
     """A multipart POST; files are streamed from disk (and rewound by the client on a retry)."""
     import contextlib
-    from oaicli.api import client
-    from oaicli.output.progress import ProgressReader, progress_bar
+
+    from oaicli.api.uploads import ProgressReader
+    from oaicli.output.progress import progress_bar
     total = sum(p.stat().st_size for _, p in uploads)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(progress_bar(total, "Uploading"))
@@ -179,10 +179,9 @@ def _mime(path) -> str:
 def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bool) -> None:
     """Save (unless --no-save) and print paths, URLs, or the JSON answer."""
     from pathlib import Path
-    from oaicli.api import client
+
     from oaicli.media import images as image_files
     from oaicli.output import writers as output
-    from oaicli.core import settings
     fmt = invocation.current().settings.format
     items = answer.get("data") or []
     if no_save:

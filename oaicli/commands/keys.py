@@ -50,9 +50,8 @@ def get_key():
     Example:
       oaicli keys get
     """
-    from oaicli.output import writers as output
-    from oaicli.core import settings
     from oaicli.core.errors import mask
+    from oaicli.output import writers as output
     current = invocation.current().settings
     current.require_key()
     output.render_object({"key": mask(current.api_key), "source": current.source("api_key"),

@@ -28,13 +28,11 @@ def list_models():
     Example:
       oaicli models list --format json | jq -r '.[].id'
     """
-    from oaicli.api import client
     from oaicli.output import writers as output
-    from oaicli.cli import options
-    page = invocation.current().client().list_all("/models", {"limit": options.flag("limit")},
-                                          fetch_all=bool(options.flag("fetch_all")))
+    page = invocation.current().client().list_all("/models", {"limit": invocation.flag("limit")},
+                                          fetch_all=bool(invocation.flag("fetch_all")))
     page["data"].sort(key=lambda model: model.get("id", ""))
-    output.render_list(page, COLUMNS, raw=bool(options.flag("raw")))
+    output.render_list(page, COLUMNS, raw=bool(invocation.flag("raw")))
 
 
 @command(models, "get")
@@ -46,7 +44,6 @@ def get_model(model):
     Example:
       oaicli models get gpt-4o
     """
-    from oaicli.api import client
     from oaicli.output import writers as output
     output.render_object(invocation.current().client().get(model_path(model)))
 
@@ -61,7 +58,6 @@ def delete_model(model, yes):
     Example:
       oaicli models delete ft:gpt-4o-mini:acme::abc123 --yes
     """
-    from oaicli.api import client
     from oaicli.output import prompts
     from oaicli.output import writers as output
     prompts.confirm_or_abort(f"Delete model {model}?", yes)

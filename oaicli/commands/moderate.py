@@ -22,10 +22,8 @@ def moderate(texts, model):
       oaicli moderate "I will hurt them" || echo "flagged (exit $?)"
       cat comment.txt | oaicli moderate --format json
     """
-    from oaicli.api import client
-    from oaicli.output import writers as output
-    from oaicli.core import settings
     from oaicli.core.errors import ExitCode, InputError
+    from oaicli.output import writers as output
     inputs = list(texts) or [_stdin_text()]
     if not any(text.strip() for text in inputs):
         raise InputError("Nothing to moderate: every TEXT is blank.")
@@ -46,6 +44,7 @@ def moderate(texts, model):
 
 def _stdin_text() -> str:
     import sys
+
     from oaicli.core.errors import InputError
     stream = sys.stdin
     text = "" if stream.isatty() else stream.read()

@@ -143,8 +143,8 @@ def import_session(name, file, replace, append, model):
       oaicli sessions import trip2 trip.json
       cat history.json | oaicli sessions import support -
     """
-    from oaicli.output import writers as output
     from oaicli.core.errors import InputError
+    from oaicli.output import writers as output
     if replace and append:
         raise click.UsageError("--replace and --append exclude each other.")
     if not name.strip():
@@ -183,8 +183,8 @@ def reset_session(name, yes):
     Example:
       oaicli sessions reset trip --yes
     """
-    from oaicli.output import writers as output
     from oaicli.output import prompts
+    from oaicli.output import writers as output
     store = _require(name)
     store.require_session(name)
     prompts.confirm_or_abort(f"Remove every turn of session {name!r}?", yes)
@@ -222,8 +222,8 @@ def delete_session(name, yes):
     Example:
       oaicli sessions delete trip --yes
     """
-    from oaicli.output import writers as output
     from oaicli.output import prompts
+    from oaicli.output import writers as output
     store = _require(name)
     store.require_session(name)
     prompts.confirm_or_abort(f"Delete session {name!r} and all its turns?", yes)

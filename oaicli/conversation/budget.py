@@ -6,8 +6,8 @@ DEFAULT_ANSWER_TOKENS and a quarter of the window, so a 4,096-token window still
 tokens of conversation. History is dropped oldest exchange first, never half an exchange.
 """
 
-from oaicli.core.errors import InputError
 from oaicli.conversation.store import Turn, group_exchanges, turn_cost
+from oaicli.core.errors import InputError
 
 DEFAULT_ANSWER_TOKENS = 1024
 # Slack for what exact counting cannot see: a server's own framing, names added later.

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oaicli.core.errors import InputError, OaicliError
 from oaicli.conversation.locks import FileLock, SessionMutex, digest
+from oaicli.core.errors import InputError, OaicliError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import httpx
 
+from oaicli.api.uploads import ProgressReader
 from oaicli.core.errors import InputError, NetworkError
 from oaicli.output.files import download_target
-from oaicli.output.progress import ProgressReader, progress_bar
+from oaicli.output.progress import progress_bar
 
 AUDIO_EXTENSIONS = ("mp3", "mp4", "mpeg", "mpga", "m4a", "wav", "webm")
 MAX_AUDIO_BYTES = 25 * 1024 * 1024

@@ -42,24 +42,3 @@ def _columns() -> int:
         return os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError):
         return 0
-
-
-class ProgressReader:
-    """A file wrapper that reports each read to a bar; seeking back to 0 (a retry) restarts the bar."""
-
-    def __init__(self, handle, bar):
-        self._handle = handle
-        self._bar = bar
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._handle.read(size)
-        self._bar.update(len(chunk))
-        return chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if offset == 0 and whence == 0:
-            self._bar.reset(total=getattr(self._bar, "total", None))
-        return self._handle.seek(offset, whence)
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from oaicli.api.client import ApiClient
-from oaicli.core.errors import ApiError, NetworkError, StreamError
-from oaicli.output.progress import ProgressReader
+from oaicli.api.uploads import ProgressReader
+from oaicli.core.errors import StreamError
 from oaicli.core.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fake.server import Scripted

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from oaicli.api.client import ApiClient
+from oaicli.api.sse import SSEParser
 from oaicli.core.errors import StreamError
 from oaicli.core.settings import Settings
-from oaicli.api.sse import SSEParser
 
 STREAM = (b": keep-alive comment\n"
           b"event: message\n"

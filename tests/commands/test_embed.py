@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from oaicli.media import embeddings as embedding
 from oaicli.core.errors import ExitCode
+from oaicli.media import embeddings as embedding
 from tests.fake.embeddings import vector_for
 from tests.fake.server import Scripted
 
@@ -66,6 +66,7 @@ def test_inputs_beyond_2048_are_split(fake, invoke):
 
 def test_default_batches_are_256_and_the_api_limit_cannot_be_exceeded(fake, invoke):
     result = invoke("embed", "--format", "jsonl", "-c", "1", input="".join(f"t{i}\n" for i in range(300)))
+    assert result.exit_code == 0, result.stderr
     assert [len(call.json()["input"]) for call in fake.calls("POST", "/v1/embeddings")] == [256, 44]
     too_big = invoke("embed", "x", "--batch-size", "2049")
     assert too_big.exit_code == ExitCode.USAGE and "2049 is not in the range 1<=x<=2048" in too_big.stderr

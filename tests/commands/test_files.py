@@ -57,7 +57,7 @@ def bar(monkeypatch):
     def progress_bar(total, label):
         yield recording
 
-    monkeypatch.setattr("oaicli.api.uploads.progress_bar", progress_bar)
+    monkeypatch.setattr("oaicli.output.progress.progress_bar", progress_bar)  # what files upload passes in
     return recording
 
 

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from tests.conftest import TEST_KEY
 from tests.terminal import run_tty
 

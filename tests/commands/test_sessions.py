@@ -194,5 +194,6 @@ def test_help_does_not_import_the_store():
 def run_process_python(code):
     import subprocess
     import sys
+
     from tests.conftest import REPO
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)

@@ -4,8 +4,8 @@ import pytest
 
 from oaicli.conversation import budget as context
 from oaicli.conversation import tokens
-from oaicli.core.errors import ExitCode, InputError
 from oaicli.conversation.store import Store, Turn
+from oaicli.core.errors import ExitCode, InputError
 
 MODEL = "gpt-3.5-turbo"
 SYSTEM = "You are a helpful assistant."

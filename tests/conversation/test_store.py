@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from oaicli.conversation.locks import SessionMutex
 from oaicli.conversation import store as store_module
 from oaicli.conversation import tokens
-from oaicli.core.errors import InputError
+from oaicli.conversation.locks import SessionMutex
 from oaicli.conversation.store import MIGRATIONS, Store, Turn
+from oaicli.core.errors import InputError
 
 
 @pytest.fixture

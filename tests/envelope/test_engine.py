@@ -159,6 +159,7 @@ def test_group_shared_user_turns_say_who_spoke(fake, invoke):
 
 def test_speaker_names_keep_valid_ids_and_never_merge_two_users():
     import re
+
     from oaicli.conversation.store import speaker_name
     assert speaker_name("alice_2-x") == "alice_2-x"
     names = {speaker_name(user) for user in ("用户A", "用户B", "a b", "a:b", "x" * 65, "x" * 66)}

@@ -12,7 +12,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from oaicli.envelope.engine import VERSION, Codes, response as envelope_response
+from oaicli.envelope.engine import VERSION, Codes
+from oaicli.envelope.engine import response as envelope_response
 from oaicli.envelope.http.exchange import status_for
 from oaicli.envelope.http.ordering import ContextLocks
 

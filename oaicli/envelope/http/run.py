@@ -90,6 +90,7 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
 def _log_config() -> dict:
     """uvicorn's logging, with the access log on stderr too: stdout carries only results (none here)."""
     import copy
+
     from uvicorn.config import LOGGING_CONFIG
     config = copy.deepcopy(LOGGING_CONFIG)
     for handler in config["handlers"].values():
