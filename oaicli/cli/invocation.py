@@ -1,14 +1,18 @@
 """Builds the Invocation from Click's context: the only module that reads Click's current context and
 the flags the shared options gathered at every level of the command line."""
 
+from __future__ import annotations
+
 import functools
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from oaicli.core.invocation import Invocation, activate, active
-from oaicli.core.settings import Settings
+if TYPE_CHECKING:
+    from oaicli.core.invocation import Invocation
+
 
 FLAGS_KEY = "oaicli.flags"
 INVOCATION_KEY = "oaicli.invocation"
@@ -16,6 +20,10 @@ INVOCATION_KEY = "oaicli.invocation"
 
 def current(ctx: click.Context | None = None) -> Invocation:
     """The running command's invocation, built once per command line."""
+    # Loaded here, not at the top: --help imports this module (through options) but builds no
+    # invocation, and settings + the dataclass cost ~4 ms of every --help.
+    from oaicli.core.invocation import Invocation
+    from oaicli.core.settings import Settings
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
     if INVOCATION_KEY not in root.meta:
@@ -36,6 +44,7 @@ def with_invocation(callback):
     it runs (the output layer reads quiet and the format from it)."""
     @functools.wraps(callback)
     def run(*args, **kwargs):
+        from oaicli.core.invocation import activate, active  # see current()
         previous = active()
         activate(current())
         try:
@@ -56,7 +65,7 @@ def _client_factory(root: click.Context):
     """Tests inject an httpx transport (and a sleep) through the root context's obj."""
     obj = root.obj if isinstance(root.obj, dict) else {}
 
-    def make(invocation: Invocation):
+    def make(invocation):
         from oaicli.api.client import ApiClient  # httpx: loaded only by commands that send a request
         return ApiClient(invocation.settings, transport=obj.get("transport"), sleep=obj.get("sleep", time.sleep),
                          echo=invocation.say)

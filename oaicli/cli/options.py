@@ -5,7 +5,6 @@ and `oaicli models list -v`): each occurrence records its value in the root cont
 subcommand's occurrence, parsed later, wins.
 """
 
-import json
 import time
 
 import click
@@ -122,6 +121,7 @@ def _check_logit_bias(ctx, param, values):
     for value in values:
         text = value.strip()
         if text.startswith("{"):
+            import json  # only when the option is given: json costs ~1 ms of every --help
             try:
                 pairs = json.loads(text)
             except ValueError as exc:
@@ -154,6 +154,7 @@ def _bias(token, bias):
 
 
 def _check_params(ctx, param, values):
+    import json  # see _check_logit_bias
     params = {}
     for value in values:
         key, sep, raw = value.partition("=")

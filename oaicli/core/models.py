@@ -1,7 +1,5 @@
 """Default models per command (a profile's `models.<command>` overrides them) and model ids in URLs."""
 
-from urllib.parse import quote
-
 DEFAULT_MODELS = {
     "chat": "gpt-3.5-turbo",
     "complete": "gpt-3.5-turbo-instruct",
@@ -16,4 +14,5 @@ DEFAULT_MODELS = {
 
 def model_path(model: str) -> str:
     """/models/ID; a fine-tuned id (ft:base:org::id) keeps its colons, anything else is escaped."""
+    from urllib.parse import quote  # commands that only show --help import this module; quote costs ~3 ms
     return "/models/" + quote(model, safe=":")
