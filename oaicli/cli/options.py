@@ -23,28 +23,18 @@ def _remember(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
-def _shared(*decls, **attrs) -> click.Option:
-    """An Option built once; each command that takes it gets a shallow copy (`_copy`, ~0.6 us) instead of
-    a freshly built Option (~15 us with Click's decorator path): for the dozen shared options on each of
-    ~45 commands that was about 10 ms of every start-up, `--help` included."""
-    return click.Option(decls, expose_value=False, callback=_remember, **attrs)
+def _shared(*decls, **attrs) -> dict:
+    """A shared option's declaration; each command that takes it gets an Option of its own, so a command
+    may adjust its copy (say, the help of its --timeout)."""
+    return {"param_decls": decls, "expose_value": False, "callback": _remember, **attrs}
 
 
-def _copy(param: click.Option) -> click.Option:
-    """A shallow copy, so a command may adjust its own (say, the help of its --timeout)."""
-    clone = object.__new__(type(param))
-    clone.__dict__ = param.__dict__.copy()  # twice as fast as update(); ~500 of these per `oaicli --help`
-    return clone
-
-
-def _attach(params: list[click.Option]):
-    """A decorator adding `params`, in order, as stacked @click.option decorators would."""
+def _attach(declarations: list[dict]):
+    """A decorator adding the options, in order, as stacked @click.option decorators would."""
     def decorate(func):
-        for param in map(_copy, reversed(params)):
-            if isinstance(func, click.Command):
-                func.params.append(param)
-            else:
-                func.__dict__.setdefault("__click_params__", []).append(param)
+        for declaration in reversed(declarations):
+            func = click.option(*declaration["param_decls"], **{k: v for k, v in declaration.items()
+                                                                 if k != "param_decls"})(func)
         return func
     return decorate
 
@@ -64,16 +54,10 @@ _CONNECTION = [
 ]
 connection_options = _attach(_CONNECTION)
 
-_FORMAT_OPTIONS: dict[tuple[str, ...], click.Option] = {}
-
-
 def format_option(*extra: str):
     """--format, with any command-specific formats (such as `plain`) added to the usual three."""
-    if extra not in _FORMAT_OPTIONS:
-        _FORMAT_OPTIONS[extra] = _shared(
-            "--format", "format", type=click.Choice(FORMATS + extra),
-            help="Output format; default table on a terminal, json otherwise (or OAICLI_FORMAT).")
-    return _attach([_FORMAT_OPTIONS[extra]])
+    return _attach([_shared("--format", "format", type=click.Choice(FORMATS + extra),
+                            help="Output format; default table on a terminal, json otherwise (or OAICLI_FORMAT).")])
 
 
 list_options = _attach([
@@ -98,7 +82,7 @@ def command(group: click.Group | None, name: str | None = None, formats: tuple[s
     (`output=False` for a command that prints no result, such as `serve`: no --format).
 
     The command's own options are listed first in --help, the shared ones after them.
-    With group None it makes a top-level command (such as `chat`) for COMMANDS in cli.py."""
+    With group None it makes a top-level command (such as `chat`) for LAZY_COMMANDS in cli/root.py."""
     def decorate(func):
         make = click.command if group is None else group.command
         func = format_option(*formats)(func) if output else func

@@ -17,12 +17,16 @@ from tests.conftest import REPO
 MAN_DIR = REPO / "man"
 
 
+def subcommand(group: click.Group, name: str) -> click.Command:
+    return group.get_command(click.Context(group), name)
+
+
 def command_paths(command=cli, prefix=()):
     yield prefix
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            if not command.commands[name].hidden:
-                yield from command_paths(command.commands[name], prefix + (name,))
+        for name in command.list_commands(click.Context(command)):
+            if not subcommand(command, name).hidden:
+                yield from command_paths(subcommand(command, name), prefix + (name,))
 
 
 PATHS = list(command_paths())
@@ -32,7 +36,7 @@ PATHS = list(command_paths())
 def test_help_has_a_one_line_summary_and_an_example(invoke, path):
     command = cli
     for name in path:
-        command = command.commands[name]
+        command = subcommand(command, name)
     summary = inspect.cleandoc(command.help or "").split("\n\n")[0]  # the docstring's first paragraph
     assert summary and "\n" not in summary, f"the summary must be one line: {summary!r}"
     assert summary.endswith("."), summary
@@ -130,8 +134,7 @@ def test_completion_script_for_the_readme_line():
 
 
 def test_every_registered_command_has_the_name_it_is_listed_under():
-    from oaicli.cli.root import COMMANDS, LazyCommands
-    table = LazyCommands(COMMANDS)
-    assert len(table) == len(COMMANDS), "two COMMANDS entries map to one name"
-    for name in list(table):
-        assert table[name].name == name, f"{table.where[name]} is listed as {name!r} but is named {table[name].name!r}"
+    from oaicli.cli.root import LAZY_COMMANDS
+    for name, path in LAZY_COMMANDS.items():
+        command = subcommand(cli, name)
+        assert command.name == name, f"{path} is listed as {name!r} but is named {command.name!r}"
