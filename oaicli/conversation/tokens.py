@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from oaicli.core.models import base_model, lookup
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # oaicli/data, shipped as package data
 
 # Used for models the table below does not know (other servers' models): small enough to be safe
@@ -105,32 +107,14 @@ SHIPPED = ("cl100k_base", "o200k_base", "p50k_base")
 IMAGE_PART_TOKENS = 765
 
 
-def base_model(model: str) -> str:
-    """The model family a name belongs to: strips `ft:` fine-tune wrappers and `provider/` prefixes."""
-    name = (model or "").strip().lower()
-    name = name.rsplit("/", 1)[-1]
-    if name.startswith("ft:"):
-        name = name[3:]
-    return name.split(":", 1)[0]  # ft:gpt-4o-mini:org::id and legacy davinci:ft-org-...
-
-
-def _lookup(table: dict, model: str):
-    name = base_model(model)
-    best = None
-    for key in table:
-        if (name == key or name.startswith(key + "-")) and (best is None or len(key) > len(best)):
-            best = key
-    return table[best] if best is not None else None
-
-
 def context_window(model: str) -> int:
     """The model's context window in tokens; DEFAULT_CONTEXT_WINDOW for models not in the table."""
-    return _lookup(CONTEXT_WINDOWS, model) or DEFAULT_CONTEXT_WINDOW
+    return lookup(CONTEXT_WINDOWS, model) or DEFAULT_CONTEXT_WINDOW
 
 
 def encoding_name_for(model: str) -> str | None:
     """The shipped tiktoken encoding of an OpenAI model, or None (then counts are estimates)."""
-    return _lookup(ENCODINGS, model)
+    return lookup(ENCODINGS, model)
 
 
 def estimate_tokens(text: str) -> int:

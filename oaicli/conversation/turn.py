@@ -7,6 +7,8 @@ tokens.py, context.py); this module only strings them together.
 
 import time
 
+from oaicli.core.models import base_model
+
 # Models served only by /v1/completions: chat renders the conversation as a transcript for them.
 COMPLETIONS_MODELS = {"text-davinci-003", "text-davinci-002", "text-davinci-001", "text-curie-001",
                       "text-babbage-001", "text-ada-001", "davinci-002", "babbage-002", "davinci", "curie",
@@ -20,7 +22,7 @@ PER_MESSAGE_BOUND = 8
 
 
 def completions_only(model: str) -> bool:
-    base = model.split(":")[1] if model.startswith("ft:") else model
+    base = base_model(model)
     return base in COMPLETIONS_MODELS or base.endswith("-instruct") or "-instruct-" in base
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oaicli.core.errors import InputError
+from oaicli.core.models import lookup
 
 CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 CHAT_KEYS = {"messages", "tools", "functions", "parallel_tool_calls"}
@@ -44,11 +45,11 @@ class Report:
 
     @property
     def token_limit(self) -> int:
-        return _lookup(TOKEN_LIMITS, self.model) or DEFAULT_TOKEN_LIMIT
+        return lookup(TOKEN_LIMITS, self.model) or DEFAULT_TOKEN_LIMIT
 
     @property
     def cost_per_epoch(self) -> float | None:
-        price = _lookup(TRAINING_PRICES, self.model)
+        price = lookup(TRAINING_PRICES, self.model)
         return None if price is None else round(self.total_tokens * price / 1_000_000, 4)
 
     def as_dict(self) -> dict:
@@ -58,15 +59,6 @@ class Report:
                 "total_tokens": self.total_tokens, "token_limit": self.token_limit,
                 "estimated_cost_per_epoch_usd": self.cost_per_epoch,
                 "problems": [{"line": p.line, "message": p.message} for p in self.problems]}
-
-
-def _lookup(table: dict, model: str):
-    """Fine-tuned and dated names (`gpt-4o-mini-2024-07-18`, `ft:gpt-4o:...`) resolve to their base model."""
-    base = model.split(":")[1] if model.startswith("ft:") else model
-    for name in sorted(table, key=len, reverse=True):
-        if base == name or base.startswith(name + "-"):
-            return table[name]
-    return None
 
 
 def token_counter(model: str):
