@@ -4,13 +4,13 @@ Memory stays constant whatever the size: httpx reads the file in chunks as it se
 seeks back and streams the file (or the one failed part) again from its start.
 """
 
-import mimetypes
 import time
 from pathlib import Path
 
 import httpx
 
 from oaicli.core.errors import ApiError, ExitCode, OaicliError
+from oaicli.core.mime import mime_type
 
 # /files takes files up to 512 MB; larger ones go through /uploads in 64 MB parts.
 UPLOADS_THRESHOLD = 512 * 1024 * 1024
@@ -79,12 +79,6 @@ class FileSlice:
 
     def tell(self) -> int:
         return self._position
-
-
-def mime_type(path: Path) -> str:
-    if path.suffix == ".jsonl":
-        return "text/jsonl"  # what OpenAI's own Uploads example sends for fine-tune data
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 def upload(api, path: Path, purpose: str, progress_bar) -> dict:

@@ -162,18 +162,14 @@ def _upload(path: str, fields: dict, uploads: list) -> dict:
     import contextlib
 
     from oaicli.api.uploads import ProgressReader
+    from oaicli.core.mime import mime_type
     from oaicli.output.progress import progress_bar
     total = sum(p.stat().st_size for _, p in uploads)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(progress_bar(total, "Uploading"))
-        files = [(name, (p.name, ProgressReader(stack.enter_context(open(p, "rb")), bar), _mime(p)))
+        files = [(name, (p.name, ProgressReader(stack.enter_context(open(p, "rb")), bar), mime_type(p)))
                  for name, p in uploads]
         return invocation.current().client().post(path, data={k: str(v) for k, v in fields.items()}, files=files)
-
-
-def _mime(path) -> str:
-    return {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-            ".webp": "image/webp"}.get(path.suffix.lower(), "application/octet-stream")
 
 
 def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bool) -> None:

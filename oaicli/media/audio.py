@@ -8,6 +8,7 @@ import httpx
 
 from oaicli.api.uploads import ProgressReader
 from oaicli.core.errors import InputError, NetworkError
+from oaicli.core.mime import mime_type
 from oaicli.output.files import download_target
 from oaicli.output.progress import progress_bar
 
@@ -15,8 +16,6 @@ AUDIO_EXTENSIONS = ("mp3", "mp4", "mpeg", "mpga", "m4a", "wav", "webm")
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_SPEECH_CHARS = 4096
 TEXT_FORMATS = ("text", "srt", "vtt")  # plain text the API sends as it goes: printed as it arrives
-MIME = {"mp3": "audio/mpeg", "mpga": "audio/mpeg", "mpeg": "audio/mpeg", "mp4": "audio/mp4", "m4a": "audio/mp4",
-        "wav": "audio/wav", "webm": "audio/webm"}
 ISO_639_1 = set("""
 aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee el
 en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it iu
@@ -61,7 +60,7 @@ def check_speech_text(text: str) -> str:
 def transcribe(api, path: str, source: Path, fields: dict, output: str | None) -> None:
     """Upload (streamed from disk), then print or save the answer as it arrives."""
     with open(source, "rb") as handle, progress_bar(source.stat().st_size, "Uploading") as bar:
-        files = {"file": (source.name, ProgressReader(handle, bar), MIME[source.suffix.lower().lstrip(".")])}
+        files = {"file": (source.name, ProgressReader(handle, bar), mime_type(source))}
         response = api.send("POST", path, data=fields, files=files)
     try:
         if output:

@@ -1,4 +1,4 @@
-"""One model-name parser for every table: token windows, encodings, fine-tune limits, completions-only."""
+"""One model-name parser for every table (token windows, encodings, fine-tune limits, completions-only), one MIME table."""
 
 from oaicli.conversation.tokens import context_window
 from oaicli.conversation.turn import completions_only
@@ -29,3 +29,11 @@ def test_every_table_reads_model_names_the_same_way():
 def test_defaults_and_model_urls():
     assert DEFAULT_MODELS["chat"] == "gpt-3.5-turbo"
     assert model_path("ft:gpt-4o:acme::a/b") == "/models/ft:gpt-4o:acme::a%2Fb"
+
+
+def test_one_mime_table_for_every_upload():
+    from oaicli.core.mime import mime_type
+    assert mime_type("train.jsonl") == "text/jsonl"
+    assert mime_type("photo.JPG") == "image/jpeg" and mime_type("mask.png") == "image/png"
+    assert mime_type("talk.m4a") == "audio/mp4" and mime_type("talk.wav") == "audio/wav"
+    assert mime_type("notes.unknown-ext") == "application/octet-stream"
