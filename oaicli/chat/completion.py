@@ -3,11 +3,12 @@
 from oaicli.api.completions import Requester, request_params
 from oaicli.chat.display import AnswerDisplay
 from oaicli.chat.stdin import read_prompt
+from oaicli.output import writers as output
 
 
 def run(prompt, opts, invocation) -> None:
     current = invocation.settings
-    fmt = current.format if current.format in ("json", "jsonl") else "text"
+    fmt = output.answer_format(invocation)
     body = {"model": opts["model"] or current.default_model("complete"),
             "prompt": read_prompt(invocation, prompt), **_fields(opts)}
     AnswerDisplay(invocation, fmt, opts).send(Requester(invocation.client(), completions=True), body)

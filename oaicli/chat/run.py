@@ -5,6 +5,7 @@ import click
 from oaicli.chat.interactive import InteractiveLoop
 from oaicli.chat.session import Chat
 from oaicli.chat.stdin import read_prompt
+from oaicli.output import writers as output
 
 
 def main(prompt, opts, invocation) -> int:
@@ -13,7 +14,7 @@ def main(prompt, opts, invocation) -> int:
     model = opts["model"] or settings.default_model("chat")
     if opts["session"] and opts["continue_"]:
         raise click.UsageError("Use either --session NAME or -c/--continue, not both.")
-    fmt = settings.format if settings.format in ("json", "jsonl") else "text"
+    fmt = output.answer_format(invocation)
     interactive = opts["interactive"] or (prompt is None and not opts["messages"] and invocation.stdin_tty)
     chat = Chat(opts, model, fmt, invocation)
     if interactive:

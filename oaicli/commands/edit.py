@@ -33,7 +33,9 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
       oaicli edit --instruction "Translate to French" --input-file notes.txt --format json
     """
     from oaicli.core.errors import ApiError
+    from oaicli.output import writers as output
     current = invocation.current().settings
+    fmt = output.answer_format()  # a bad OAICLI_FORMAT is refused before anything is sent
     text = _input(input_text, input_file)
     body = {"model": model or current.default_model("edit"), "instruction": instruction}
     for name, value in (("input", text), ("n", n), ("temperature", temperature), ("top_p", top_p)):
@@ -49,10 +51,9 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
             exc.hint = "The server has no /v1/edits; without --no-fallback the edit is made with a chat completion."
             raise
         chat_model = fallback_model or current.default_model("chat")
-        from oaicli.output.writers import notice
-        notice(f"The server has no /v1/edits (404); made the edit with a chat completion ({chat_model}) instead.")
+        output.notice(f"The server has no /v1/edits (404); made the edit with a chat completion ({chat_model}) instead.")
         response = _edit_by_chat(api, body, chat_model)
-    _show(response, current.format)
+    _show(response, fmt)
 
 
 def _input(input_text: str | None, input_file) -> str | None:

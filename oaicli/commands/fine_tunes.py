@@ -358,7 +358,7 @@ def _follow(api, flavour, job_id: str) -> int:
     from oaicli.output import writers as output
     # Without a chosen format the event lines are the output, in a pipe too (a CI log reads them);
     # a chosen one (flag, OAICLI_FORMAT, profile) is checked like every command's.
-    fmt = output.resolve_format() if invocation.current().settings.format else None
+    fmt = output.chosen_format()
 
     def emit(event):
         if fmt in ("json", "jsonl"):

@@ -178,7 +178,7 @@ def _finish(answer: dict, output_dir: str, name: str, output_format, no_save: bo
 
     from oaicli.media import images as image_files
     from oaicli.output import writers as output
-    fmt = invocation.current().settings.format
+    fmt = output.chosen_format()
     items = answer.get("data") or []
     if no_save:
         urls = [item["url"] for item in items if item.get("url")]

@@ -29,6 +29,19 @@ def resolve_format(invocation: Invocation | None = None) -> str:
     return chosen
 
 
+def chosen_format(invocation: Invocation | None = None) -> str | None:
+    """The format asked for (flag, OAICLI_FORMAT or profile), checked like every format; None when none was:
+    for commands whose default is not a table (event lines, answers, saved paths)."""
+    invocation = invocation or active()
+    return resolve_format(invocation) if invocation and invocation.format else None
+
+
+def answer_format(invocation: Invocation | None = None) -> str:
+    """Commands that print a model's answer (chat, complete, edit): json or jsonl when asked for, else text."""
+    fmt = chosen_format(invocation)
+    return fmt if fmt in ("json", "jsonl") else "text"
+
+
 def color_enabled(stream=None) -> bool:
     stream = stream or sys.stdout
     return stream.isatty() and not os.environ.get("NO_COLOR")

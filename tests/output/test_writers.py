@@ -133,3 +133,16 @@ def test_table_columns_line_up_with_wide_characters():
     lines = rendered.splitlines()
     widths = {wcwidth.wcswidth(line.rstrip()) for line in lines[2:]}
     assert len(widths) == 1, rendered  # every row ends in the same screen column
+
+
+def test_answer_commands_check_a_default_format_too(fake, invoke, monkeypatch):
+    """chat, complete and edit read the format through the output layer, so a bad OAICLI_FORMAT is the
+    same one clear line there (before, they silently printed text) and nothing is sent."""
+    monkeypatch.setenv("OAICLI_FORMAT", "yaml")
+    for args in (["chat", "hi"], ["complete", "hi"], ["edit", "--instruction", "fix", "--input", "x"]):
+        result = invoke(*args)
+        assert result.exit_code == 3 and result.stdout == "", args
+        assert result.stderr.startswith("Error: Format 'yaml' (env OAICLI_FORMAT) is not one of table, json, jsonl, text.")
+    assert fake.calls("POST", "/v1/chat/completions") == [] and fake.calls("POST", "/v1/edits") == []
+    monkeypatch.setenv("OAICLI_FORMAT", "json")
+    assert json.loads(invoke("chat", "hi").stdout)["object"] == "chat.completion"
