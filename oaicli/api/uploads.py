@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from oaicli.api.polling import pause
 from oaicli.core.errors import ApiError, ExitCode, OaicliError
 from oaicli.core.mime import mime_type
 
@@ -149,10 +150,8 @@ def wait_processed(api, file_id: str, deadline: float | None, sleep=time.sleep) 
         if status in ("error", "deleted"):
             details = info.get("status_details") or "no details given"
             raise OaicliError(f"File {file_id} failed processing: {details}.", exit_code=ExitCode.REQUEST)
-        if deadline is not None and time.monotonic() >= deadline:
-            raise OaicliError(f"File {file_id} is still {status} after the --timeout.",
-                              f"Check later with `oaicli files get {file_id}`.", exit_code=ExitCode.TIMEOUT)
-        sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+        pause(deadline, delay, sleep, f"File {file_id} is still {status}",
+              f"Check later with `oaicli files get {file_id}`.")
         delay = min(delay * 1.5, 5.0)
 
 

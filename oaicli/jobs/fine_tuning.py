@@ -8,6 +8,7 @@ from typing import Iterator
 
 import click
 
+from oaicli.api.polling import pause
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -173,10 +174,8 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
         if lost is not None:
             output.notice(f"Lost contact with the server ({lost.message.rstrip('.')}); "
                           f"trying again in {delay:.0f}s.")
-        if deadline is not None and time.monotonic() >= deadline:
-            raise OaicliError(f"Job {job_id} is still {status or 'unreachable'} after the --timeout.",
-                              f"Resume with `oaicli fine-tunes follow {job_id}`.", exit_code=ExitCode.TIMEOUT)
-        sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+        pause(deadline, delay, sleep, f"Job {job_id} is still {status or 'unreachable'}",
+              f"Resume with `oaicli fine-tunes follow {job_id}`.")
 
 
 def outcome(job: dict) -> None:
