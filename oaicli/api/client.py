@@ -2,20 +2,17 @@
 
 import json
 import os
-import random
 import sys
 import time
-from email.utils import parsedate_to_datetime
 from typing import Iterator
 
 import httpx
 
+from oaicli.api.retry import RetryPolicy
 from oaicli.api.sse import SSEParser
 from oaicli.core import settings as settings_module
 from oaicli.core.errors import ApiError, ConfigError, NetworkError, StreamError, redact
 
-RETRYABLE_STATUSES = {408, 409, 429, 500, 502, 503, 504}
-MAX_HONOURED_RETRY_AFTER = 60.0
 # Paths that Azure OpenAI serves under /deployments/{model}/.
 AZURE_DEPLOYMENT_PATHS = ("/chat/completions", "/completions", "/embeddings", "/images/", "/audio/", "/edits")
 
@@ -29,6 +26,9 @@ class ApiClient:
         self.echo = echo or _to_stderr
         self.sleep = sleep
         self.max_retries = settings.max_retries
+        # self.sleep is looked up at each wait, so a test (or serve) may replace it after construction.
+        self.retry = RetryPolicy(self.max_retries, lambda seconds: self.sleep(seconds),
+                                 notice=None if settings.quiet else self.echo)
         self.azure = settings.api_type == "azure"
         _check_base_url(settings)
         self._http = httpx.Client(
@@ -99,8 +99,7 @@ class ApiClient:
         Retries cover 408, 409, 429, 5xx, connection errors and timeouts. Uploads are streamed
         again from the start of each file on a retry."""
         path, params = self._route(path, params, json if json is not None else data)
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+        for attempt, last in self.retry.attempts():
             _rewind(files)
             request = self._http.build_request(method, path, params=params, json=json, data=data,
                                                files=files, headers=headers,
@@ -113,7 +112,7 @@ class ApiClient:
                 if last or self._http.is_closed:  # closed on Ctrl-C or SIGTERM: nothing to retry for
                     raise self._network_error(exc, method, request.url) from exc
                 timed_out = isinstance(exc, httpx.TimeoutException)
-                self._wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
+                self.retry.wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
                            else f"connection failed ({_describe(exc)})")
                 continue
             self._trace_response(response, time.monotonic() - started)
@@ -122,8 +121,8 @@ class ApiClient:
             response.read()
             response.close()
             self._trace_body("<", response.content, response.headers.get("content-type", ""))
-            if response.status_code in RETRYABLE_STATUSES and not last:
-                self._wait(response, attempt, f"HTTP {response.status_code}")
+            if self.retry.retries(response.status_code, last):
+                self.retry.wait(response, attempt, f"HTTP {response.status_code}")
                 continue
             raise _with_model_hint(error_from_response(response), path, json if json is not None else data)
         raise AssertionError("unreachable")
@@ -144,12 +143,6 @@ class ApiClient:
         if model and path.startswith(AZURE_DEPLOYMENT_PATHS):
             path = f"/deployments/{model}{path}"
         return path, params
-
-    def _wait(self, response: httpx.Response | None, attempt: int, why: str) -> None:
-        delay = retry_delay(response, attempt)
-        if not self.settings.quiet:
-            self.echo(f"Retrying in {delay:.1f}s: {why} (attempt {attempt + 2} of {self.max_retries + 1}).")
-        self.sleep(delay)
 
     def _origin(self) -> str:
         url = self._http.base_url
@@ -308,31 +301,6 @@ def _rewind(files) -> None:
 def _describe(exc: Exception) -> str:
     """The exception's text without a final full stop, since our sentences add their own."""
     return (str(exc) or exc.__class__.__name__).rstrip(".")
-
-
-def retry_delay(response: httpx.Response | None, attempt: int) -> float:
-    """Honour retry-after-ms and Retry-After (seconds or a date) when sane; else backoff with jitter."""
-    if response is not None:
-        hinted = _retry_after(response.headers)
-        if hinted is not None and 0 <= hinted <= MAX_HONOURED_RETRY_AFTER:
-            return hinted
-    base = min(0.5 * 2 ** attempt, 8.0)
-    return base * (1 - 0.25 * random.random())
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    try:
-        if "retry-after-ms" in headers:
-            return float(headers["retry-after-ms"]) / 1000
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())  # a past date: now
-    except (TypeError, ValueError):
-        return None
 
 
 def error_from_response(response: httpx.Response) -> ApiError:

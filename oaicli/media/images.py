@@ -165,13 +165,12 @@ def url_fetcher(client):
 
 def fetch_url(client, plain: httpx.Client, url: str, path: Path, label: str) -> None:
     """Stream a result URL to a file atomically through `plain` (no credentials). Retried like API calls."""
-    from oaicli.api.client import RETRYABLE_STATUSES, retry_delay
-    for attempt in range(client.max_retries + 1):
-        last = attempt == client.max_retries
+    retry = client.retry
+    for attempt, last in retry.attempts():
         try:
             with plain.stream("GET", url) as response:
-                if response.status_code in RETRYABLE_STATUSES and not last:
-                    client.sleep(retry_delay(response, attempt))
+                if retry.retries(response.status_code, last):
+                    retry.wait(response, attempt)
                     continue
                 if response.status_code >= 400:
                     raise NetworkError(f"Downloading {_short(url)} failed: HTTP {response.status_code}.",
@@ -181,7 +180,7 @@ def fetch_url(client, plain: httpx.Client, url: str, path: Path, label: str) -> 
             if last:
                 raise NetworkError(f"Downloading {_short(url)} failed: {exc or exc.__class__.__name__}.",
                                    "Nothing was saved at that path; try again.") from exc
-            client.sleep(retry_delay(None, attempt))
+            retry.wait(None, attempt)
 
 
 def _write(response: httpx.Response, path: Path, label: str) -> None:
