@@ -226,7 +226,7 @@ class ApiClient:
         response = self.send(method, path, json=json)
         try:
             bar.reset(total=int(response.headers.get("content-length") or 0) or None)
-            return _copy(response, sink, bar)
+            return copy_body(response, sink, bar)
         except httpx.TransportError as exc:
             raise NetworkError(f"The {what} broke off: {_describe(exc)}.",
                                f"Nothing was written at {where or 'the target path'}; try again.") from exc
@@ -357,13 +357,16 @@ def _plain_message(response: httpx.Response) -> str:
     return f"The server answered {response.status_code} {reason}: {first_line}"
 
 
-def _copy(response: httpx.Response, sink, bar) -> int:
+def copy_body(response: httpx.Response, sink, bar=None) -> int:
+    """The one stream-to-file copy (API downloads, image URLs, saved transcripts): the body's bytes into
+    `sink` as they arrive, counted on `bar` if given; the number of bytes."""
     written = 0
     # No chunk_size: re-chunking the 64 KiB reads into bigger pieces doubled the CPU of a download.
     for chunk in response.iter_bytes():
         sink.write(chunk)
         written += len(chunk)
-        bar.update(len(chunk))
+        if bar is not None:
+            bar.update(len(chunk))
     sink.flush()
     return written
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from oaicli.api.client import copy_body
 from oaicli.api.uploads import ProgressReader
 from oaicli.core.errors import InputError, NetworkError
 from oaicli.core.mime import mime_type
@@ -80,8 +81,7 @@ def _save(response: httpx.Response, output: Path) -> None:
     from oaicli.output import writers as out
     from oaicli.output.files import atomic_writer
     with atomic_writer(output) as sink:
-        for chunk in response.iter_bytes():
-            sink.write(chunk)
+        copy_body(response, sink)
     out.notice(f"Saved to {output}.")
 
 

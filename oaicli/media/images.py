@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from oaicli.api.client import copy_body
 from oaicli.core.errors import InputError, NetworkError
 
 MAX_DALLE2_BYTES = 4 * 1024 * 1024
@@ -188,9 +189,7 @@ def _write(response: httpx.Response, path: Path, label: str) -> None:
     from oaicli.output.progress import progress_bar
     total = int(response.headers.get("content-length") or 0) or None
     with progress_bar(total, label) as bar, atomic_writer(path) as sink:
-        for chunk in response.iter_bytes():
-            sink.write(chunk)
-            bar.update(len(chunk))
+        copy_body(response, sink, bar)
 
 
 def _short(url: str) -> str:
