@@ -232,6 +232,8 @@ def test_content_to_a_path_under_a_file_is_one_line_and_exit_4(invoke, fake, tmp
     assert result.stderr == f"Error: Cannot save into {tmp_path / 'taken' / 'sub'}: " \
                             f"{tmp_path / 'taken'} is a file, not a folder.\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    # checked before the request, as image, audio and embed do: nothing was downloaded for nothing
+    assert fake.calls("GET", f"/v1/files/{record['id']}/content") == []
 
 
 def test_jsonl_goes_to_the_uploads_api_as_text_jsonl(invoke, fake, tmp_path, monkeypatch):
