@@ -1,11 +1,11 @@
 """What every turn of one chat invocation shares, and the turns themselves: stateless, or in a stored
-session (read the tail, ask, save, all under the session's lock)."""
+session (read the tail, ask, save, all under the session's lock). A stateless turn loads no store and no
+token counter."""
 
 import click
 
 from oaicli.api.completions import Requester, request_params
 from oaicli.chat.display import AnswerDisplay
-from oaicli.conversation.store import Store
 from oaicli.conversation.turn import (
     TRANSCRIPT_STOP,
     Context,
@@ -48,6 +48,8 @@ class Chat:
 
     def open_store(self):
         if self.store is None:
+            # Here, not at the top: a stateless chat never opens the store (sqlite3, hashlib: ~7 ms).
+            from oaicli.conversation.store import Store
             self.store = Store.open()
             self.invocation.call_on_close(self.store.close)
         return self.store

@@ -49,7 +49,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
       oaicli embed "a red fox" "a brown dog" --format jsonl
       oaicli embed -i docs.jsonl --field text -m text-embedding-3-small -o vectors.npy
     """
-    from oaicli.media import embeddings as embedding
+    from oaicli.media import embeddings
     from oaicli.output import writers as out
     if field and not input_file:
         raise click.UsageError("--field needs --input-file.")
@@ -61,7 +61,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
     if dimensions:
         body["dimensions"] = dimensions
     with _open_inputs(texts, input_file, field) as (inputs, total):
-        source = _non_empty(embedding.batches(inputs, max_inputs=batch_size))
+        source = _non_empty(embeddings.batches(inputs, max_inputs=batch_size))
         api = invocation.current().client()
         if output:
             count = _to_file(api, body, source, output, dtype, concurrency, total)
@@ -82,20 +82,20 @@ def _non_empty(batches):
 
 
 def _to_stdout(api, body, source, fmt, concurrency, total) -> int:
-    from oaicli.media import embeddings as embedding
-    writer = {"jsonl": embedding.JsonlWriter, "json": embedding.JsonWriter}.get(fmt, embedding.TableWriter)()
+    from oaicli.media import embeddings
+    writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(fmt, embeddings.TableWriter)()
     with _bar(total) as bar:
-        count = embedding.run(api, body, source, writer, concurrency, bar)
+        count = embeddings.run(api, body, source, writer, concurrency, bar)
     writer.close()
     return count
 
 
 def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
-    from oaicli.media import embeddings as embedding
+    from oaicli.media import embeddings
     from oaicli.output.files import atomic_writer
     with atomic_writer(path) as sink, _bar(total) as bar:
-        writer = embedding.file_writer(path, sink, dtype)
-        count = embedding.run(api, body, source, writer, concurrency, bar)
+        writer = embeddings.file_writer(path, sink, dtype)
+        count = embeddings.run(api, body, source, writer, concurrency, bar)
         writer.close()
     return count
 
@@ -126,7 +126,7 @@ def _inputs(texts, input_file, field):
     import sys
 
     from oaicli.core.errors import InputError
-    from oaicli.media import embeddings as embedding
+    from oaicli.media import embeddings
     if texts:
         if input_file:
             raise click.UsageError("Give TEXT arguments or --input-file, not both.")
@@ -134,11 +134,11 @@ def _inputs(texts, input_file, field):
     elif input_file in (None, "-"):
         if input_file is None and sys.stdin.isatty():
             raise InputError("Nothing to embed: give TEXT arguments, --input-file, or pipe lines on stdin.")
-        yield embedding.lines_of(sys.stdin.buffer, field, "standard input"), 0
+        yield embeddings.lines_of(sys.stdin.buffer, field, "standard input"), 0
     else:
         try:
             handle = open(input_file, "rb")
         except OSError as exc:
             raise InputError(f"Cannot read {input_file}: {exc.strerror}.")
         with handle:
-            yield embedding.lines_of(handle, field, input_file), os.fstat(handle.fileno()).st_size
+            yield embeddings.lines_of(handle, field, input_file), os.fstat(handle.fileno()).st_size

@@ -403,10 +403,10 @@ def prepare_data(path, model, fix):
       oaicli fine-tunes prepare-data train.jsonl --fix
     """
     from oaicli.core.errors import InputError
-    from oaicli.jobs import training_data as finetune_data
+    from oaicli.jobs import training_data
     from oaicli.output import writers as output
-    report = finetune_data.analyse(path, model)
-    fixed = finetune_data.write_fixed(report) if fix and report.problems and (report.valid or report.repairs) \
+    report = training_data.analyse(path, model)
+    fixed = training_data.write_fixed(report) if fix and report.problems and (report.valid or report.repairs) \
         else None
     summary = {**report.as_dict(), "fixed_file": str(fixed) if fixed else None}
     if output.resolve_format() in ("json", "jsonl"):

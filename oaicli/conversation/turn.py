@@ -2,7 +2,7 @@
 from the store, make the request body, shrink once on context_length_exceeded, save the exchange.
 
 The store, token counter and context assembly are the conversation core's (oaicli/conversation/store.py,
-tokens.py, context.py); this module only strings them together.
+tokens.py, budget.py); this module only strings them together.
 """
 
 import time

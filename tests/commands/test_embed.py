@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from oaicli.core.errors import ExitCode
-from oaicli.media import embeddings as embedding
+from oaicli.media import embeddings
 from tests.fake.embeddings import vector_for
 from tests.fake.server import Scripted
 
@@ -81,13 +81,13 @@ def test_the_token_cap_splits_long_inputs(fake, invoke):
 
 def test_batches_respect_both_limits():
     items = [("ab", 3), ("cd", 3), ("efgh", 5), ("i", 2)]
-    got = [(b.start, b.texts, b.size) for b in embedding.batches(items, max_inputs=3, max_tokens=6)]
+    got = [(b.start, b.texts, b.size) for b in embeddings.batches(items, max_inputs=3, max_tokens=6)]
     assert got == [(0, ["ab", "cd"], 6), (2, ["efgh", "i"], 7)]
 
 
 def test_blank_lines_count_towards_the_progress_of_the_next_input():
     import io
-    lines = list(embedding.lines_of(io.BytesIO(b"a\n\n  \nbc\n"), None, "in"))
+    lines = list(embeddings.lines_of(io.BytesIO(b"a\n\n  \nbc\n"), None, "in"))
     assert lines == [("a", 2), ("bc", 7)]
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from oaicli.jobs import training_data as finetune_data
+from oaicli.jobs import training_data
 
 CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
                      {"role": "assistant", "content": "Hello!"}]}
@@ -24,7 +24,7 @@ def problems(report):
 def test_good_chat_file_counts_tokens_and_cost(tmp_path):
     path = write(tmp_path, CHAT, {"messages": [{"role": "user", "content": "Bye"},
                                                {"role": "assistant", "content": "Goodbye."}]})
-    report = finetune_data.analyse(path, "gpt-4o-mini-2024-07-18")
+    report = training_data.analyse(path, "gpt-4o-mini-2024-07-18")
     assert report.problems == [] and report.format == "chat" and report.examples == 2
     from oaicli.conversation.tokens import counter_for
     counter = counter_for("gpt-4o-mini-2024-07-18")
@@ -34,7 +34,7 @@ def test_good_chat_file_counts_tokens_and_cost(tmp_path):
 
 
 def test_good_legacy_file(tmp_path):
-    report = finetune_data.analyse(write(tmp_path, LEGACY, {"prompt": "Q: 3+3 ->", "completion": " 6\n"}), "davinci")
+    report = training_data.analyse(write(tmp_path, LEGACY, {"prompt": "Q: 3+3 ->", "completion": " 6\n"}), "davinci")
     assert report.problems == [] and report.format == "prompt-completion" and report.total_tokens > 0
 
 
@@ -53,7 +53,7 @@ def test_every_kind_of_problem_is_reported_by_line(tmp_path):
                  "",                                                           # 11 blank: ignored
                  {"messages": [{"role": "user", "content": "word " * 70000}, {"role": "assistant", "content": "y"}]},
                  )
-    report = finetune_data.analyse(path, "gpt-4o-mini")
+    report = training_data.analyse(path, "gpt-4o-mini")
     found = dict(problems(report))
     assert found[2].startswith("not valid JSON")
     assert found[3] == "expected a JSON object, got list"
@@ -70,23 +70,23 @@ def test_every_kind_of_problem_is_reported_by_line(tmp_path):
 
 
 def test_legacy_problems(tmp_path):
-    report = finetune_data.analyse(write(tmp_path, {"prompt": "x"}, {"prompt": "x", "completion": 3},
+    report = training_data.analyse(write(tmp_path, {"prompt": "x"}, {"prompt": "x", "completion": 3},
                                          {"prompt": "x", "completion": " ", "extra": 1}), "curie")
     assert problems(report) == [(1, 'missing "completion"'), (2, '"completion" must be a string, not int'),
                                 (3, '"extra": a key the API does not know'), (3, "empty completion")]
 
 
 def test_an_empty_file_is_a_problem(tmp_path):
-    report = finetune_data.analyse(write(tmp_path, ""), "gpt-4o-mini")
+    report = training_data.analyse(write(tmp_path, ""), "gpt-4o-mini")
     assert problems(report) == [(0, "the file holds no examples")]
 
 
 def test_fix_writes_the_valid_examples_beside_and_never_overwrites(tmp_path):
     path = write(tmp_path, CHAT, "{bad", CHAT, LEGACY)
     original = path.read_bytes()
-    report = finetune_data.analyse(path, "gpt-4o-mini")
-    first = finetune_data.write_fixed(report)
-    second = finetune_data.write_fixed(report)
+    report = training_data.analyse(path, "gpt-4o-mini")
+    first = training_data.write_fixed(report)
+    second = training_data.write_fixed(report)
     assert first == tmp_path / "train.fixed.jsonl" and second == tmp_path / "train.fixed-2.jsonl"
     assert first.read_text() == json.dumps(CHAT) + "\n" == second.read_text()
     assert path.read_bytes() == original
@@ -122,12 +122,12 @@ def test_prepare_data_on_a_good_file_exits_0(invoke, tmp_path):
 def test_fix_removes_keys_the_api_does_not_know(tmp_path):
     noisy = {"id": 7, "messages": [{"role": "user", "content": "Hi", "ts": 1}, {"role": "assistant", "content": "Yo"}]}
     path = write(tmp_path, noisy, "{bad")
-    report = finetune_data.analyse(path, "gpt-4o-mini")
+    report = training_data.analyse(path, "gpt-4o-mini")
     assert problems(report) == [(1, '"id": a key the API does not know (--fix removes it)'),
                                 (1, 'message 1: "ts": a key the API does not know (--fix removes it)'),
                                 (2, "not valid JSON (Expecting property name enclosed in double quotes at column 2)")]
     assert report.valid == 0 and report.total_tokens > 0
-    fixed = finetune_data.write_fixed(report)
+    fixed = training_data.write_fixed(report)
     assert json.loads(fixed.read_text()) == {"messages": [{"role": "user", "content": "Hi"},
                                                           {"role": "assistant", "content": "Yo"}]}
 
@@ -142,7 +142,7 @@ def test_odd_values_are_reported_by_line_not_crashed_on(tmp_path):
         json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}, reply]}).encode(),
         json.dumps({"messages": [{"role": "user", "content": ["hi"]}, reply]}).encode(),
     ]) + b"\n")
-    found = dict(problems(finetune_data.analyse(path, "gpt-4o-mini-2024-07-18")))
+    found = dict(problems(training_data.analyse(path, "gpt-4o-mini-2024-07-18")))
     assert found[2] == "not valid UTF-8 text"
     assert found[3].startswith("message 1: unknown role ['user']")
     assert found[4] == found[5] == 'message 1: "content" parts must be objects, each "text" a string'
