@@ -63,3 +63,14 @@ def test_a_command_imports_only_its_own_module():
             "print(sorted(m for m in sys.modules if m.startswith('oaicli.commands.')))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "['oaicli.commands.models']", result.stderr
+
+
+def test_a_stateless_chat_loads_no_store_and_no_token_counter(fake):
+    """The one-shot path (the most common call from scripts) opens no SQLite store and loads no encoding."""
+    code = ("import sys\nfrom oaicli.cli.root import cli\n"
+            "cli.main(['chat', 'hi'], prog_name='oaicli', standalone_mode=False)\n"
+            "print(sorted(m for m in ('sqlite3', 'tiktoken', 'oaicli.conversation.store', 'oaicli.conversation.tokens')"
+            " if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
