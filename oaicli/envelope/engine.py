@@ -9,7 +9,12 @@ import json
 import threading
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from oaicli.api.completions import answer_of
+from oaicli.conversation.turn import Context, is_context_error, shrink
+from oaicli.core.errors import ApiError, InputError, NetworkError, redact
 
 VERSION = "1.0.0"
 SPOKEN_MAJOR = "1"
@@ -72,7 +77,6 @@ class Envelope:
                  max_question_chars: int = 32000, answer_tokens: int | None = None,
                  context_window: int | None = None, stream: bool = False, extra_params: dict | None = None,
                  max_history: int | None = None, include_usage: bool = True):
-        from oaicli.conversation.turn import Context
         self.store = store
         self.model = model
         self.system = system
@@ -148,7 +152,6 @@ class Envelope:
 
     def begin(self, parsed: Parsed) -> "Pending | dict":
         """The stored answer of a repeated question_id, or the request to send."""
-        from oaicli.core.errors import InputError
         if parsed.given_question_id:
             replay = self._replay(parsed)
             if replay is not None:
@@ -196,7 +199,6 @@ class Envelope:
     def retry_smaller(self, pending: Pending) -> "Pending | None":
         """After context_length_exceeded: the same question with the older half of the history dropped,
         once. None when it was already retried or there is no history left to drop."""
-        from oaicli.conversation.turn import shrink
         smaller = shrink(pending.history)
         if pending.retried or smaller is None:
             return None
@@ -206,7 +208,6 @@ class Envelope:
 
     def finish(self, pending: Pending, completion: dict) -> dict:
         """Save the exchange (one transaction) and answer."""
-        from oaicli.api.completions import answer_of
         if not completion.get("choices"):
             return response(Codes.UPSTREAM_FAILED, "the API answered without any choice", pending.ids)
         if pending.session_id is None:
@@ -229,8 +230,6 @@ class Envelope:
 
 
 def classify(error: Exception) -> tuple[int, str]:
-    from oaicli.conversation.turn import is_context_error
-    from oaicli.core.errors import ApiError, InputError, NetworkError, redact
     text = redact(" ".join(str(getattr(error, "message", None) or error).split()))
     if isinstance(error, ApiError):
         label = f"{text} (HTTP {error.status}{', ' + error.code if error.code else ''})"
@@ -316,7 +315,6 @@ class LineRunner:
             self.write(result)
 
     def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
-        from oaicli.conversation.turn import is_context_error
         pending = engine.begin(parsed)
         while not isinstance(pending, dict):
             try:
@@ -340,7 +338,6 @@ class LineRunner:
         return lambda text: None if self._stopping.is_set() else self.write(engine.delta_line(pending, text))
 
     def _run_pool(self, lines) -> None:
-        from concurrent.futures import ThreadPoolExecutor
         queues: dict[tuple, deque] = {}
         guard = threading.Lock()
         room = threading.BoundedSemaphore(read_ahead(self.concurrency))

@@ -9,7 +9,9 @@ from typing import Iterator
 import click
 
 from oaicli.api.polling import pause
+from oaicli.core import settings
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
+from oaicli.output.files import atomic_writer
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 EVENTS_PAGE = 100
@@ -90,7 +92,6 @@ APIS = {"jobs": JobsApi(), "legacy": LegacyApi()}
 
 
 def remembered_path():
-    from oaicli.core import settings
     return settings.home_dir() / "fine_tune_api.json"
 
 
@@ -102,7 +103,6 @@ def _remembered() -> dict:
 
 
 def _remember(base_url: str, name: str) -> None:
-    from oaicli.output.files import atomic_writer
     known = {**_remembered(), base_url: name}
     try:
         with atomic_writer(remembered_path(), "w") as sink:

@@ -5,8 +5,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oaicli.conversation.tokens import counter_for
 from oaicli.core.errors import InputError
 from oaicli.core.models import lookup
+from oaicli.output.files import atomic_writer
 
 CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 CHAT_KEYS = {"messages", "tools", "functions", "parallel_tool_calls"}
@@ -63,7 +65,6 @@ class Report:
 
 def token_counter(model: str):
     """oaicli.conversation.tokens' counter for the model (exact for OpenAI models, an estimate otherwise)."""
-    from oaicli.conversation.tokens import counter_for
     return counter_for(model)
 
 
@@ -221,7 +222,6 @@ def fixed_path(path: Path) -> Path:
 
 def write_fixed(report: Report) -> Path:
     """Copy the examples that passed, byte for byte, and the repaired ones, to a new file beside the original."""
-    from oaicli.output.files import atomic_writer
     destination = fixed_path(report.path)
     with open(report.path, "rb") as source, atomic_writer(destination) as sink:
         for number, raw in enumerate(source, start=1):

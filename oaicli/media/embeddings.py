@@ -2,6 +2,8 @@
 concurrently over one client, and hand results to a writer in input order with a bounded window."""
 
 import base64
+import csv
+import io
 import json
 import math
 import queue
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from oaicli.core.errors import InputError
+from oaicli.core.errors import InputError, NetworkError
 
 MAX_INPUTS = 2048  # the API's limit of inputs per request
 MAX_TOKENS = 300_000  # the API's limit of tokens summed over one request's inputs
@@ -91,7 +93,6 @@ def embed_batch(client, body: dict, batch: Batch) -> list[list[float]]:
     answer = client.post("/embeddings", json={**body, "input": batch.texts})
     data = sorted(answer.get("data", []), key=lambda item: item.get("index", 0))
     if len(data) != len(batch.texts):
-        from oaicli.core.errors import NetworkError
         raise NetworkError(f"The server returned {len(data)} embeddings for a batch of {len(batch.texts)} inputs.")
     return [decode(item["embedding"]) for item in data]
 
@@ -264,8 +265,6 @@ class CsvWriter:
     """index, input, then one column per dimension."""
 
     def __init__(self, sink):
-        import csv
-        import io
         self.text = io.TextIOWrapper(sink, encoding="utf-8", newline="")
         self.csv = csv.writer(self.text)
         self.header = False

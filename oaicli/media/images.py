@@ -10,6 +10,9 @@ import httpx
 
 from oaicli.api.client import copy_body
 from oaicli.core.errors import InputError, NetworkError
+from oaicli.media.png import NotPNG, read_info
+from oaicli.output.files import atomic_writer
+from oaicli.output.progress import progress_bar
 
 MAX_DALLE2_BYTES = 4 * 1024 * 1024
 MAX_GPT_IMAGE_EDITS = 16
@@ -54,7 +57,6 @@ def check_exists(path: str, what: str = "Image") -> Path:
 
 def check_dalle2_png(path: Path, what: str = "Image"):
     """dall-e-2 edits and variations: a real PNG (by signature), square, under 4 MB."""
-    from oaicli.media.png import NotPNG, read_info
     try:
         info = read_info(path)
     except NotPNG as exc:
@@ -134,7 +136,6 @@ def save_all(items: list[dict], directory: Path, stem: str, extension: str, fetc
 
 
 def _save_one(item: dict, path: Path, fetch, label: str) -> None:
-    from oaicli.output.files import atomic_writer
     if item.get("b64_json"):
         with atomic_writer(path) as sink:
             sink.write(base64.b64decode(item["b64_json"]))
@@ -185,8 +186,6 @@ def fetch_url(client, plain: httpx.Client, url: str, path: Path, label: str) -> 
 
 
 def _write(response: httpx.Response, path: Path, label: str) -> None:
-    from oaicli.output.files import atomic_writer
-    from oaicli.output.progress import progress_bar
     total = int(response.headers.get("content-length") or 0) or None
     with progress_bar(total, label) as bar, atomic_writer(path) as sink:
         copy_body(response, sink, bar)

@@ -11,7 +11,11 @@ import itertools
 import threading
 import time
 
+import httpx
+
+from oaicli.api.completions import Requester
 from oaicli.core.errors import OaicliError
+from oaicli.envelope.engine import Codes, LineRunner
 
 
 class Stopping(OaicliError):
@@ -49,8 +53,6 @@ class Exchanger:
     def __init__(self, engine, clients: list, notice=None):
         """`engine`: the Envelope (stream=False); a streaming twin is made from it for SSE requests.
         `clients`: ApiClients; each worker thread keeps to one of them (see main.py for why several)."""
-        from oaicli.api.completions import Requester
-        from oaicli.envelope.engine import LineRunner
         self.store = GatedStore(engine.store)
         self.store.on_refused = lambda error: setattr(self._local, "error", error)
         plain = engine.with_store(self.store)
@@ -119,7 +121,6 @@ class Exchanger:
 
 def status_for(response: dict, error: Exception | None) -> int:
     """The HTTP status of an envelope response: 400 for a bad request, 502/504 upstream, 500 for a bug."""
-    from oaicli.envelope.engine import Codes
     code = response.get("code", Codes.INTERNAL)
     if code == Codes.OK:
         return 200
@@ -133,6 +134,5 @@ def status_for(response: dict, error: Exception | None) -> int:
 
 
 def _timed_out(error: Exception | None) -> bool:
-    import httpx
     status = getattr(error, "status", None)
     return status in (408, 504) or isinstance(getattr(error, "__cause__", None), httpx.TimeoutException)
