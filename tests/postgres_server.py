@@ -91,7 +91,7 @@ def postgres_server():
 def _start(bin_dir: Path, data: Path, sockets: Path, log: Path, run: dict, attempts: int = 3) -> int:
     """pg_ctl start on a free port; another process may take the port between our probe and the server's
     bind, so a failed start is retried on a new port."""
-    for attempt in range(attempts):
+    for _attempt in range(attempts):
         port = _free_port()
         options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
                    f"-c synchronous_commit=off -c full_page_writes=off -c max_connections={MAX_CONNECTIONS}")

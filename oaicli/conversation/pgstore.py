@@ -23,9 +23,9 @@ import time
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from oaicli.errors import InputError
-from oaicli.store import (_SESSION_COLUMNS, _TURN_COLUMNS, Session, Store, StoreError, Turn, _session,
-                          _split_messages, _turn, content_tokens)
+from oaicli.conversation.rows import SESSION_COLUMNS, TURN_COLUMNS, Session, Turn, content_tokens, session_from_row, split_messages, turn_from_row
+from oaicli.conversation.store import Store, StoreError
+from oaicli.core.errors import InputError
 
 # Numbered as in the SQLite store: 1 is the same schema; later numbers are PostgreSQL's own.
 MIGRATIONS = [
@@ -99,7 +99,7 @@ _held: contextvars.ContextVar = contextvars.ContextVar("oaicli_pg_turn", default
 
 
 class PgStore:
-    """Sessions and turns in PostgreSQL; every method matches oaicli.store.Store's."""
+    """Sessions and turns in PostgreSQL; every method matches oaicli.conversation.store.Store's."""
 
     def __init__(self, pool: ConnectionPool, url: str):
         self.pool = pool
@@ -170,8 +170,8 @@ class PgStore:
     # Sessions
 
     def get_session(self, name: str) -> Session | None:
-        rows = self._rows(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = %s", (name,))
-        return _session(rows[0] if rows else None)
+        rows = self._rows(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE name = %s", (name,))
+        return session_from_row(rows[0] if rows else None)
 
     require_session = Store.require_session
 
@@ -191,13 +191,13 @@ class PgStore:
                 db.execute("UPDATE sessions SET model = %s WHERE name = %s", (model, name))
             if system is not None:
                 db.execute("UPDATE sessions SET system = %s WHERE name = %s", (system, name))
-            return _session(db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = %s",
+            return session_from_row(db.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE name = %s",
                                        (name,)).fetchone())
 
     def latest_session(self) -> Session | None:
-        rows = self._rows(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE kind = 'named' "
+        rows = self._rows(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE kind = 'named' "
                           "ORDER BY updated_at DESC, id DESC LIMIT 1")
-        return _session(rows[0] if rows else None)
+        return session_from_row(rows[0] if rows else None)
 
     def list_sessions(self) -> list[dict]:
         rows = self._rows("SELECT s.name, s.kind, s.model, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id), "
@@ -214,12 +214,12 @@ class PgStore:
         """Every turn, oldest first, read in batches (for show, export and copy)."""
         last = 0
         while True:
-            rows = self._rows(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = %s AND id > %s "
+            rows = self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = %s AND id > %s "
                               "ORDER BY id LIMIT 1000", (session_id, last))
             if not rows:
                 return
             for row in rows:
-                yield _turn(row)
+                yield turn_from_row(row)
             last = rows[-1][0]
 
     # The same walk as SQLite's: both stores read rows of the same shape through _rows_before.
@@ -229,9 +229,9 @@ class PgStore:
 
     def _rows_before(self, session_id: int, before: int | None, limit: int):
         if before is None:
-            return self._rows(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = %s "
+            return self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = %s "
                               "ORDER BY id DESC LIMIT %s", (session_id, limit))
-        return self._rows(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = %s AND id < %s "
+        return self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = %s AND id < %s "
                           "ORDER BY id DESC LIMIT %s", (session_id, before, limit))
 
     def _cache_counts(self, turns: list[Turn]) -> None:
@@ -247,7 +247,7 @@ class PgStore:
 
     def find_exchange(self, session_id: int, question_id: str, user_id: str | None = None) -> tuple[Turn, Turn] | None:
         """The stored question and answer with this question_id (and user), for idempotent retries."""
-        turns = [_turn(row) for row in self._rows(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = %s "
+        turns = [turn_from_row(row) for row in self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = %s "
                                                   "AND question_id = %s ORDER BY id", (session_id, question_id))]
         for index, turn in enumerate(turns[:-1]):
             if turn.role == "user" and (user_id is None or turn.user_id == user_id):
@@ -348,7 +348,7 @@ class PgStore:
         """Store a messages array as a session's turns, in one transaction (see Store.import_messages)."""
         if not name or not name.strip():
             raise InputError("The session name is empty.")
-        system, turns = _split_messages(messages)
+        system, turns = split_messages(messages)
         now = time.time()
         with self._connection() as db:
             row = db.execute("SELECT id FROM sessions WHERE name = %s FOR UPDATE", (name,)).fetchone()
@@ -383,10 +383,10 @@ class PgStore:
         """Write a session and its turns as they are (ids, counts, question ids), in one transaction."""
         count = 0
         with self._connection() as db:
-            db.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            db.execute(f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                        (session.id, session.name, session.kind, session.model, session.system,
                         session.created_at, session.updated_at))
-            with db.cursor().copy(f"COPY turns (session_id, {_TURN_COLUMNS}) FROM STDIN") as copy:
+            with db.cursor().copy(f"COPY turns (session_id, {TURN_COLUMNS}) FROM STDIN") as copy:
                 for turn in turns:
                     copy.write_row((session.id, turn.id, turn.role, turn.content, turn.tokens, turn.encoding,
                                     turn.question_id, turn.model,
@@ -417,5 +417,5 @@ def _shown(url: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    from oaicli.errors import redact
+    from oaicli.core.errors import redact
     return redact(" ".join(str(exc).split())) or exc.__class__.__name__

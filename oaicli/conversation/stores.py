@@ -5,12 +5,11 @@
     open_store("postgresql://user@host/db")   needs the `postgres` extra (psycopg 3)
 """
 
-import json
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from oaicli.errors import ExitCode, InputError, OaicliError
-from oaicli.store import Store, StoreError
+from oaicli.conversation.store import Store
+from oaicli.core.errors import ExitCode, InputError, OaicliError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -48,40 +47,13 @@ def copy_store(source, target) -> dict:
     """Copy every session and turn of `source` into the empty store `target`, keeping ids, question ids,
     user ids, usage and cached token counts; returns {"sessions": n, "turns": m}. Each session is one
     transaction; `target` must be empty so no id can collide."""
-    if not _is_empty(target):
+    if not target.is_empty():
         raise InputError("The target store already holds sessions; copy only into an empty store.",
                          "Point --to at a new database or file.")
     sessions = turns = 0
     for listed in reversed(source.list_sessions()):  # oldest first, so ids keep their order of creation
         session = source.get_session(listed["name"])
-        turns += _insert(target, session, source.turns(session.id))
+        turns += target.insert_copy(session, source.turns(session.id))
         sessions += 1
-    if hasattr(target, "finish_copy"):
-        target.finish_copy()
+    target.finish_copy()
     return {"sessions": sessions, "turns": turns}
-
-
-def _is_empty(store) -> bool:
-    return store.is_empty() if hasattr(store, "is_empty") else not store.list_sessions()
-
-
-def _insert(target, session, turns) -> int:
-    if hasattr(target, "insert_copy"):
-        return target.insert_copy(session, turns)
-    return _insert_sqlite(target, session, turns)
-
-
-def _insert_sqlite(target: Store, session, turns) -> int:
-    """The SQLite side of a copy (the SQLite store has no bulk writer of its own yet)."""
-    rows = [(t.id, session.id, t.role, t.content, t.tokens, t.encoding, t.question_id, t.model,
-             json.dumps(t.usage) if t.usage is not None else None, t.created_at, t.user_id) for t in turns]
-    try:
-        with target._write() as db:
-            db.execute("INSERT INTO sessions (id, name, kind, model, system, created_at, updated_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (session.id, session.name, session.kind, session.model,
-                                                        session.system, session.created_at, session.updated_at))
-            db.executemany("INSERT INTO turns (id, session_id, role, content, tokens, tokens_encoding, question_id, "
-                           "model, usage, created_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    except Exception as exc:
-        raise StoreError(f"Cannot copy session {session.name!r}: {exc}.") from exc
-    return len(rows)

@@ -1,8 +1,6 @@
 """The PostgreSQL store against a real throwaway server: the SQLite store's contract, migrations applied once by
 processes starting together, the question_id claim, per-session ordering across instances, and copies."""
 
-import importlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -16,35 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from oaicli import store as store_module
-from oaicli import tokens
-from oaicli.errors import InputError, OaicliError
-from oaicli.store import Store, Turn
+from oaicli.conversation import store as store_module
+from oaicli.conversation import stores, tokens
+from oaicli.conversation.store import Store, Turn
+from oaicli.core.errors import InputError, OaicliError
 from tests.postgres_server import fresh_database, postgres_dsn  # noqa: F401 (the fixture)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
+from oaicli.conversation import pgstore  # noqa: E402 (only once psycopg is known to be there)
+from oaicli.conversation.pgstore import PgStore  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    """oaicli.conversation.NAME; until the layout makes oaicli/conversation a package (today it is also a
-    module, which wins the import), the new files are loaded from their path under the same name."""
-    full = f"oaicli.conversation.{name}"
-    if full in sys.modules:
-        return sys.modules[full]
-    try:
-        return importlib.import_module(full)
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(full, REPO / "oaicli" / "conversation" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-pgstore = _load("pgstore")
-stores = _load("stores")
-PgStore = pgstore.PgStore
 COUNTER = tokens.counter_for("gpt-3.5-turbo")
 
 
@@ -181,8 +163,8 @@ def test_tail_reads_only_the_end_of_a_long_session(store, monkeypatch):
     session = store.get_session("big")
     assert store.count_turns(session.id) == 100_000
     built = []
-    real_turn = store_module._turn
-    monkeypatch.setattr(store_module, "_turn", lambda row: built.append(row[0]) or real_turn(row))
+    real_turn = store_module.turn_from_row
+    monkeypatch.setattr(store_module, "turn_from_row", lambda row: built.append(row[0]) or real_turn(row))
     kept = store.tail(session.id, token_budget=10 * pair_cost("message 99990", "message 99991"),
                       max_turns=None, counter=COUNTER)
     assert [t.content for t in kept][-2:] == ["message 99998", "message 99999"]
@@ -405,7 +387,8 @@ def test_the_unique_claim_makes_the_loser_wait_for_the_winner(database, answered
 KILLED_MID_TURN = """
 import sys
 sys.path.insert(0, {repo!r})
-from tests.conversation.test_pgstore import PgStore, Turn
+from oaicli.conversation.pgstore import PgStore
+from oaicli.conversation.store import Turn
 store = PgStore.open({url!r})
 session = store.ensure_session("ctx", kind="envelope")
 with store.exclusive("ctx"):

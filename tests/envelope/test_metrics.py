@@ -1,29 +1,11 @@
 """serve's /metrics text: counts by outcome, the added latency histogram, Prometheus's text format."""
 
-import importlib
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from oaicli.envelope.http import metrics as metrics_module
 
-
-def _load():
-    """oaicli.envelope.http.metrics, loaded from its path until the layout makes oaicli/envelope a package."""
-    name = "oaicli.envelope.http.metrics"
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(name, REPO / "oaicli" / "envelope" / "http" / "metrics.py")
-        module = sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
-metrics_module = _load()
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$')
 
 
@@ -59,7 +41,9 @@ def test_the_added_latency_is_total_minus_queue_and_upstream(metrics):
     metrics.observe(200, total=0.2040, queued=0.0, upstream=0.2000)  # 4 ms added
     metrics.observe(200, total=0.5200, queued=0.3000, upstream=0.2000)  # 20 ms added
     samples = parse(metrics.render())
-    bucket = lambda le: samples[("oaicli_envelope_added_seconds_bucket", f'outcome="ok",le="{le}"')]
+
+    def bucket(le):
+        return samples[("oaicli_envelope_added_seconds_bucket", f'outcome="ok",le="{le}"')]
     assert (bucket("0.0025"), bucket("0.005"), bucket("0.01"), bucket("0.025"), bucket("+Inf")) == (0, 1, 1, 2, 2)
     assert samples[("oaicli_envelope_added_seconds_count", 'outcome="ok"')] == 2
     assert samples[("oaicli_envelope_added_seconds_sum", 'outcome="ok"')] == pytest.approx(0.024)

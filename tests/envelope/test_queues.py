@@ -2,28 +2,8 @@
 contexts do not wait for each other; nothing is kept for idle contexts."""
 
 import asyncio
-import importlib
-import importlib.util
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    """oaicli.envelope.http.queues; until the layout makes oaicli/envelope a package (today oaicli/envelope.py
-    wins the import), the new file is loaded from its path under the same name."""
-    name = "oaicli.envelope.http.queues"
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(name, REPO / "oaicli" / "envelope" / "http" / "queues.py")
-        module = sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
-ContextQueues = _load().ContextQueues
+from oaicli.envelope.http.queues import ContextQueues
 
 
 def run(coroutine):
