@@ -77,11 +77,7 @@ class ApiClient:
             return body
         if not body.strip():
             return {}
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise NetworkError(f"The server answered {method} {path} with something that is not JSON.",
-                               "Is --base-url pointing at an OpenAI-compatible API?") from exc
+        return _json_document(body, method, path)
 
     def get(self, path: str, **kwargs):
         return self.request("GET", path, **kwargs)
@@ -159,7 +155,7 @@ class ApiClient:
         response = self.send(method, path, json=body, params=params, timeout=timeout)
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
-                yield json.loads(response.read() or b"{}")
+                yield _json_document(response.read() or b"{}", method, path)
                 return
             yield from self._events(response)
         except httpx.TransportError as exc:
@@ -335,6 +331,16 @@ def _with_model_hint(error: ApiError, path: str, body) -> ApiError:
 
 def _text(value) -> str | None:
     return None if value is None else str(value)
+
+
+def _json_document(body: bytes, method: str, path: str):
+    """A successful answer's JSON; an HTML page or other text (a proxy, a captive portal) is a NetworkError
+    that says so, never an unexpected ValueError."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise NetworkError(f"The server answered {method} {path} with something that is not JSON.",
+                           "Is --base-url pointing at an OpenAI-compatible API?") from exc
 
 
 def _problem_message(body: dict) -> str:

@@ -34,7 +34,8 @@ def start(invocation, *, host: str, port: int, token: str | None, envelope_optio
                           f"(model {model}, {'token required' if token else 'no token'}); Ctrl-C stops."))
     try:
         return run_module.run(app_module.create_app(service), sock, shutdown_timeout=shutdown_timeout,
-                              verbose=settings.verbose, close=runner.close, busy=runner.busy)
+                              verbose=settings.verbose, close=runner.close, busy=runner.busy,
+                              abandon=service.abandon)
     finally:
         for close in closing:
             close()
