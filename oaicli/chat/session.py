@@ -49,8 +49,8 @@ class Chat:
     def open_store(self):
         if self.store is None:
             # Here, not at the top: a stateless chat never opens the store (sqlite3, hashlib: ~7 ms).
-            from oaicli.conversation.store import Store
-            self.store = Store.open()
+            from oaicli.conversation.stores import open_store
+            self.store = open_store(self.invocation.settings.store)
             self.invocation.call_on_close(self.store.close)
         return self.store
 

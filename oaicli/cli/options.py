@@ -82,6 +82,13 @@ list_options = _attach([
 ])
 
 
+# The conversation store of the commands that keep sessions (chat --session/--envelope, sessions, serve).
+store_option = _attach([
+    _shared("--store", metavar="URL", help="Conversation store: sqlite:///PATH or postgresql://USER@HOST/DB "
+                                           "(else OAICLI_STORE; default sessions.db in the data folder)."),
+])
+
+
 yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 
 

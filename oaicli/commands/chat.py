@@ -5,7 +5,7 @@ import click
 from click.core import ParameterSource
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command, sampling_options
+from oaicli.cli.options import command, sampling_options, store_option
 from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["chat"]
@@ -21,6 +21,7 @@ def _check_messages(ctx, param, values):
 
 
 @command(None, "chat", formats=("text",))
+@store_option
 @click.argument("prompt", required=False)
 @click.option("-m", "--model", help=f"Model (default: the profile's models.chat, else {DEFAULT_MODEL}).")
 @click.option("-s", "--system", help="System prompt.")

@@ -3,12 +3,13 @@
 import click
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command
+from oaicli.cli.options import command, store_option
 
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 
 
 @command(None, "serve", output=False)
+@store_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Other than loopback, --token (or --insecure) is required.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,

@@ -8,7 +8,7 @@
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from oaicli.conversation.store import Store
+from oaicli.conversation.store import Store, default_path
 from oaicli.core.errors import ExitCode, InputError, OaicliError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -30,6 +30,16 @@ def open_store(url: str | None = None, *, max_connections: int = 10):
         return PgStore.open(url, max_connections=max_connections)
     raise InputError(f"Unknown store URL {url.split('://')[0]!r}://...: expected sqlite:///PATH or postgresql://...",
                      "For example --store sqlite:///home/me/sessions.db or --store postgresql://me@db/oaicli.")
+
+
+def exists(url: str | None) -> bool:
+    """Whether the store holds anything yet: a SQLite file that was never created need not be made to list
+    nothing. A PostgreSQL store is a server: it exists."""
+    if not url:
+        return default_path().exists()
+    if url.split(":", 1)[0].lower() == "sqlite":
+        return _sqlite_path(url).exists()
+    return True
 
 
 def _sqlite_path(url: str) -> Path:

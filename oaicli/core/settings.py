@@ -35,6 +35,8 @@ FIELDS = {
     "timeout": Field(("OAICLI_TIMEOUT",), 600.0, float, lambda v: v > 0, "a number of seconds above 0"),
     "max_retries": Field(("OAICLI_MAX_RETRIES",), 2, int, lambda v: v >= 0, "a whole number, 0 or more"),
     "format": Field(("OAICLI_FORMAT",)),
+    # The conversation store: sqlite:///PATH or postgresql://...; unset, the SQLite file in the data folder.
+    "store": Field(("OAICLI_STORE",)),
 }
 
 

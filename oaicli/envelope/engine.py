@@ -159,6 +159,13 @@ class Envelope:
             replay = self._replay(parsed)
             if replay is not None:
                 return replay
+            # A shared store (PostgreSQL) lets a unique key decide which request answers a question_id;
+            # the loser waited for the winner's turn and returns its stored answer.
+            claim = getattr(self.store, "claim_question", None)
+            if claim is not None and not claim(parsed.session_name, parsed.ids["question_id"],
+                                               parsed.ids["user_id"]):
+                return self._replay(parsed) or response(
+                    Codes.UPSTREAM_FAILED, "the same question_id is being answered by another request", parsed.ids)
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
         session_id = session.id if session else None
         speaker = self._speaker(parsed.ids)

@@ -6,7 +6,7 @@ import threading
 import click
 
 from oaicli.api.completions import Requester, request_params
-from oaicli.conversation.store import Store
+from oaicli.conversation.stores import open_store
 from oaicli.conversation.turn import completions_only
 from oaicli.envelope.engine import Envelope, LineRunner
 
@@ -18,7 +18,7 @@ def run(prompt, opts, invocation) -> int:
     model = opts["model"] or invocation.settings.default_model("chat")
     if opts["api"] == "completions" or completions_only(model):
         raise click.UsageError(f"--envelope speaks chat completions; {model} is a completions-only model.")
-    store = Store.open()
+    store = open_store(invocation.settings.store, max_connections=opts["concurrency"] + 1)
     invocation.call_on_close(store.close)
     params = request_params(opts)
     engine = Envelope(store, model=model, system=opts["system"], group_shared=opts["group_shared"],

@@ -4,7 +4,7 @@ server, or each worker process of --processes)."""
 import sys
 
 from oaicli.api.client import ApiClient
-from oaicli.conversation.store import Store
+from oaicli.conversation.stores import open_store
 from oaicli.core.errors import redact
 from oaicli.envelope.engine import Envelope
 from oaicli.envelope.http.exchange import Exchanger
@@ -14,7 +14,7 @@ CONNECTIONS_PER_CLIENT = 8
 
 def build(settings, engine_options: dict, workers: int):
     """The store, the engine and the upstream clients one process answers with: (exchanger, closers)."""
-    store = Store.open()
+    store = open_store(settings.store, max_connections=workers + 2)
     engine = Envelope(store, **engine_options)
     # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
     # pool does work quadratic in its size on every request (ConnectionPool._assign_requests_to_
