@@ -30,30 +30,20 @@ class ApiClient:
         self.retry = RetryPolicy(self.max_retries, lambda seconds: self.sleep(seconds),
                                  notice=None if settings.quiet else self.echo)
         self.azure = settings.api_type == "azure"
-        _check_base_url(settings)
+        check_base_url(settings)
         self._http = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
             headers=self._headers(),
             timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
             transport=transport,
-            verify=_verify_for(settings.base_url),
+            verify=verify_for(settings.base_url),
             follow_redirects=True,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
             if max_connections else httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.require_key()
-        headers = {"User-Agent": "oaicli/0.1"}
-        if self.azure:
-            headers["api-key"] = key
-        else:
-            headers["Authorization"] = f"Bearer {key}"
-        if self.settings.organization:
-            headers["OpenAI-Organization"] = self.settings.organization
-        if self.settings.project:
-            headers["OpenAI-Project"] = self.settings.project
-        return headers
+        return auth_headers(self.settings)
 
     def close(self) -> None:
         self._http.close()
@@ -77,7 +67,7 @@ class ApiClient:
             return body
         if not body.strip():
             return {}
-        return _json_document(body, method, path)
+        return json_document(body, method, path)
 
     def get(self, path: str, **kwargs):
         return self.request("GET", path, **kwargs)
@@ -109,7 +99,7 @@ class ApiClient:
                     raise self._network_error(exc, method, request.url) from exc
                 timed_out = isinstance(exc, httpx.TimeoutException)
                 self.retry.wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
-                           else f"connection failed ({_describe(exc)})")
+                           else f"connection failed ({describe(exc)})")
                 continue
             self._trace_response(response, time.monotonic() - started)
             if response.status_code < 400:
@@ -127,18 +117,11 @@ class ApiClient:
         if isinstance(exc, httpx.TimeoutException):
             return NetworkError(f"{method} {url} timed out after {self.max_retries + 1} attempts.",
                                 "Raise --timeout or try again later.")
-        return NetworkError(f"Cannot reach {self._origin()}: {_describe(exc)}.",
+        return NetworkError(f"Cannot reach {self._origin()}: {describe(exc)}.",
                             "Check --base-url and your network or proxy settings.")
 
     def _route(self, path: str, params, body):
-        if not self.azure:
-            return path, params
-        params = dict(params or {})
-        params.setdefault("api-version", self.settings.api_version)
-        model = body.get("model") if isinstance(body, dict) else None
-        if model and path.startswith(AZURE_DEPLOYMENT_PATHS):
-            path = f"/deployments/{model}{path}"
-        return path, params
+        return route(self.settings, path, params, body)
 
     def _origin(self) -> str:
         url = self._http.base_url
@@ -155,11 +138,11 @@ class ApiClient:
         response = self.send(method, path, json=body, params=params, timeout=timeout)
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
-                yield _json_document(response.read() or b"{}", method, path)
+                yield json_document(response.read() or b"{}", method, path)
                 return
             yield from self._events(response)
         except httpx.TransportError as exc:
-            raise StreamError(f"The connection dropped mid-stream: {_describe(exc)}.",
+            raise StreamError(f"The connection dropped mid-stream: {describe(exc)}.",
                               "Nothing was saved; try again.") from exc
         finally:
             response.close()
@@ -183,15 +166,7 @@ class ApiClient:
     def _decode_event(self, data: str) -> dict:
         if self.settings.verbose >= 2:
             self.echo(redact(f"< event: {data}"))
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            error = payload["error"]
-            raise StreamError(f"The server reported an error mid-stream: {error.get('message')} "
-                              f"({error.get('type') or error.get('code') or 'error'}).")
-        return payload
+        return event_payload(data)
 
     # Lists
 
@@ -224,7 +199,7 @@ class ApiClient:
             bar.reset(total=int(response.headers.get("content-length") or 0) or None)
             return copy_body(response, sink, bar)
         except httpx.TransportError as exc:
-            raise NetworkError(f"The {what} broke off: {_describe(exc)}.",
+            raise NetworkError(f"The {what} broke off: {describe(exc)}.",
                                f"Nothing was written at {where or 'the target path'}; try again.") from exc
         finally:
             response.close()
@@ -262,14 +237,54 @@ class ApiClient:
             self.echo(f"{direction} <{len(body)} bytes of {content_type or 'binary data'}>")
 
 
-def _check_base_url(settings) -> None:
+def auth_headers(settings) -> dict[str, str]:
+    """The headers of every request: the key (Azure's api-key or a bearer token), organization, project."""
+    key = settings.require_key()
+    headers = {"User-Agent": "oaicli/0.1"}
+    if settings.api_type == "azure":
+        headers["api-key"] = key
+    else:
+        headers["Authorization"] = f"Bearer {key}"
+    if settings.organization:
+        headers["OpenAI-Organization"] = settings.organization
+    if settings.project:
+        headers["OpenAI-Project"] = settings.project
+    return headers
+
+
+def route(settings, path: str, params, body):
+    """Azure OpenAI's path and api-version for a request; others' unchanged."""
+    if settings.api_type != "azure":
+        return path, params
+    params = dict(params or {})
+    params.setdefault("api-version", settings.api_version)
+    model = body.get("model") if isinstance(body, dict) else None
+    if model and path.startswith(AZURE_DEPLOYMENT_PATHS):
+        path = f"/deployments/{model}{path}"
+    return path, params
+
+
+def event_payload(data: str) -> dict:
+    """One server-sent event's JSON; an error event or a non-JSON one is a StreamError."""
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        error = payload["error"]
+        raise StreamError(f"The server reported an error mid-stream: {error.get('message')} "
+                          f"({error.get('type') or error.get('code') or 'error'}).")
+    return payload
+
+
+def check_base_url(settings) -> None:
     """A base URL without http(s):// is a setting to fix, not a network failure to retry three times."""
     if not settings.base_url.lower().startswith(("http://", "https://")):
         raise ConfigError(f"The base URL {settings.base_url!r} ({settings.source('base_url')}) does not start "
                           "with http:// or https://.", "For example: --base-url http://localhost:8000/v1")
 
 
-def _verify_for(base_url: str):
+def verify_for(base_url: str):
     """A plain-http base URL needs no certificates; skip loading them (tens of milliseconds)."""
     if base_url.startswith("http://") and not any(os.environ.get(v) for v in (
             "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")):
@@ -294,7 +309,7 @@ def _rewind(files) -> None:
             handle.seek(0)
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
     """The exception's text without a final full stop, since our sentences add their own."""
     return (str(exc) or exc.__class__.__name__).rstrip(".")
 
@@ -333,7 +348,7 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _json_document(body: bytes, method: str, path: str):
+def json_document(body: bytes, method: str, path: str):
     """A successful answer's JSON; an HTML page or other text (a proxy, a captive portal) is a NetworkError
     that says so, never an unexpected ValueError."""
     try:

@@ -349,8 +349,13 @@ class Store:
         concurrent and a crashed process releases its lock. The file is removed on release, so idle
         sessions (one per envelope user) leave no files behind."""
         with SessionMutex(str(self.path), session_name):
-            with FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock"):
+            with self.file_lock(session_name):
                 yield
+
+    def file_lock(self, session_name: str) -> FileLock:
+        """The session's lock between processes alone: serve's event loop orders its own requests itself
+        and takes only this one, without blocking (FileLock.acquire(blocking=False))."""
+        return FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock")
 
     # Management
 

@@ -235,6 +235,28 @@ class Envelope:
         code, msg = classify(error)
         return response(code, msg, ids)
 
+    def turn(self, parsed: Parsed, notice=None):
+        """One request's whole turn, while the caller holds the context's lock, as a generator both
+        drivers run (the stdio runner with the blocking client, serve with the async one): it yields each
+        Pending whose `request_body` is to be sent, receives the completion (or the call's exception,
+        through `.throw`), and returns the response dict. It holds the replay, the one shrink-and-retry on
+        context_length_exceeded and the save, so no driver repeats them."""
+        pending = self.begin(parsed)
+        while not isinstance(pending, dict):
+            try:
+                completion = yield pending
+            except Exception as exc:
+                smaller = self.retry_smaller(pending) if is_context_error(exc) else None
+                if smaller is None:
+                    return self.fail(pending, exc)
+                if notice:
+                    notice(f"The context of {parsed.session_name} was too long for the server; retrying once "
+                           f"with {len(pending.history) - len(smaller.history)} fewer earlier turns.")
+                pending = smaller
+                continue
+            return self.finish(pending, completion)
+        return pending
+
     def delta_line(self, pending: Pending, text: str) -> dict:
         return response(Codes.OK, "delta", {**pending.ids, "delta": text})
 
@@ -338,22 +360,21 @@ class LineRunner:
             self.write(result)
 
     def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
-        pending = engine.begin(parsed)
-        while not isinstance(pending, dict):
-            try:
-                completion = self.call(pending.request_body, self._delta_writer(engine, pending))
-            except Exception as exc:
-                smaller = engine.retry_smaller(pending) if is_context_error(exc) else None
-                if smaller is None:
-                    return engine.fail(pending, exc)
-                self.notice(f"The context of {parsed.session_name} was too long for the server; "
-                            f"retrying once with {len(pending.history) - len(smaller.history)} fewer earlier turns.")
-                pending = smaller
-                continue
-            if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
-                return None
-            return engine.finish(pending, completion)
-        return pending
+        turn = engine.turn(parsed, self.notice)
+        try:
+            pending = next(turn)
+            while True:
+                try:
+                    completion = self.call(pending.request_body, self._delta_writer(engine, pending))
+                except Exception as exc:
+                    pending = turn.throw(exc)
+                    continue
+                if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
+                    turn.close()
+                    return None
+                pending = turn.send(completion)
+        except StopIteration as done:
+            return done.value
 
     def _delta_writer(self, engine: Envelope, pending: Pending):
         if not engine.stream:

@@ -19,8 +19,8 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 TOKEN = "serve-token-0123456789abcdef"
-# The same behaviour with the answers in worker processes (--processes 2) as in worker threads.
-PROCESSES = pytest.mark.parametrize("procs", [(), ("--processes", "2")], ids=["threads", "processes"])
+# The same behaviour with the answers in worker processes (--processes 2) as on the one process's event loop.
+PROCESSES = pytest.mark.parametrize("procs", [(), ("--processes", "2")], ids=["one-process", "processes"])
 
 
 def body(question, user_id="u1", group_id="g1", question_id="", version="1.0.0"):

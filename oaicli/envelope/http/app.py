@@ -74,6 +74,7 @@ class ThreadRunner:
 
     def __init__(self, exchanger, workers: int):
         self.exchanger = exchanger
+        self.parser = exchanger.parser
         self.limiter = anyio.CapacityLimiter(workers)
 
     async def run(self, parsed, on_delta=None):
