@@ -4,10 +4,11 @@ awaited instead of blocking, so one loop answers every context with no thread pe
 httpcore's async pool does work quadratic in its size on every request and release
 (`_assign_requests_to_connections`): one client of 256 connections cost 14 ms of CPU per request when
 measured. So the connections are split over several small clients ("shards"), and a context always uses
-the same shard (by a hash of its key), which also keeps its keep-alive connection warm.
+the least busy shard, so no shard queues requests while another has idle connections.
 """
 
 import asyncio
+import contextlib
 import time
 from typing import AsyncIterator
 
@@ -18,7 +19,7 @@ from oaicli.api.retry import RetryPolicy
 from oaicli.api.sse import SSEParser
 from oaicli.core.errors import NetworkError, StreamError, redact
 
-CONNECTIONS_PER_SHARD = 16
+CONNECTIONS_PER_SHARD = 4
 
 
 class AsyncApiClient:
@@ -32,6 +33,7 @@ class AsyncApiClient:
         per_shard = -(-max_connections // shards)
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
         timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
+        self._busy = [0] * shards  # requests in flight on each shard
         self._shards = [httpx.AsyncClient(base_url=settings.base_url.rstrip("/"), headers=auth_headers(settings),
                                           timeout=timeout, verify=verify_for(settings.base_url),
                                           follow_redirects=True, limits=limits, transport=transport)
@@ -41,12 +43,18 @@ class AsyncApiClient:
         for shard in self._shards:
             await shard.aclose()
 
-    def _shard(self, key) -> httpx.AsyncClient:
-        return self._shards[hash(key) % len(self._shards)]
+    @contextlib.contextmanager
+    def _shard(self):
+        """The least busy shard, counted busy until the request's response is closed."""
+        index = self._busy.index(min(self._busy))
+        self._busy[index] += 1
+        try:
+            yield self._shards[index]
+        finally:
+            self._busy[index] -= 1
 
-    async def send(self, path: str, body: dict, key=None) -> httpx.Response:
+    async def send(self, http: httpx.AsyncClient, path: str, body: dict) -> httpx.Response:
         """POST with the retry policy; the open response (the caller reads and closes it)."""
-        http = self._shard(key)
         path, params = route(self.settings, path, None, body)
         for attempt, last in self.retry.attempts():
             request = http.build_request("POST", path, params=params, json=body)
@@ -82,21 +90,27 @@ class AsyncApiClient:
         return NetworkError(f"Cannot reach {self.settings.base_url}: {describe(exc)}.",
                             "Check --base-url and your network or proxy settings.")
 
-    async def post_json(self, path: str, body: dict, key=None):
-        response = await self.send(path, body, key)
-        try:
-            content = await response.aread()
-        except httpx.TransportError as exc:
-            raise NetworkError(f"The connection dropped while reading the answer: {exc}.",
-                               "Check the network and try again.") from exc
-        finally:
-            await response.aclose()
+    async def post_json(self, path: str, body: dict):
+        with self._shard() as http:
+            response = await self.send(http, path, body)
+            try:
+                content = await response.aread()
+            except httpx.TransportError as exc:
+                raise NetworkError(f"The connection dropped while reading the answer: {exc}.",
+                                   "Check the network and try again.") from exc
+            finally:
+                await response.aclose()
         return json_document(content, "POST", path) if content.strip() else {}
 
-    async def stream_events(self, path: str, body: dict, key=None) -> AsyncIterator[dict]:
+    async def stream_events(self, path: str, body: dict) -> AsyncIterator[dict]:
         """Each event's JSON as it arrives; `[DONE]` ends the stream, and a stream that ends without it
         raises StreamError. A server that ignores `stream` and answers one JSON document yields that."""
-        response = await self.send(path, body, key)
+        with self._shard() as http:
+            response = await self.send(http, path, body)
+            async for event in self._events(response, path):
+                yield event
+
+    async def _events(self, response: httpx.Response, path: str) -> AsyncIterator[dict]:
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 yield json_document(await response.aread() or b"{}", "POST", path)

@@ -67,7 +67,7 @@ class Requester:
 
 class AsyncRequester:
     """The Requester for serve's event loop (chat completions, api/async_client.py): the same request,
-    the same stream_options fallback and the same assembly, awaited. `key` picks the client's shard."""
+    the same stream_options fallback and the same assembly, awaited."""
 
     path = "/chat/completions"
 
@@ -75,24 +75,24 @@ class AsyncRequester:
         self.client = client
         self.usage_refused = False
 
-    async def __call__(self, body: dict, on_event=None, key=None) -> dict:
+    async def __call__(self, body: dict, on_event=None) -> dict:
         if not body.get("stream"):
-            return await self.client.post_json(self.path, body, key)
+            return await self.client.post_json(self.path, body)
         if self.usage_refused:
             body.pop("stream_options", None)
         try:
-            return await self._stream(body, on_event, key)
+            return await self._stream(body, on_event)
         except ApiError as exc:
             if not refuses_stream_options(exc, body):
                 raise
             self.usage_refused = True
             body.pop("stream_options")
-            return await self._stream(body, on_event, key)
+            return await self._stream(body, on_event)
 
-    async def _stream(self, body: dict, on_event, key) -> dict:
+    async def _stream(self, body: dict, on_event) -> dict:
         assembler = ChatAssembler()
         add = assembler.add
-        async for event in self.client.stream_events(self.path, body, key):
+        async for event in self.client.stream_events(self.path, body):
             pieces = add(event)
             if on_event:
                 on_event(event, pieces)

@@ -63,8 +63,7 @@ class LoopAnswerer:
             while True:
                 started = time.perf_counter()
                 try:
-                    completion = await self.requester(pending.request_body, _deltas(engine, pending, on_delta),
-                                                      key=parsed.context_key)
+                    completion = await self.requester(pending.request_body, _deltas(engine, pending, on_delta))
                 except Exception as exc:
                     error = exc
                     upstream += time.perf_counter() - started
