@@ -15,6 +15,8 @@ from starlette.routing import Route
 from oaicli.envelope.engine import VERSION, Codes
 from oaicli.envelope.engine import response as envelope_response
 from oaicli.envelope.http.exchange import status_for
+from oaicli.envelope.http.metrics import CONTENT_TYPE as METRICS_TYPE
+from oaicli.envelope.http.metrics import Metrics
 from oaicli.envelope.http.queues import ContextQueues
 
 STOPPING = "the server is stopping and gave up on this answer; it was not saved: send the question again"
@@ -24,7 +26,7 @@ class Service:
     """What every request shares: the token, the limits, the context queues and the runner that answers
     (worker threads here, or worker processes: see procs.py)."""
 
-    def __init__(self, runner, parser, *, token: str | None, max_body: int):
+    def __init__(self, runner, parser, *, token: str | None, max_body: int, metrics: bool = True):
         self.runner = runner
         self.parser = parser
         self.token = token.encode() if token else None
@@ -35,6 +37,11 @@ class Service:
         # Set once shutdown gives up on the answers in flight (past --shutdown-timeout, or a second
         # signal): each of them is then answered with the envelope's 503 by its own handler.
         self.abandoned = asyncio.Event()
+        self.metrics = Metrics(lambda: self.in_flight, lambda: len(self.queues)) if metrics else None
+
+    def observe(self, status: int, started: float, queued: float = 0.0, upstream: float = 0.0) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(status, time.perf_counter() - started, queued, upstream)
 
     def join(self, parsed):
         """Take the request's place in its context's queue. A plain call, made by the handler before its
@@ -92,27 +99,39 @@ def create_app(service: Service) -> Starlette:
         started = time.perf_counter()
         refused = _refusal(service, request)
         if refused is not None:
+            service.observe(refused.status_code, started)
             return refused
         raw = await _read_body(request, service.max_body)
         if raw is None:
+            service.observe(413, started)
             return _json(_error(Codes.TOO_LONG, f"the request body is over the limit of {service.max_body} "
                                                 "bytes (--max-body)"), 413)
         parsed = service.parser.parse(raw)
         if isinstance(parsed, dict):
+            service.observe(status_for(parsed, None), started)
             return _json(parsed, status_for(parsed, None))
         ticket = service.join(parsed)
         if "text/event-stream" in request.headers.get("accept", ""):
             return await _stream(service, parsed, ticket, started)
         response, status, queued, upstream = await service.answer(parsed, ticket)
+        service.observe(status, started, queued, upstream)
         return _json(response, status, _timing(started, queued, upstream))
 
     async def healthz(request: Request) -> Response:
         return _json({"status": "ok", "version": VERSION, "received": service.received,
                       "in_flight": service.in_flight, "contexts": len(service.queues)}, 200)
 
-    return Starlette(routes=[Route("/v1/envelope", envelope, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])],
-                     lifespan=_lifespan(service))
+    async def metrics(request: Request) -> Response:
+        """Prometheus text; behind the token when there is one (it tells who is using the server how much)."""
+        refused = _refusal(service, request)
+        if refused is not None:
+            return refused
+        return Response(service.metrics.render(), 200, media_type=METRICS_TYPE)
+
+    routes = [Route("/v1/envelope", envelope, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    if service.metrics is not None:
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=_lifespan(service))
 
 
 def _lifespan(service: Service):
@@ -167,6 +186,7 @@ async def _stream(service: Service, parsed, ticket, started: float) -> Response:
             result = await service.answer(parsed, ticket, on_delta)
         except Exception as exc:  # a bug in the server itself: still one final object
             result = service.parser.fail(parsed, exc), 500, 0.0, 0.0
+        service.observe(result[1], started, result[2], result[3])
         queue.put_nowait(("final", result))
 
     task = asyncio.ensure_future(work())  # runs to the end (and saves) even if the client goes away

@@ -10,7 +10,7 @@ from oaicli.envelope.http.procs import ProcessRunner
 
 
 def start(invocation, *, host: str, port: int, token: str | None, envelope_options: dict, max_body: int, workers: int,
-          processes: int, shutdown_timeout: float) -> int:
+          processes: int, shutdown_timeout: float, metrics: bool = True) -> int:
     settings = invocation.settings
     settings.require_key()  # no key: say so now (exit 3), not in every answer
     model = envelope_options.pop("model") or settings.default_model("chat")
@@ -31,7 +31,7 @@ def start(invocation, *, host: str, port: int, token: str | None, envelope_optio
             exchanger, closing = build(settings, engine_options, workers)
             runner = app_module.ThreadRunner(exchanger, workers)
         parser = runner.parser
-    service = app_module.Service(runner, parser, token=token, max_body=max_body)
+    service = app_module.Service(runner, parser, token=token, max_body=max_body, metrics=metrics)
     shown_host = f"[{host}]" if ":" in host else host
     invocation.say(redact(f"Serving the envelope on http://{shown_host}:{sock.getsockname()[1]}/v1/envelope "
                           f"(model {model}, {'token required' if token else 'no token'}); Ctrl-C stops."))
