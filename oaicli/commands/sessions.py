@@ -106,6 +106,7 @@ def _print_conversation(session, turns) -> None:
 
 
 @sessions.command("export")
+@store_option
 @click.argument("name")
 @click.option("--request", "as_request", is_flag=True,
               help="Print a whole /v1/chat/completions body: {\"model\": ..., \"messages\": [...]}.")
@@ -258,7 +259,10 @@ def copy_sessions(source, target):
         --to postgresql://oaicli@db.internal/oaicli
     """
     from oaicli.conversation import stores
+    from oaicli.core.errors import InputError
     from oaicli.output import writers as output
+    if not stores.exists(source):
+        raise InputError(f"There is no store at {source}.", "Check the --from URL.")
     with stores.open_store(source) as opened_source, stores.open_store(target) as opened_target:
         counts = stores.copy_store(opened_source, opened_target)
     output.render_object(counts)
