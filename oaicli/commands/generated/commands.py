@@ -17,20 +17,22 @@ class GeneratedRoot(click.Group):
     """The top-level generated groups (Click's documented lazy-group pattern): listed with their summaries
     from the small index; a group's own file is read only when that group is used."""
 
-    def __init__(self, execute, is_terminal=None, **attrs):
+    def __init__(self, execute, is_terminal=None, load_index=operations.index, load_group=operations.group,
+                 **attrs):
         super().__init__(**attrs)
         self.execute = execute
         self.is_terminal = is_terminal or (lambda: sys.stdout.isatty())
+        self.load_index, self.load_group = load_index, load_group
 
     def list_commands(self, ctx):
         # Groups whose every operation has a hand-written command are left to those commands.
-        return sorted(name for name, entry in operations.index()["groups"].items() if not entry.get("handwritten"))
+        return sorted(name for name, entry in self.load_index()["groups"].items() if not entry.get("handwritten"))
 
     def get_command(self, ctx, name):
-        entry = operations.index()["groups"].get(name)
+        entry = self.load_index()["groups"].get(name)
         if entry is None:
             return None
-        return GeneratedGroup(name, (name,), lambda: operations.group(name), self, short_help=entry["summary"],
+        return GeneratedGroup(name, (name,), lambda: self.load_group(name), self, short_help=entry["summary"],
                               help=entry["summary"], hidden=bool(entry.get("deprecated")))
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import click
 
@@ -35,7 +36,7 @@ class Number(ExitFour, click.types.FloatParamType):
 def read_source(value: str, param, ctx) -> str:
     """The text of `@path` (or `@-`/`-`: stdin); a missing or unreadable file is bad input, not a traceback."""
     if value in ("-", "@-"):
-        return click.get_text_stream("stdin").read()
+        return sys.stdin.read()
     path = value[1:]
     try:
         with open(path, encoding="utf-8") as stream:
