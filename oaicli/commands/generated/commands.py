@@ -70,7 +70,7 @@ def _hidden(op: dict) -> bool:
 
 def make_command(words: tuple, op: dict, root: GeneratedRoot) -> click.Command:
     """The Click command of one operation: path parameters as arguments, fields as typed options."""
-    fields = _fields(op)
+    fields = option_fields(op)
     params = [click.Argument([f"path_{i}"], metavar=p["name"].upper()) for i, p in enumerate(op["path_params"])]
     params += [make_option(described, dest, flag) for dest, (_, described, flag) in fields.items()]
     params += _fixed_options(op)
@@ -83,7 +83,7 @@ def make_command(words: tuple, op: dict, root: GeneratedRoot) -> click.Command:
                          short_help=op.get("summary") or None, hidden=_hidden(op), no_args_is_help=False)
 
 
-def _fields(op: dict) -> dict:
+def option_fields(op: dict) -> dict:
     """dest -> (where, field description, --flag) for every query, header and body field, names kept apart."""
     fields, taken = {}, set(RESERVED)
     sources = [("query", f) for f in op["query"]] + [("header", f) for f in op.get("headers", [])]

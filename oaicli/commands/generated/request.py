@@ -97,5 +97,10 @@ def _body_parts(op: dict, body: dict) -> tuple[list, list, dict | None]:
 
 
 def _expects(op: dict, body: dict, query: dict) -> str:
-    streamed = body.get("stream") is True or query.get("stream") == "true"
-    return "sse" if op.get("stream") and streamed else op.get("response", "json")
+    """SSE when asked for with `stream`: a body field the spec answers with text/event-stream, or a `stream`
+    query parameter (GET /responses/{id}?stream=true, which the spec documents only in words)."""
+    if op.get("stream") and body.get("stream") is True:
+        return "sse"
+    if query.get("stream") == "true" and any(q["name"] == "stream" for q in op["query"]):
+        return "sse"
+    return op.get("response", "json")

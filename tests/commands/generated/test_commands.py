@@ -116,6 +116,12 @@ def test_stream_true_expects_server_sent_events(sent):
     assert request.json == {"model": "gpt-5", "input": "Hi", "stream": True} and request.expects == "sse"
 
 
+def test_a_stream_query_parameter_expects_server_sent_events(sent):
+    request = only_request(sent, run(sent, "responses", "get", "resp_1", "--stream", "true",
+                                     "--starting-after", "7"))
+    assert request.query == {"stream": "true", "starting_after": "7"} and request.expects == "sse"
+
+
 def test_a_binary_answer_goes_to_the_output_file(sent, tmp_path):
     target = str(tmp_path / "f.bin")
     request = only_request(sent, run(sent, "containers", "files", "content", "c1", "f1", "-o", target,
@@ -200,6 +206,13 @@ def test_a_binary_answer_is_refused_on_a_terminal_without_output(sent):
     result = run(sent, "containers", "files", "content", "c1", "f1", terminal=True)
     assert result.exit_code == 4 and "-o FILE" in result.output and "--output" in result.output
     assert sent.requests == []
+
+
+def test_a_field_named_like_a_common_option_gets_a_body_prefix(sent, tmp_path):
+    part = tmp_path / "part.bin"
+    part.write_bytes(b"\x00" * 4)
+    request = only_request(sent, run(sent, "uploads", "parts", "upload_1", "--body-data", str(part)))
+    assert request.files == [("data", str(part))] and request.path == "/uploads/upload_1/parts"
 
 
 def test_a_directory_is_not_a_file_to_upload(sent, tmp_path):

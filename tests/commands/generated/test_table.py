@@ -74,3 +74,11 @@ def test_the_index_holds_only_groups_and_summaries():
     assert set(index) == {"groups"}
     for entry in index["groups"].values():
         assert entry["summary"] and set(entry) <= {"summary", "operations", "handwritten", "deprecated"}
+
+
+def test_each_rename_settles_a_real_collision(spec, monkeypatch):
+    for operation_id in list(compiler.RENAMES):
+        with monkeypatch.context() as patch:
+            patch.delitem(compiler.RENAMES, operation_id)
+            with pytest.raises(compiler.CompileError, match=operation_id):
+                compiler.build(spec)
