@@ -112,7 +112,7 @@ def first_sentence(text) -> str:
     """The description's first sentence, markdown links reduced to their text, on one line."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", str(text or "")).strip()
     text = text.split("\n\n")[0].replace("\n", " ")
-    match = re.search(r"(?<=[.!?])\s+(?=[A-Z`(])", text)
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z`(]|- )", text)
     sentence = text[:match.start()] if match else text
     return sentence[:197] + "..." if len(sentence) > 200 else sentence
 

@@ -108,7 +108,7 @@ def _fixed_options(op: dict) -> list:
     if op.get("paginate"):
         options.append(click.Option(["--all", "fetch_all"], is_flag=True, help="Fetch every page."))
         options.append(click.Option(["--max-items", "max_items"], type=IntRange(min=1),
-                                    help="With --all: stop after N items."))
+                                    help="Fetch pages until N items (implies --all)."))
     return options
 
 
@@ -126,8 +126,9 @@ def build_request(op: dict, fields: dict, given: dict, is_terminal):
     if op["response"] == "binary" and not given.get("output") and is_terminal():
         raise BadInput("the answer is binary: give -o FILE (or redirect stdout)", param_hint="'-o' / '--output'")
     path_values = [given[f"path_{i}"] for i in range(len(op["path_params"]))]
-    return assemble(op, path_values, values, data, fetch_all=bool(given.get("fetch_all")),
-                    max_items=given.get("max_items"), output=given.get("output"))
+    max_items = given.get("max_items")
+    return assemble(op, path_values, values, data, fetch_all=bool(given.get("fetch_all")) or max_items is not None,
+                    max_items=max_items, output=given.get("output"))
 
 
 def _data_body(value):
@@ -154,6 +155,7 @@ def _check_required(op, fields, values, data) -> None:
 
 def _help(words: tuple, op: dict) -> str:
     lines = [op.get("summary") or "", "", "\b", f"{op['method']} {op['path']}"]
+    lines += [f"{p['name'].upper()}: {p['help']}" for p in op["path_params"] if p.get("help")]
     if op.get("admin"):
         lines.append("Sent with OPENAI_ADMIN_KEY.")
     if op.get("deprecated"):

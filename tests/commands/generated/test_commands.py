@@ -92,6 +92,11 @@ def test_admin_query_lists_and_page_pagination(sent):
     assert (request.paginate, request.fetch_all, request.max_items) == ("page", True, 50)
 
 
+def test_max_items_alone_pages_until_that_many(sent):
+    request = only_request(sent, run(sent, "batches", "list", "--max-items", "3"))
+    assert (request.paginate, request.fetch_all, request.max_items) == ("cursor", True, 3)
+
+
 def test_cursor_pagination_is_described(sent):
     request = only_request(sent, run(sent, "vector-stores", "files", "list", "vs_1", "--limit", "5"))
     assert request.query == {"limit": "5"}

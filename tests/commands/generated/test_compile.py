@@ -239,3 +239,4 @@ def test_first_sentence_drops_links_and_stops_at_the_first_full_stop():
     text = "A list of [File](/docs/files) IDs. Useful for tools.\nMore."
     assert compiler.first_sentence(text) == "A list of File IDs."
     assert compiler.first_sentence("Version 1.5 of it. Next") == "Version 1.5 of it."
+    assert compiler.first_sentence("How many to return. - `1d`: up to 31") == "How many to return."
