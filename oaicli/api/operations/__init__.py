@@ -1,4 +1,13 @@
-"""The operations table compiled from OpenAI's spec (openapi/compile.py): a small index, one file per group."""
+"""The operations table compiled from OpenAI's spec (openapi/compile.py): a small index, one file per group.
+
+An operation is a dict: method, path (no /v1; `{name}` placeholders), operation_id, summary, tag, path_params,
+query and headers (lists of fields), response ("json", "binary" or "sse"), and when they apply: body
+({"content": ["json"|"multipart", ...], "required", "fields"}), fixed_query, stream (a `stream` field turns the
+answer into SSE), paginate ("cursor", "cursor-id" or "page"), deprecated, admin (OPENAI_ADMIN_KEY) and
+handwritten (the hand-written command that covers it). A field: name, type (string, integer, number, boolean,
+array with items, json, any, file, files), and when given: enum, min/max (min_open/max_open), default, required,
+help (the description's first sentence), style ("deep" for name[key] query objects), deprecated.
+"""
 
 import functools
 import json

@@ -101,7 +101,8 @@ def _fixed_options(op: dict) -> list:
     options = []
     if op.get("body"):
         options.append(click.Option(["--data", "data"], metavar="JSON|@FILE|-",
-                                    help="The whole body as JSON, @file.json or - (stdin); options override its fields."))
+                                    help="The whole body as JSON, @file.json or - (stdin); options override "
+                                         "its fields."))
     if op["response"] == "binary":
         options.append(click.Option(["-o", "--output", "output"], metavar="FILE",
                                     help="Write the answer (binary) to FILE; required on a terminal."))
@@ -117,7 +118,7 @@ def build_request(op: dict, fields: dict, given: dict, is_terminal):
     the Request; any problem is BadInput (exit 4) and nothing is sent."""
     data = _data_body(given.get("data"))
     values = {}
-    for dest, (where, described, flag) in fields.items():
+    for dest, (where, described, _flag) in fields.items():
         value = given.get(dest)
         if value is None or value == ():
             continue
