@@ -83,14 +83,15 @@ def _body_parts(op: dict, body: dict) -> tuple[list, list, dict | None]:
     gave_file = any(kinds.get(name) in ("file", "files") for name in body)
     if "multipart" not in spec["content"] or ("json" in spec["content"] and not gave_file):
         return [], [], body if (body or spec.get("required")) else None
+    # Several values repeat the field under its own name, as the spec (and so Prism) reads multipart arrays.
     form, files = [], []
     for name, value in body.items():
         if kinds.get(name) == "file":
             files.append((name, value))
         elif kinds.get(name) == "files":
-            files.extend((f"{name}[]", path) for path in value)
+            files.extend((name, path) for path in value)
         elif isinstance(value, (list, tuple)) and kinds.get(name) == "array":
-            form.extend((f"{name}[]", _scalar_text(v)) for v in value)
+            form.extend((name, _scalar_text(v)) for v in value)
         else:
             form.append((name, _scalar_text(value)))
     return form, files, None

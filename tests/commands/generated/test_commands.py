@@ -78,6 +78,23 @@ def test_a_file_option_makes_the_body_multipart(sent, tmp_path):
     assert request.files == [("file", str(upload))] and request.json is None
 
 
+def test_a_multipart_only_operation_sends_its_fields_as_form_entries(sent, tmp_path):
+    recording = tmp_path / "consent.wav"
+    recording.write_bytes(b"RIFF")
+    request = only_request(sent, run(sent, "audio", "voice-consents", "create", "--name", "me",
+                                     "--recording", str(recording), "--language", "en-US"))
+    assert request.form == [("name", "me"), ("language", "en-US")]
+    assert request.files == [("recording", str(recording))] and request.multipart and request.json is None
+
+
+def test_several_files_repeat_the_field(sent, tmp_path):
+    paths = [tmp_path / "SKILL.md", tmp_path / "tool.py"]
+    for path in paths:
+        path.write_text("x")
+    request = only_request(sent, run(sent, "skills", "create", "--files", str(paths[0]), "--files", str(paths[1])))
+    assert request.files == [("files", str(paths[0])), ("files", str(paths[1]))]
+
+
 def test_without_a_file_the_same_operation_sends_json(sent):
     request = only_request(sent, run(sent, "containers", "files", "create", "cntr_1", "--file-id", "file-9"))
     assert request.json == {"file_id": "file-9"} and not request.files
