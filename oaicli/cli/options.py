@@ -11,7 +11,7 @@ import click
 
 from oaicli.cli.invocation import FLAGS_KEY, flag, with_invocation
 
-FORMATS = ("table", "json", "jsonl")
+FORMATS = ("table", "json", "jsonl", "yaml")
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value):
@@ -67,12 +67,20 @@ connection_options = _attach(_CONNECTION)
 _FORMAT_OPTIONS: dict[tuple[str, ...], click.Option] = {}
 
 
+# The filters every command's output takes (output/writers.py applies them).
+_FILTERS = [
+    _shared("--jq", metavar="EXPR", help="Filter the JSON result with a jq program (as gh --jq): --jq '.[].id'."),
+    _shared("-r", "--raw-output", is_flag=True, default=None,
+            help="Print strings without quotes, as jq -r (list commands' --raw is the API's page object)."),
+]
+
+
 def format_option(*extra: str):
-    """--format, with any command-specific formats (such as `plain`) added to the usual three."""
+    """--format, with any command-specific formats (such as `plain`) added to the usual four, and the filters."""
     if extra not in _FORMAT_OPTIONS:
         _FORMAT_OPTIONS[extra] = _shared("--format", "format", type=click.Choice(FORMATS + extra),
                                          help="Output format; default table on a terminal, json otherwise (or OAICLI_FORMAT).")
-    return _attach([_FORMAT_OPTIONS[extra]])
+    return _attach([_FORMAT_OPTIONS[extra], *_FILTERS])
 
 
 list_options = _attach([

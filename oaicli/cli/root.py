@@ -1,6 +1,7 @@
 """The root command: registers every resource's group and holds the single error boundary."""
 
 import importlib
+import importlib.util
 import os
 import signal
 import sys
@@ -31,6 +32,27 @@ LAZY_COMMANDS = {
     "serve": "oaicli.commands.serve.serve",
 }
 
+# The generated commands (issue 11): one group per top-level group of the compiled operations table
+# (oaicli/api/operations/index.json), built by this function when the group is used.
+GENERATED_GROUP = "oaicli.commands.generated.commands.generated_group"
+
+# Hand-written verbs that join a generated group: group name -> a module exporting `extra_commands`, a list
+# of Click commands added to the generated ones (`oaicli batches submit` beside the generated `batches list`).
+# A hand-written verb wins over a generated one of the same name. The module is imported only when its group
+# is used; an entry whose module is not in this tree yet adds nothing.
+EXTRA_COMMANDS = {
+    "batches": "oaicli.commands.batches",
+    "responses": "oaicli.commands.responses",
+}
+
+# A generated subtree shown under another name because a hand-written command holds its own: `oaicli chat`
+# is the chat command, so the stored chat completions (the table's `chat completions ...`) are
+# `oaicli chat-completions list/get/update/delete/messages`. (A hand-written *group* of a generated group's
+# name, such as `audio`, instead gains the generated verbs it lacks: `audio voices`, `audio voice-consents`.)
+GENERATED_ALIASES = {
+    "chat-completions": (("chat", "completions"), "Stored chat completions: list, get, update, delete, messages."),
+}
+
 
 class LazyGroup(click.Group):
     """Click's documented lazy-loading group: subcommands named by import path, loaded on lookup."""
@@ -56,7 +78,44 @@ class LazyGroup(click.Group):
 
 
 class RootGroup(LazyGroup):
-    """A group whose main() maps every error to one stderr line and a documented exit code."""
+    """A group whose main() maps every error to one stderr line and a documented exit code, and which lists
+    the generated groups from the operations table's small index beside the hand-written commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_generated_summaries()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not (isinstance(command, click.Group) and cmd_name in _generated_summaries()):
+            return command
+        if cmd_name in GENERATED_ALIASES:
+            (group, *words), _summary = GENERATED_ALIASES[cmd_name]
+            return _load(GENERATED_GROUP)(group, words=tuple(words), alias=cmd_name)
+        if cmd_name not in _generated_names():
+            return command
+        if command is not None and not isinstance(command, click.Group):
+            return command
+        # A hand-written group of a generated group's name keeps its help and its verbs, which win.
+        extras = list(command.commands.values()) if command is not None else _extra_commands(cmd_name)
+        help_text = command.help if command is not None else None
+        return _load(GENERATED_GROUP)(cmd_name, extra_commands=extras, help=help_text)
+
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        """Click's listing, except that generated groups are described from the index alone: listing all of
+        them must not read a group's own file or build its commands (`oaicli --help` stays within 1.3x
+        `import click`)."""
+        summaries = _generated_summaries()
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in summaries and name not in self.lazy_subcommands:
+                rows.append((name, _shortened(summaries[name], formatter.width - 6 - len(name))))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         code = self._guarded(args, prog_name or "oaicli", complete_var, extra)
@@ -103,6 +162,41 @@ class RootGroup(LazyGroup):
             click.echo(redact(f"Error: unexpected {exc.__class__.__name__}: {exc}. "
                               "Run again with OAICLI_DEBUG=1 for a traceback."), err=True)
             return ExitCode.FAILURE
+
+
+def _generated_summaries() -> dict[str, str]:
+    """Listed generated groups and aliases -> their one-line summaries: groups left wholly to hand-written
+    commands (`models`, `files`) and deprecated ones are not listed (they still run: `oaicli assistants ...`)."""
+    from oaicli.api import operations
+    groups = operations.index()["groups"]
+    listed = {name: entry["summary"] for name, entry in groups.items()
+              if not entry.get("handwritten") and not entry.get("deprecated")}
+    for alias, ((group, *_words), summary) in GENERATED_ALIASES.items():
+        listed.pop(group, None)
+        listed[alias] = summary
+    return listed
+
+
+def _generated_names() -> set[str]:
+    from oaicli.api import operations
+    return set(operations.index()["groups"])
+
+
+def _extra_commands(group: str) -> list[click.Command]:
+    module = EXTRA_COMMANDS.get(group)
+    if module is None or importlib.util.find_spec(module) is None:
+        return []
+    return list(importlib.import_module(module).extra_commands)
+
+
+def _load(dotted: str):
+    module_name, attribute = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _shortened(text: str, limit: int) -> str:
+    limit = max(limit, 45)
+    return text if len(text) <= limit else text[:limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 def _help_width(max_width: int) -> int:

@@ -5,6 +5,8 @@ import sys
 import click
 
 from oaicli.api import operations
+from oaicli.cli.invocation import with_invocation
+from oaicli.cli.options import connection_options, format_option
 from oaicli.commands.generated.errors import BadInput, MissingInput
 from oaicli.commands.generated.params import IntRange, make_option, option_name, parse_json, read_source
 from oaicli.commands.generated.request import assemble
@@ -29,30 +31,57 @@ class GeneratedRoot(click.Group):
         return sorted(name for name, entry in self.load_index()["groups"].items() if not entry.get("handwritten"))
 
     def get_command(self, ctx, name):
+        return self.group(name)
+
+    def group(self, name, words=(), extra_commands=(), help=None, alias=None):
+        """The generated group `name` (or its subtree at `words`, shown as `alias`), with hand-written
+        `extra_commands` beside its own verbs (they win on a name clash); None for a name not in the table."""
         entry = self.load_index()["groups"].get(name)
         if entry is None:
             return None
-        return GeneratedGroup(name, (name,), lambda: self.load_group(name), self, short_help=entry["summary"],
-                              help=entry["summary"], hidden=bool(entry.get("deprecated")))
+
+        def load_tree():
+            tree = self.load_group(name)
+            for word in words:
+                tree = tree["groups"][word]
+            return tree
+        return GeneratedGroup(alias or name, (alias or name,), load_tree, self, extra_commands=extra_commands,
+                              short_help=None if help else _sentence(entry["summary"]), help=help,
+                              hidden=bool(entry.get("deprecated")))
 
 
 class GeneratedGroup(click.Group):
-    """One group of the table; its tree (a dict) is loaded on first use, its commands built when looked up."""
+    """One group of the table; its tree (a dict) is loaded on first use, its commands built when looked up.
+    Hand-written `extra_commands` join it (cli/root.py's EXTRA_COMMANDS) and win over a generated verb."""
 
-    def __init__(self, name, words, load_tree, root, **attrs):
-        super().__init__(name, **attrs)
+    def __init__(self, name, words, load_tree, root, extra_commands=(), **attrs):
+        super().__init__(name, commands=list(extra_commands), **attrs)
         self.words, self.load_tree, self.root = words, load_tree, root
+
+    # The help (summary and an example) is made from the tree when it is read, not when the group is listed.
+    @property
+    def help(self):
+        if self._help is None:
+            self._help = _group_help(self.words, self.load_tree(), self.short_help)
+        return self._help
+
+    @help.setter
+    def help(self, text):
+        self._help = text
 
     def list_commands(self, ctx):
         tree = self.load_tree()
-        return sorted([*tree.get("commands", {}), *tree.get("groups", {})])
+        return sorted({*self.commands, *tree.get("commands", {}), *tree.get("groups", {})})
 
     def get_command(self, ctx, name):
+        if name in self.commands:
+            return self.commands[name]
         tree = self.load_tree()
         if name in tree.get("groups", {}):
             sub = tree["groups"][name]
-            return GeneratedGroup(name, (*self.words, name), lambda: sub, self.root, short_help=sub["summary"],
-                                  help=sub["summary"], hidden=_all_hidden(sub))
+            return GeneratedGroup(name, (*self.words, name), lambda: sub, self.root,
+                                  short_help=_sentence(f"{' '.join((*self.words, name))}: {sub['summary']}"),
+                                  hidden=_all_hidden(sub))
         if name in tree.get("commands", {}):
             return make_command((*self.words, name), tree["commands"][name], self.root)
         return None
@@ -79,8 +108,10 @@ def make_command(words: tuple, op: dict, root: GeneratedRoot) -> click.Command:
         request = build_request(op, fields, given, root.is_terminal)
         return root.execute(request)
 
-    return click.Command(words[-1], callback=callback, params=params, help=_help(words, op),
-                         short_help=op.get("summary") or None, hidden=_hidden(op), no_args_is_help=False)
+    command = click.Command(words[-1], callback=with_invocation(callback), params=params, help=_help(words, op),
+                            short_help=op.get("summary") or None, hidden=_hidden(op), no_args_is_help=False)
+    # The options every command shares (connection, --format, --jq, -r), after the operation's own.
+    return connection_options(format_option()(command))
 
 
 def option_fields(op: dict) -> dict:
@@ -154,8 +185,37 @@ def _check_required(op, fields, values, data) -> None:
         raise MissingInput("", param_hint=f"'{flag}'")
 
 
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text if text.endswith(".") else text + "."
+
+
+def _group_help(words: tuple, tree: dict, summary: str) -> str:
+    """A group's help: its summary and, as its example, the first visible verb's (a list when there is one)."""
+    example = _first_example(words, tree)
+    return f"{summary}\n\n\b\nExample:\n  {example}" if example else summary
+
+
+def _first_example(words: tuple, tree: dict) -> str | None:
+    commands = {verb: op for verb, op in tree.get("commands", {}).items() if not _hidden(op)}
+    for verb in sorted(commands, key=lambda v: (v != "list", v)):
+        return _example((*words, verb), commands[verb])
+    for name, sub in sorted(tree.get("groups", {}).items()):
+        example = _first_example((*words, name), sub)
+        if example:
+            return example
+    return None
+
+
+def _example(words: tuple, op: dict) -> str:
+    required = [f"{option_name(f['name'])} {f['name'].upper()}" for f in op["query"] if f.get("required")]
+    required += [f"{option_name(f['name'])} {f['name'].upper()}"
+                 for f in (op.get("body") or {}).get("fields", []) if f.get("required")]
+    return " ".join(["oaicli", *words, *(p["name"].upper() for p in op["path_params"]), *required])
+
+
 def _help(words: tuple, op: dict) -> str:
-    lines = [op.get("summary") or "", "", "\b", f"{op['method']} {op['path']}"]
+    lines = [_sentence(op.get("summary") or f"{op['method']} {op['path']}"), "", "\b", f"{op['method']} {op['path']}"]
     lines += [f"{p['name'].upper()}: {p['help']}" for p in op["path_params"] if p.get("help")]
     if op.get("admin"):
         lines.append("Sent with OPENAI_ADMIN_KEY.")
@@ -163,8 +223,11 @@ def _help(words: tuple, op: dict) -> str:
         lines.append("Deprecated by the API.")
     if op.get("handwritten"):
         lines.append(f"Also available, with more to it, as `oaicli {op['handwritten']}`.")
-    required = [f"{option_name(f['name'])} {f['name'].upper()}" for f in op["query"] if f.get("required")]
-    required += [f"{option_name(f['name'])} {f['name'].upper()}"
-                 for f in (op.get("body") or {}).get("fields", []) if f.get("required")]
-    example = " ".join(["oaicli", *words, *(p["name"].upper() for p in op["path_params"]), *required])
-    return "\n".join([*lines, "", "\b", "Example:", f"  {example}"])
+    return "\n".join([*lines, "", "\b", "Example:", f"  {_example(words, op)}"])
+
+
+def generated_group(name: str, words: tuple = (), extra_commands=(), help=None, alias=None):
+    """The generated group the real root (cli/root.py) shows as `name` (or `alias`), sending through the
+    API client."""
+    from oaicli.commands.generated.execute import execute
+    return GeneratedRoot(execute, name="oaicli").group(name, words, extra_commands, help, alias)

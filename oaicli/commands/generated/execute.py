@@ -1,11 +1,30 @@
 """The seam between the generated commands and the network: a Request in, the answer sent and rendered."""
 
+from oaicli.cli import invocation
 from oaicli.commands.generated.request import Request
 
 
 def execute(request: Request) -> None:
-    """Send `request` with the API client (OPENAI_ADMIN_KEY when request.admin), follow its pagination
-    (fetch_all / max_items), stream a binary answer to request.output and render JSON or SSE through the
-    output layer. Wired once the client, output and Invocation land in their new homes (issue 10); until then
-    the generated commands are built with an execute of the caller's choosing (the tests inject one)."""
-    raise NotImplementedError("generated commands are not wired to the API client yet")
+    """Send `request` with the invocation's API client (the admin client when request.admin), following its
+    pagination (--all / --max-items), streaming a binary answer to -o FILE and SSE events as they come, and
+    render the answer through the output layer."""
+    from oaicli.api import generic
+    from oaicli.output import writers as output
+    current = invocation.current()
+    client = current.admin_client() if request.admin else current.client()
+    if request.expects == "binary":
+        return _download(client, request, current)
+    if request.expects == "sse":
+        return output.render_events(generic.events(client, request))
+    if request.paginate and request.fetch_all:
+        return output.render_list(generic.collect(client, request), schema_columns=True)
+    answer = generic.send(client, request)
+    output.render_answer(answer)
+
+
+def _download(client, request: Request, current) -> None:
+    from oaicli.api import generic
+    from oaicli.output import files, progress
+    with files.download_target(request.output, current) as (sink, where):
+        with progress.progress_bar(current, desc=where) as bar:
+            generic.download(client, request, sink, bar, where)
