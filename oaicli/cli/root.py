@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "files": "oaicli.commands.files.files",
     "fine-tunes": "oaicli.commands.fine_tunes.fine_tunes",
     "serve": "oaicli.commands.serve.serve",
+    "api": "oaicli.commands.api.api",
 }
 
 # The generated commands (issue 11): one group per top-level group of the compiled operations table
@@ -125,7 +126,11 @@ class RootGroup(LazyGroup):
 
     def invoke(self, ctx):
         _unwind_on_sigterm()
-        return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except (OaicliError, click.ClickException) as exc:
+            exc.as_json = _errors_as_json(ctx)  # read here: the context is gone when main() reports it
+            raise
 
     def make_context(self, info_name, args, parent=None, **extra):
         # Subcommands' contexts inherit the width, so Click's help formatter never imports shutil.
@@ -140,7 +145,10 @@ class RootGroup(LazyGroup):
         except click.exceptions.Exit as exc:
             return exc.exit_code
         except click.ClickException as exc:
-            exc.show()
+            if getattr(exc, "as_json", False):
+                _show_json_error(exc.format_message(), exc.exit_code, "usage" if exc.exit_code == 2 else "invalid_input")
+            else:
+                exc.show()
             return exc.exit_code
         except (click.Abort, KeyboardInterrupt) as exc:
             interrupted = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
@@ -151,7 +159,12 @@ class RootGroup(LazyGroup):
         except OaicliError as exc:
             if os.environ.get("OAICLI_DEBUG"):
                 raise
-            click.echo(exc.one_line(), err=True)
+            if getattr(exc, "as_json", False):
+                _show_json_error(exc.message, exc.exit_code, getattr(exc, "type", None) or type(exc).__name__,
+                                 hint=exc.hint, status=getattr(exc, "status", None), code=getattr(exc, "code", None),
+                                 request_id=getattr(exc, "request_id", None))
+            else:
+                click.echo(exc.one_line(), err=True)
             return exc.exit_code
         except BrokenPipeError:
             _silence_stdout()
@@ -162,6 +175,22 @@ class RootGroup(LazyGroup):
             click.echo(redact(f"Error: unexpected {exc.__class__.__name__}: {exc}. "
                               "Run again with OAICLI_DEBUG=1 for a traceback."), err=True)
             return ExitCode.FAILURE
+
+
+def _errors_as_json(ctx: click.Context) -> bool:
+    """`--format json` (or OAICLI_FORMAT=json) applies to errors too: a script reads them from stderr."""
+    from oaicli.cli.invocation import FLAGS_KEY
+    chosen = ctx.find_root().meta.get(FLAGS_KEY, {}).get("format") or os.environ.get("OAICLI_FORMAT")
+    return chosen == "json"
+
+
+def _show_json_error(message: str, exit_code: int, kind: str, **details) -> None:
+    """One JSON object on stderr: {"error": {message, type, exit_code, and status, code, hint, request_id
+    when known}}; redacted like every other error."""
+    import json
+    error = {"message": message, "type": kind, "exit_code": int(exit_code)}
+    error.update({k: v for k, v in details.items() if v is not None})
+    click.echo(redact(json.dumps({"error": error}, ensure_ascii=False)), err=True)
 
 
 def _generated_summaries() -> dict[str, str]:

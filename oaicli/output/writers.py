@@ -100,19 +100,23 @@ def _header(column: str) -> str:
     return click.style(column, bold=True) if color_enabled() else column
 
 
-# A list's table starts with what identifies an item and when it was made; the other fields follow as they come.
+# A list's table starts with what identifies an item and when it was made; the other plain fields follow in the
+# API's order, up to MAX_COLUMNS in all (nested objects are left to --format json/yaml, which show everything).
 LEADING_COLUMNS = ("id", "name", "status", "created_at", "created")
+MAX_COLUMNS = 8
 
 
 def _columns_of(rows: list[dict]) -> list[str]:
     seen: dict[str, None] = {}
+    nested: set[str] = set()
     for row in rows:
         if isinstance(row, dict):
             seen.update(dict.fromkeys(row))
+            nested.update(k for k, v in row.items() if isinstance(v, (dict, list)))
     leading = [c for c in LEADING_COLUMNS if c in seen]
-    if "name" in seen and "status" in seen:  # id, name or status: one of the two leads, the other follows
-        leading.remove("status")
-    return leading + [c for c in seen if c not in leading]
+    rest = [c for c in seen if c not in leading and c not in nested]
+    columns = (leading + rest)[:MAX_COLUMNS]
+    return columns or list(seen)
 
 
 def render_list(page_or_items, columns: list[str] | None = None, raw: bool = False, fmt: str | None = None) -> None:
@@ -145,16 +149,21 @@ def render_object(obj: dict, fields: list[str] | None = None, fmt: str | None = 
         write(tabulate(rows, tablefmt="plain", disable_numparse=True))
 
 
-def render_answer(answer, fmt: str | None = None) -> None:
-    """Any API answer: a list page as a list (a table of its items), an object as an object, text as it is."""
-    if isinstance(answer, dict) and isinstance(answer.get("data"), list) and answer.get("object") in ("list", "page"):
-        render_list(answer, fmt=fmt, raw=bool(_flag("raw")))
+def render_answer(answer, fmt: str | None = None, whole: bool = False) -> None:
+    """Any API answer: a list page as a list (a table of its items; in JSON the items, or the page object with
+    --raw or `whole`, as `oaicli api` prints it), an object as an object, text as it is."""
+    if is_page(answer):
+        render_list(answer, fmt=fmt, raw=whole or bool(_flag("raw")))
     elif isinstance(answer, dict):
         render_object(answer, fmt=fmt)
     elif isinstance(answer, str) and not _filter_asked():
         write(answer, newline=not answer.endswith("\n"))
     else:
         write_document(answer, fmt or resolve_format())
+
+
+def is_page(answer) -> bool:
+    return isinstance(answer, dict) and isinstance(answer.get("data"), list) and answer.get("object") in ("list", "page")
 
 
 def render_events(events) -> None:

@@ -4,10 +4,11 @@ from oaicli.cli import invocation
 from oaicli.commands.generated.request import Request
 
 
-def execute(request: Request) -> None:
+def execute(request: Request, whole: bool = False) -> None:
     """Send `request` with the invocation's API client (the admin client when request.admin), following its
     pagination (--all / --max-items), streaming a binary answer to -o FILE and SSE events as they come, and
-    render the answer through the output layer."""
+    render the answer through the output layer (`whole`: a list's JSON is the page object, as `oaicli api`
+    prints it, rather than its items)."""
     from oaicli.api import generic
     from oaicli.output import writers as output
     current = invocation.current()
@@ -16,10 +17,8 @@ def execute(request: Request) -> None:
         return _download(client, request, current)
     if request.expects == "sse":
         return output.render_events(generic.events(client, request))
-    if request.paginate and request.fetch_all:
-        return output.render_list(generic.collect(client, request), schema_columns=True)
-    answer = generic.send(client, request)
-    output.render_answer(answer)
+    answer = generic.collect(client, request) if request.paginate and request.fetch_all else generic.send(client, request)
+    output.render_answer(answer, whole=whole)
 
 
 def _download(client, request: Request, current) -> None:
