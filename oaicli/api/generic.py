@@ -21,19 +21,19 @@ def send(client, request):
                               headers=request.headers or None, parse="json-or-text", **body)
 
 
-def pages(client, request) -> Iterator[dict]:
-    """Each page object of a list, following its pagination while the server says there is more (and it
-    moves on: a server that repeats a cursor would page for ever)."""
-    query = dict(request.query)
+def pages(client, path: str, query: dict, kind: str, method: str = "GET", headers=None) -> Iterator[dict]:
+    """Each page object of a list, following its pagination (`kind`, one of PAGINATION) while the server says
+    there is more (and it moves on: a server that repeats a cursor would page for ever)."""
+    query = dict(query)
     seen = set()
     while True:
-        page = client.request(request.method, request.path, params=query, headers=request.headers or None)
+        page = client.request(method, path, params=query, headers=headers or None)
         yield page
-        cursor = next_cursor(request.paginate, page)
+        cursor = next_cursor(kind, page)
         if not isinstance(page, dict) or not page.get("has_more") or not cursor or cursor in seen:
             return
         seen.add(cursor)
-        query["page" if request.paginate == "page" else "after"] = cursor
+        query["page" if kind == "page" else "after"] = cursor
 
 
 def next_cursor(kind: str, page) -> str | None:
@@ -50,7 +50,7 @@ def next_cursor(kind: str, page) -> str | None:
 def collect(client, request) -> dict:
     """Every page (up to request.max_items items) as one page object: the first page's fields, all items."""
     first, items, cut = None, [], False
-    for page in pages(client, request):
+    for page in pages(client, request.path, request.query, request.paginate, request.method, request.headers):
         first = page if first is None else first
         items.extend(page.get("data") or [])
         more = bool(page.get("has_more"))

@@ -31,6 +31,8 @@ LAZY_COMMANDS = {
     "fine-tunes": "oaicli.commands.fine_tunes.fine_tunes",
     "serve": "oaicli.commands.serve.serve",
     "api": "oaicli.commands.api.api",
+    "usage": "oaicli.commands.usage.usage",
+    "costs": "oaicli.commands.usage.costs",
 }
 
 # The generated commands (issue 11): one group per top-level group of the compiled operations table
