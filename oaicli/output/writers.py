@@ -113,7 +113,7 @@ def _columns_of(rows: list[dict]) -> list[str]:
         if isinstance(row, dict):
             seen.update(dict.fromkeys(row))
             nested.update(k for k, v in row.items() if isinstance(v, (dict, list)))
-    leading = [c for c in LEADING_COLUMNS if c in seen]
+    leading = [c for c in LEADING_COLUMNS if c in seen and not (c == "status" and "name" in seen)]
     rest = [c for c in seen if c not in leading and c not in nested]
     columns = (leading + rest)[:MAX_COLUMNS]
     return columns or list(seen)

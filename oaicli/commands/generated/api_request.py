@@ -123,11 +123,11 @@ def _checked(op, path, fields, body, fetch_all, max_items, output, is_terminal) 
 def _convert(field: dict, value: str, typed: bool, name: str):
     """The value as the matching generated option would parse it; a file field takes @PATH (or PATH)."""
     param_type, multiple = option_type(field)
-    if field["type"] in ("file", "files"):
-        value = value.removeprefix("@")
-    elif typed and value.startswith("@") and field["type"] not in ("json", "any"):
-        value = read_source(value, None, None)
     try:
+        if field["type"] in ("file", "files"):
+            value = value.removeprefix("@")
+        elif typed and value.startswith("@") and field["type"] not in ("json", "any"):
+            value = read_source(value, None, None)
         return param_type.convert(value, None, None), multiple
     except BadInput as exc:
         raise BadInput(exc.message, param_hint=f"field {name!r}") from None

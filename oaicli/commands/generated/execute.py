@@ -22,8 +22,18 @@ def execute(request: Request, whole: bool = False) -> None:
 
 
 def _download(client, request: Request, current) -> None:
+    """To -o FILE (written atomically, a progress bar on a terminal's stderr), or to stdout when it is not a
+    terminal (the command refused a terminal before sending)."""
+    from pathlib import Path
+
     from oaicli.api import generic
     from oaicli.output import files, progress
-    with files.download_target(request.output, current) as (sink, where):
-        with progress.progress_bar(current, desc=where) as bar:
-            generic.download(client, request, sink, bar, where)
+    from oaicli.output import writers as output
+    destination = Path(request.output) if request.output else None
+    if destination is not None:
+        files.ready_file(destination)  # a bad -o costs nothing: checked before the request
+    with progress.progress_bar(None, destination.name if destination else request.path) as bar, \
+            files.download_target(destination) as sink:
+        written = generic.download(client, request, sink, bar, destination)
+    if destination is not None:
+        output.notice(f"Wrote {written} bytes to {destination}.")
