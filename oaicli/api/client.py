@@ -226,12 +226,12 @@ class ApiClient:
 
     # Downloads
 
-    def download(self, path: str, sink, bar, *, method: str = "GET", json=None, params=None,
+    def download(self, path: str, sink, bar, *, method: str = "GET", json=None, params=None, files=None,
                  what: str = "download", where: object = None) -> int:
         """Stream a body into `sink` (output.files.download_target: an atomic file or stdout), counting
         bytes on `bar` (output.progress.progress_bar, reset to the body's length); the bytes written."""
         _widen_socket_reads()
-        response = self.send(method, path, json=json, params=params)
+        response = self.send(method, path, json=json, params=params, files=files)
         try:
             bar.reset(total=int(response.headers.get("content-length") or 0) or None)
             return copy_body(response, sink, bar)

@@ -73,7 +73,7 @@ def events(client, request) -> Iterator[dict]:
 def download(client, request, sink, bar, where) -> int:
     with _body(request) as body:
         return client.download(request.path, sink, bar, method=request.method, json=body.get("json"),
-                               params=request.query or None, where=where)
+                               files=body.get("files"), params=request.query or None, where=where)
 
 
 @contextlib.contextmanager
