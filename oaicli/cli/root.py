@@ -1,7 +1,6 @@
 """The root command: registers every resource's group and holds the single error boundary."""
 
 import importlib
-import importlib.util
 import os
 import signal
 import sys
@@ -113,7 +112,8 @@ class RootGroup(LazyGroup):
             if name in summaries and name not in self.lazy_subcommands:
                 rows.append((name, _shortened(summaries[name], formatter.width - 6 - len(name))))
                 continue
-            command = self.get_command(ctx, name)
+            # A hand-written command's own help (not merged with its generated twin: that would load the table).
+            command = super().get_command(ctx, name)
             if command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
         if rows:
@@ -214,6 +214,7 @@ def _generated_names() -> set[str]:
 
 
 def _extra_commands(group: str) -> list[click.Command]:
+    import importlib.util  # only when a generated group runs, not for every --help
     module = EXTRA_COMMANDS.get(group)
     if module is None or importlib.util.find_spec(module) is None:
         return []

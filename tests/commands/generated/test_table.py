@@ -82,3 +82,18 @@ def test_each_rename_settles_a_real_collision(spec, monkeypatch):
             patch.delitem(compiler.RENAMES, operation_id)
             with pytest.raises(compiler.CompileError, match=operation_id):
                 compiler.build(spec)
+
+
+@pytest.mark.parametrize("method, path, words", [
+    ("GET", "/models/gpt-4o", ("models", "get")),
+    ("GET", "/vector_stores/vs_1/files?limit=2", ("vector-stores", "files", "list")),
+    ("GET", "/organization/costs", ("admin", "costs")),
+    ("post", "/batches/b_1/cancel", ("batches", "cancel")),
+])
+def test_find_maps_a_concrete_path_to_its_operation(method, path, words):
+    assert operations.find(method, path)[0] == words
+
+
+def test_find_knows_nothing_of_other_paths_or_methods():
+    assert operations.find("GET", "/not/an/api/path") is None
+    assert operations.find("PUT", "/models") is None
