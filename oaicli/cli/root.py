@@ -180,10 +180,10 @@ class RootGroup(LazyGroup):
 
 
 def _errors_as_json(ctx: click.Context) -> bool:
-    """`--format json` (or OAICLI_FORMAT=json) applies to errors too: a script reads them from stderr."""
+    """`--format json` on the command line applies to errors too, for a script that reads them from stderr. Only
+    the flag: a default format from OAICLI_FORMAT or a profile leaves the one-line errors people read."""
     from oaicli.cli.invocation import FLAGS_KEY
-    chosen = ctx.find_root().meta.get(FLAGS_KEY, {}).get("format") or os.environ.get("OAICLI_FORMAT")
-    return chosen == "json"
+    return ctx.find_root().meta.get(FLAGS_KEY, {}).get("format") == "json"
 
 
 def _show_json_error(message: str, exit_code: int, kind: str, **details) -> None:

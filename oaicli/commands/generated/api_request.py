@@ -6,7 +6,7 @@ import json
 from urllib.parse import parse_qsl
 
 from oaicli.api import operations
-from oaicli.commands.generated.errors import BadInput, MissingInput
+from oaicli.commands.generated.errors import BadInput, MissingInput, check_text
 from oaicli.commands.generated.params import option_type, parse_json, read_source
 from oaicli.commands.generated.request import Request, assemble
 
@@ -15,6 +15,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 def build(words, raw_fields, typed_fields, input_path, headers, *, output=None, fetch_all=False, max_items=None,
           is_terminal=lambda: False, stdin=None) -> Request:
+    for values, hint in ((words, "'[METHOD] PATH'"), (raw_fields, "'-f'"), (typed_fields, "'-F'"), (headers, "'-H'")):
+        check_text(values, hint)
     fields = [(*_pair(text, "-f"), False) for text in raw_fields] + [(*_pair(t, "-F"), True) for t in typed_fields]
     body = _input_body(input_path, stdin)
     method, path = _method_and_path(words, bool(fields) or body is not None)

@@ -7,7 +7,7 @@ import click
 from oaicli.api import operations
 from oaicli.cli.invocation import with_invocation
 from oaicli.cli.options import connection_options, format_option
-from oaicli.commands.generated.errors import BadInput, MissingInput
+from oaicli.commands.generated.errors import BadInput, MissingInput, check_text
 from oaicli.commands.generated.params import IntRange, make_option, option_name, parse_json, read_source
 from oaicli.commands.generated.request import assemble
 
@@ -149,15 +149,18 @@ def build_request(op: dict, fields: dict, given: dict, is_terminal):
     the Request; any problem is BadInput (exit 4) and nothing is sent."""
     data = _data_body(given.get("data"))
     values = {}
-    for dest, (where, described, _flag) in fields.items():
+    for dest, (where, described, flag) in fields.items():
         value = given.get(dest)
         if value is None or value == ():
             continue
+        check_text(value, f"'{flag}'")
         values[(where, described["name"])] = list(value) if isinstance(value, tuple) else value
     _check_required(op, fields, values, data)
     if op["response"] == "binary" and not given.get("output") and is_terminal():
         raise BadInput("the answer is binary: give -o FILE (or redirect stdout)", param_hint="'-o' / '--output'")
     path_values = [given[f"path_{i}"] for i in range(len(op["path_params"]))]
+    for param, value in zip(op["path_params"], path_values):
+        check_text(value, param["name"].upper())
     max_items = given.get("max_items")
     return assemble(op, path_values, values, data, fetch_all=bool(given.get("fetch_all")) or max_items is not None,
                     max_items=max_items, output=given.get("output"))

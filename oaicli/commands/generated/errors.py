@@ -29,3 +29,16 @@ class ExitFour:
 
     def fail(self, message, param=None, ctx=None):
         raise BadInput(message, ctx=ctx, param=param)
+
+
+def check_text(value, param_hint: str) -> None:
+    """Arguments that are not valid UTF-8 (`$'\\xff'` in a shell) reach Python as lone surrogates, which no
+    request can carry: say so, naming the option, instead of failing while encoding."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for item in values:
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadInput(f"{item.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8 text",
+                               param_hint=param_hint) from None

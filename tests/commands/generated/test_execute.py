@@ -137,9 +137,18 @@ def test_api_input_body_with_fields_over_it(invoke, fake, tmp_path):
     (["vector-stores", "list", "--limit", "lots"], "--limit"),
     (["vector-stores", "create", "--chunking-strategy", "@/no/such.json"], "--chunking-strategy"),
     (["batches", "create", "--endpoint", "/v1/embeddings", "--completion-window", "24h"], "--input-file-id"),
+    (["vector-stores", "get", "\udcff"], "VECTOR_STORE_ID"),
+    (["vector-stores", "create", "--name", "a\udcffb"], "--name"),
+    (["api", "GET", "/models/\udcff"], "PATH"),
 ])
 def test_bad_input_is_one_line_naming_the_field_exit_4_nothing_sent(invoke, fake, args, names):
     result = invoke(*args)
     assert result.exit_code == 4, result.stderr
     assert names in result.stderr and len(result.stderr.splitlines()) == 1 and result.stdout == ""
     assert fake.requests == []
+
+
+def test_a_default_json_format_keeps_one_line_errors(invoke, fake, monkeypatch):
+    monkeypatch.setenv("OAICLI_FORMAT", "json")
+    result = invoke("vector-stores", "get", "vs_missing")
+    assert result.exit_code == 4 and result.stderr.startswith("Error: ") and "HTTP 404" in result.stderr
