@@ -128,7 +128,10 @@ class ApiClient:
             if self.retry.retries(response.status_code, last):
                 self.retry.wait(response, attempt, f"HTTP {response.status_code}")
                 continue
-            raise _with_model_hint(error_from_response(response), path, json if json is not None else data)
+            error = _with_model_hint(error_from_response(response), path, json if json is not None else data)
+            if self.admin and error.status in (401, 403):
+                error.hint = "This endpoint needs an organization admin key in OPENAI_ADMIN_KEY (`oaicli config show`)."
+            raise error
         raise AssertionError("unreachable")
 
     def _network_error(self, exc: httpx.TransportError, method: str, url) -> NetworkError:

@@ -61,6 +61,7 @@ def test_a_refused_admin_key_is_exit_3_and_never_printed(invoke, admin, monkeypa
     monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-wrong-0123456789")
     result = invoke("usage", "--days", "1")
     assert result.exit_code == 3 and "sk-admin-wrong-0123456789" not in result.stderr + result.stdout
+    assert "OPENAI_ADMIN_KEY" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_days_out_of_range_is_refused_before_sending(invoke, admin):
