@@ -1,6 +1,6 @@
 """Compile OpenAI's OpenAPI spec into the compact operations table the generated commands are built from.
 
-Run `python openapi/compile.py [SPEC] [OUT_DIR]` from the repo root. It writes OUT_DIR/index.json (groups and
+Run `python openapi/compile.py [SPEC] [OUT_DIR]` from the repo root. It writes OUT_DIR/summaries.py (groups and
 their one-line summaries: all `oaicli --help` reads) and OUT_DIR/groups/<group>.json (a group's commands).
 
 How names are made (deterministic; a collision stops the compiler):
@@ -21,6 +21,7 @@ string: JSON when it starts with `{`, `[` or `@`, else the string itself).
 """
 
 import json
+import pprint
 import re
 import sys
 from collections import Counter
@@ -423,11 +424,19 @@ def dump(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
 
 
+INDEX_MODULE = '''"""The groups of the operations table and their one-line summaries: all `oaicli --help` reads. Written by
+openapi/compile.py (do not edit). A Python module, not JSON, so that listing the groups imports no json."""
+
+INDEX = {index}
+'''
+
+
 def write_table(table: dict, out_dir: Path) -> None:
-    """index.json and groups/<name>.json; files of groups no longer in the spec are removed."""
+    """summaries.py (the index) and groups/<name>.json; files of groups no longer in the spec are removed."""
     groups_dir = out_dir / "groups"
     groups_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "index.json").write_text(dump(index_of(table)), encoding="utf-8")
+    index = pprint.pformat(index_of(table), width=110, sort_dicts=True)
+    (out_dir / "summaries.py").write_text(INDEX_MODULE.format(index=index), encoding="utf-8")
     for name, tree in table["groups"].items():
         (groups_dir / f"{name}.json").write_text(dump(tree), encoding="utf-8")
     for stale in groups_dir.glob("*.json"):

@@ -35,7 +35,7 @@ LAZY_COMMANDS = {
 }
 
 # The generated commands (issue 11): one group per top-level group of the compiled operations table
-# (oaicli/api/operations/index.json), built by this function when the group is used.
+# (oaicli/api/operations/summaries.py), built by this function when the group is used.
 GENERATED_GROUP = "oaicli.commands.generated.commands.generated_group"
 
 # Hand-written verbs that join a generated group: group name -> a module exporting `extra_commands`, a list

@@ -10,17 +10,16 @@ help (the description's first sentence), style ("deep" for name[key] query objec
 """
 
 import functools
-import json
 import os
 import re
 
 HERE = os.path.dirname(__file__)
 
 
-@functools.cache
 def index() -> dict:
     """{"groups": {name: {"summary", "operations", "handwritten"?, "deprecated"?}}}: all `oaicli --help` reads."""
-    return _read(os.path.join(HERE, "index.json"))
+    from oaicli.api.operations.summaries import INDEX
+    return INDEX
 
 
 @functools.cache
@@ -65,5 +64,6 @@ def _template(path: str):
 
 
 def _read(path: str) -> dict:
+    import json  # only when a group's commands are built or a path looked up, not for `oaicli --help`
     with open(path, encoding="utf-8") as stream:
         return json.load(stream)
