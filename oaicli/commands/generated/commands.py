@@ -9,7 +9,6 @@ from oaicli.cli.invocation import with_invocation
 from oaicli.cli.options import connection_options, format_option
 from oaicli.commands.generated.errors import BadInput, MissingInput, check_text
 from oaicli.commands.generated.params import IntRange, make_option, option_name, parse_json, read_source
-from oaicli.commands.generated.request import assemble
 
 # Options every generated command may have; a field with one of these names gets a `--body-` prefix.
 RESERVED = {"--data", "--output", "--all", "--max-items", "--help"}
@@ -162,6 +161,7 @@ def build_request(op: dict, fields: dict, given: dict, is_terminal):
     for param, value in zip(op["path_params"], path_values):
         check_text(value, param["name"].upper())
     max_items = given.get("max_items")
+    from oaicli.commands.generated.request import assemble  # dataclasses: when a command runs, not for --help
     return assemble(op, path_values, values, data, fetch_all=bool(given.get("fetch_all")) or max_items is not None,
                     max_items=max_items, output=given.get("output"))
 
@@ -232,5 +232,9 @@ def _help(words: tuple, op: dict) -> str:
 def generated_group(name: str, words: tuple = (), extra_commands=(), help=None, alias=None):
     """The generated group the real root (cli/root.py) shows as `name` (or `alias`), sending through the
     API client."""
-    from oaicli.commands.generated.execute import execute
-    return GeneratedRoot(execute, name="oaicli").group(name, words, extra_commands, help, alias)
+    return GeneratedRoot(_execute, name="oaicli").group(name, words, extra_commands, help, alias)
+
+
+def _execute(request) -> None:
+    from oaicli.commands.generated.execute import execute  # the client and output layers: only when sending
+    execute(request)
