@@ -108,7 +108,7 @@ def _lines(stream, max_line_bytes: int) -> Iterator[RawLine]:
         size = len(chunk)
         if len(chunk) > max_line_bytes and not chunk.endswith(b"\n"):
             while chunk and not chunk.endswith(b"\n"):
-                chunk = stream.readline(1 << 20)
+                chunk = stream.readline(min(max_line_bytes + 1, 1 << 20))
                 size += len(chunk)
             yield RawLine(None, size)
         else:
