@@ -223,10 +223,10 @@ def _messages(raw: bytes, number: int, system: str | None) -> list[dict]:
     try:
         value = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
     except UnicodeDecodeError:
-        raise InputError(number, "the line is not UTF-8 text.")
+        raise InputError(number, "the line is not UTF-8 text.") from None
     except ValueError:
         raise InputError(number, 'the line is not JSON; write a prompt as a JSON string ("...") '
-                                 "or a conversation as an array of messages.")
+                                 "or a conversation as an array of messages.") from None
     if isinstance(value, str) and value.strip():
         return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": value}]
     if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):

@@ -49,9 +49,10 @@ def answer(endpoint: str, body: dict, number: int) -> dict:
     """A plausible answer body for one request of the batch's endpoint."""
     if endpoint == "/v1/chat/completions":
         last = next((m.get("content") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
+        message = {"role": "assistant", "content": f"echo: {last}"}
         return {"id": f"chatcmpl-batch{number:06d}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model"), "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                                                          "message": {"role": "assistant", "content": f"echo: {last}"}}],
+                "model": body.get("model"),
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": message}],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}
     if endpoint == "/v1/embeddings":
         inputs = body.get("input")
