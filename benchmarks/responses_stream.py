@@ -57,13 +57,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     print(_common.describe_machine())
-    from tests.fake import responses
-    from tests.fake.server import ROUTE_MODULES, FakeOpenAI
+    from tests.fake.server import FakeOpenAI
     answer = " ".join(f"w{i}" for i in range(args.deltas))
     # In this process (the measured clients are child processes): its state holds a function.
     with FakeOpenAI() as server:
-        if "responses" not in ROUTE_MODULES:  # until tests/fake/server.py registers it
-            responses.install(server)
         server.state["responses_answer"] = lambda body: answer
         cases = {name: [_common.PYTHON, __file__, "--child", name, server.url] for name in CHILDREN}
         results = _common.compare(cases, runs=args.runs, env=_common.env_for(server.url))

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from oaicli.chat import responses as r
-from oaicli.sse import SSEParser
+from oaicli.api.sse import SSEParser
 from tests.fake import responses as fake_responses
-from tests.fake.server import ROUTE_MODULES, FakeOpenAI
+from tests.fake.server import FakeOpenAI
 
 KEY = {"Authorization": "Bearer sk-test-responses"}
 
@@ -16,8 +16,6 @@ KEY = {"Authorization": "Bearer sk-test-responses"}
 @pytest.fixture
 def server():
     with FakeOpenAI() as fake:
-        if "responses" not in ROUTE_MODULES:
-            fake_responses.install(fake)
         yield fake
 
 

@@ -12,7 +12,7 @@ import pytest
 from oaicli.jobs import batch_file as bf
 from oaicli.jobs import batch_results as br
 from tests.fake import batches as fake_batches
-from tests.fake.server import ROUTE_MODULES, FakeOpenAI
+from tests.fake.server import FakeOpenAI
 
 KEY = {"Authorization": "Bearer sk-test-batches"}
 
@@ -163,8 +163,6 @@ def test_memory_stays_flat_while_merging_a_large_output(tmp_path):
 @pytest.fixture
 def server():
     with FakeOpenAI() as fake:
-        if "batches" not in ROUTE_MODULES:
-            fake_batches.install(fake)
         yield fake
 
 
