@@ -9,6 +9,7 @@ Knobs in `server.state`:
 - `responses_drop_after` ([n, ...]): the next streams (POST or GET) each drop the connection after n events;
 - `responses_fail` (a message): the response fails (`response.failed`) halfway through its text;
 - `responses_error` ((code, message)): an `error` event halfway through its text, and the stream ends;
+- `responses_status` ((status, message)): the next POST answers that HTTP error instead;
 - `responses_polls_per_step`: reads of a background response per status step (default 1):
   queued -> in_progress -> completed.
 A `max_output_tokens` below the answer's word count ends it `incomplete` (reason max_output_tokens).
@@ -204,8 +205,17 @@ def install(server):
         if body.get("previous_response_id") and body["previous_response_id"] not in state["responses"]:
             return reply.error(400, f"Previous response with id '{body['previous_response_id']}' not found.",
                                param="previous_response_id")
+        conversation = body.get("conversation")
+        if conversation and conversation not in state.get("conversations", {}):
+            return reply.error(404, f"Conversation with id '{conversation}' not found.", param="conversation")
+        if state.get("responses_status"):  # a scripted HTTP failure, e.g. (500, "boom")
+            status, message = state.pop("responses_status")
+            return reply.error(status, message, type="server_error" if status >= 500 else "invalid_request_error")
         script = build(state, body, next(_ids))
         final = script.response
+        if conversation:
+            from tests.fake.conversations import add_items
+            add_items(state, conversation, [*_input_items(body), *final["output"]])
         record = {"final": final, "events": script.events, "background": bool(body.get("background")),
                   "step": 0, "polls": 0}
         if body.get("store", True) is not False:
@@ -248,6 +258,11 @@ def install(server):
         if found(request, reply) is not None:
             del state["responses"][request.match["id"]]
             reply.json({"id": request.match["id"], "object": "response", "deleted": True})
+
+
+def _input_items(body: dict) -> list[dict]:
+    items = body.get("input")
+    return [{"type": "message", "role": "user", "content": items}] if isinstance(items, str) else list(items or [])
 
 
 def _advance(state: dict, record: dict) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 EAGER_BODY = 16 << 20
 
 ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes", "responses",
-                 "batches"]
+                 "batches", "conversations"]
 
 
 @dataclass
