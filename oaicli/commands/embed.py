@@ -90,11 +90,11 @@ def _as_batch(body, source, output, dtype, wait) -> int:
     if not output:
         writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(
             out.resolve_format(), embeddings.TableWriter)()
-        return batch_modes.embed_batch(run, body, source, writer, wait)
+        return batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
     # Without --wait nothing is written, so the file is not created.
     with atomic_writer(output) if wait else contextlib.nullcontext() as sink:
         writer = embeddings.file_writer(output, sink, dtype) if wait else None
-        count = batch_modes.embed_batch(run, body, source, writer, wait)
+        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
     if wait:
         out.notice(f"Wrote {count} embeddings to {output}.")
     return 0

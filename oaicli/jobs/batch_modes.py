@@ -9,7 +9,6 @@ from pathlib import Path
 from oaicli.api.completions import answer_of, request_params
 from oaicli.core.errors import ExitCode, InputError, OaicliError
 from oaicli.jobs import batch_file, batches
-from oaicli.media import embeddings
 from oaicli.output import writers as output
 from oaicli.output.progress import progress_bar
 
@@ -43,9 +42,9 @@ def chat_batch(opts, invocation) -> int:
     return _failed_exit(failed)
 
 
-def embed_batch(invocation, body: dict, source, writer, wait: bool) -> int:
+def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> int:
     """The embedding requests `embed` would send (grouped as it groups them), as one batch; with `wait`,
-    every vector goes to `writer` in input order. The texts are kept for the writer (a batch holds at
+    every vector (read with `decode`, media/embeddings') goes to `writer` in input order. The texts are kept for the writer (a batch holds at
     most 50,000 inputs)."""
     groups = list(source)
     with tempfile.TemporaryDirectory() as folder:
@@ -68,7 +67,7 @@ def embed_batch(invocation, body: dict, source, writer, wait: bool) -> int:
     for number, group in enumerate(groups):
         if number in by_index:
             data = sorted(by_index[number].get("data", []), key=lambda item: item.get("index", 0))
-            writer.write(group.start, group.texts, [embeddings.decode(item["embedding"]) for item in data])
+            writer.write(group.start, group.texts, [decode(item["embedding"]) for item in data])
             count += len(group.texts)
     writer.close()
     _failed_exit(failed)
