@@ -73,7 +73,8 @@ def _is(value, kind: str) -> bool:
 
 
 def _kind_of(value) -> str:
-    return next((name for name, kinds in TYPES.items() if _is(value, name)), type(value).__name__)
+    order = ("string", "integer", "number", "boolean", "object", "array", "null")  # integer before number
+    return next((name for name in order if _is(value, name)), type(value).__name__)
 
 
 def _resolve(root: dict, ref: str) -> dict:
