@@ -71,7 +71,8 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
         source = _non_empty(embeddings.batches(inputs, max_inputs=batch_size))
         api = invocation.current().client()
         if use_batch:
-            return _as_batch(body, source, output, dtype, wait)
+            _as_batch(body, source, output, dtype, wait)
+            return
         if output:
             count = _to_file(api, body, source, output, dtype, concurrency, total)
             out.notice(f"Wrote {count} embeddings to {output}.")
@@ -79,7 +80,7 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
             _to_stdout(api, body, source, out.resolve_format(), concurrency, total)
 
 
-def _as_batch(body, source, output, dtype, wait) -> int:
+def _as_batch(body, source, output, dtype, wait) -> None:
     import contextlib
 
     from oaicli.jobs import batch_modes
@@ -90,14 +91,14 @@ def _as_batch(body, source, output, dtype, wait) -> int:
     if not output:
         writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(
             out.resolve_format(), embeddings.TableWriter)()
-        return batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        return
     # Without --wait nothing is written, so the file is not created.
     with atomic_writer(output) if wait else contextlib.nullcontext() as sink:
         writer = embeddings.file_writer(output, sink, dtype) if wait else None
         count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
     if wait:
         out.notice(f"Wrote {count} embeddings to {output}.")
-    return 0
 
 
 def _non_empty(batches):

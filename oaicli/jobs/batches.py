@@ -21,7 +21,7 @@ def check(path: Path, endpoint: str | None, say) -> batch_file.Report:
     """Validate every line; on any problem list them (by line number) through `say` and refuse."""
     try:
         with open(path, "rb") as handle:
-            report = batch_file.validate(handle, endpoint)
+            report = batch_file.validate(handle, endpoint, max_line_bytes=batch_file.MAX_LINE_BYTES)
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     if not report.ok:
