@@ -1,5 +1,5 @@
 """Responses streaming benchmark (issue 12): what reading a Responses stream through oaicli's engine costs
-(`oaicli.sse.SSEParser` + `oaicli.chat.responses.ResponseStream`, printing each text delta) against a bare
+(`oaicli.api.sse.SSEParser` + `oaicli.api.responses.ResponseStream`, printing each text delta) against a bare
 httpx script reading the same stream (split lines, `json.loads` each `data:`, print the deltas).
 
     .venv/bin/python benchmarks/responses_stream.py [--deltas 1000] [--runs 15]
@@ -31,8 +31,8 @@ def bare(url: str) -> None:
 def engine(url: str) -> None:
     import httpx
 
-    from oaicli.chat.responses import ResponseStream, TextDelta
-    from oaicli.sse import SSEParser
+    from oaicli.api.responses import ResponseStream, TextDelta
+    from oaicli.api.sse import SSEParser
     parser, stream = SSEParser(), ResponseStream()
     body = {"model": "gpt-5-mini", "input": "go", "stream": True}
     with httpx.stream("POST", url + "/responses", json=body, headers={"Authorization": "Bearer sk-bench"}) as answer:

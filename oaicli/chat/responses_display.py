@@ -5,7 +5,8 @@ store saves, with the response's id kept beside it."""
 
 import json
 
-from oaicli.chat import responses as r
+from oaicli.api import responses as r
+from oaicli.api.responses import as_completion
 from oaicli.chat import schema as schemas
 from oaicli.core.errors import ExitCode, OaicliError
 from oaicli.output import writers as output
@@ -118,19 +119,3 @@ def usage_line(response: dict) -> str:
     counts = r.usage_of(response)
     return (f"Usage: {counts.input_tokens} input + {counts.output_tokens} output "
             f"({counts.reasoning_tokens} reasoning) = {counts.total_tokens} tokens.")
-
-
-def as_completion(response: dict) -> dict:
-    """The answer in the chat.completion shape the store and the envelope read, with `response_id`."""
-    counts = r.usage_of(response)
-    usage = None
-    if response.get("usage"):
-        usage = {"prompt_tokens": counts.input_tokens, "completion_tokens": counts.output_tokens,
-                 "total_tokens": counts.total_tokens,
-                 "completion_tokens_details": {"reasoning_tokens": counts.reasoning_tokens}}
-    finish = "length" if response.get("status") == "incomplete" else "stop"
-    return {"id": response.get("id"), "object": "chat.completion", "created": response.get("created_at"),
-            "model": response.get("model"), "response_id": response.get("id") if response.get("store") is not False
-            else None,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": r.output_text(response)},
-                         "finish_reason": finish}], "usage": usage}

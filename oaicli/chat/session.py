@@ -4,12 +4,13 @@ token counter."""
 
 import click
 
+from oaicli.api import responses as r
 from oaicli.api.completions import Requester, request_params
-from oaicli.chat import responses as r
+from oaicli.api.responses import as_completion
+from oaicli.api.responses_wire import ResponsesRequester
 from oaicli.chat import schema as schemas
 from oaicli.chat.display import AnswerDisplay
-from oaicli.chat.responses_display import ResponsesDisplay, as_completion
-from oaicli.chat.responses_wire import ResponsesRequester
+from oaicli.chat.responses_display import ResponsesDisplay
 from oaicli.conversation.turn import (
     TRANSCRIPT_STOP,
     Context,

@@ -31,8 +31,8 @@ def follow(response_id):
     Example:
       oaicli responses follow resp_abc123 --timeout 600
     """
-    from oaicli.chat import responses as r
-    from oaicli.chat import responses_wire as wire
+    from oaicli.api import responses as r
+    from oaicli.api import responses_wire as wire
     from oaicli.core.errors import ExitCode
     from oaicli.output import writers as output
     run = invocation.current()

@@ -192,3 +192,33 @@ def test_server_context_misuse_is_a_usage_error(invoke, fake, args, message):
     result = invoke("chat", "--api", "responses", *args)
     assert result.exit_code == 2 and message in result.stderr
     assert fake.calls("POST") == []
+
+
+def envelope_line(user: str, question: str, group: str = "g") -> str:
+    return json.dumps({"version": "1.0.0", "pars": {"user_id": user, "group_id": group, "question": question}}) + "\n"
+
+
+def test_envelope_keeps_one_conversation_per_group_and_user(invoke, fake):
+    lines = envelope_line("ann", "a1") + envelope_line("bob", "b1") + envelope_line("ann", "a2")
+    result = invoke("chat", "--envelope", "--api", "responses", "--context", "server", input=lines)
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["code"] for a in answers] == [0, 0, 0]
+    assert [a["data"]["answer"] for a in answers] == ["echo: a1", "echo: b1", "echo: a2"]
+    conversations = [b["conversation"] for b in posts(fake)]
+    assert conversations[0] == conversations[2] != conversations[1]
+    assert len(fake.state["conversations"]) == 2
+    assert all(len(b["input"]) == 1 for b in posts(fake))  # only the new question is sent
+    again = invoke("chat", "--envelope", "--api", "responses", "--context", "server", input=envelope_line("bob", "b2"))
+    assert json.loads(again.stdout)["code"] == 0
+    assert posts(fake)[-1]["conversation"] == conversations[1]  # the mapping is kept in the local store
+
+
+def test_envelope_server_failure_answers_an_error_and_leaves_no_conversation(invoke, fake):
+    fake.state["responses_status"] = (400, "bad request")
+    lines = envelope_line("ann", "a1") + envelope_line("ann", "a2")
+    result = invoke("chat", "--envelope", "--api", "responses", "--context", "server", input=lines)
+    codes = [json.loads(line)["code"] for line in result.stdout.splitlines()]
+    assert codes == [2001, 0]
+    assert len(fake.state["conversations"]) == 1  # the failed first question's Conversation was deleted
+    items = next(iter(fake.state["conversations"].values()))["items"]
+    assert items[0]["content"] == "a2"

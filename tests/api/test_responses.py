@@ -5,8 +5,8 @@ import json
 import httpx
 import pytest
 
+from oaicli.api import responses as r
 from oaicli.api.sse import SSEParser
-from oaicli.chat import responses as r
 from tests.fake.server import FakeOpenAI
 
 KEY = {"Authorization": "Bearer sk-test-responses"}

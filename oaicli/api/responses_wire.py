@@ -1,7 +1,7 @@
 """Responses on the wire: one POST /responses (streamed, and resumed when a stored stream drops), and
 following or cancelling a background response.
 
-The event reading itself is chat/responses.py's (sans-I/O); this module owns the requests.
+The event reading itself is api/responses.py's (sans-I/O); this module owns the requests.
 """
 
 import json
@@ -9,9 +9,9 @@ import time
 
 import httpx
 
+from oaicli.api import responses as r
 from oaicli.api.polling import pause
 from oaicli.api.sse import SSEParser
-from oaicli.chat import responses as r
 from oaicli.core.errors import ExitCode, NetworkError, OaicliError, StreamError
 
 # A stream that keeps dropping is given up after this many resumes (each one made progress or not).
@@ -20,7 +20,7 @@ MIN_DELAY, MAX_DELAY = 1.0, 10.0
 
 
 class ResponsesRequester:
-    """Sends one Responses request; hands each happening (chat/responses.py's dataclasses) to a callback
+    """Sends one Responses request; hands each happening (api/responses.py's dataclasses) to a callback
     and returns the final response object."""
 
     def __init__(self, client, notice=None):

@@ -320,3 +320,19 @@ def usage_of(response: dict) -> Usage:
                  reasoning_tokens=(usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
                  cached_tokens=(usage.get("input_tokens_details") or {}).get("cached_tokens") or 0,
                  total_tokens=usage.get("total_tokens") or 0)
+
+
+def as_completion(response: dict) -> dict:
+    """The answer in the chat.completion shape the store and the envelope read, with `response_id`."""
+    counts = usage_of(response)
+    usage = None
+    if response.get("usage"):
+        usage = {"prompt_tokens": counts.input_tokens, "completion_tokens": counts.output_tokens,
+                 "total_tokens": counts.total_tokens,
+                 "completion_tokens_details": {"reasoning_tokens": counts.reasoning_tokens}}
+    finish = "length" if response.get("status") == "incomplete" else "stop"
+    return {"id": response.get("id"), "object": "chat.completion", "created": response.get("created_at"),
+            "model": response.get("model"), "response_id": response.get("id") if response.get("store") is not False
+            else None,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": output_text(response)},
+                         "finish_reason": finish}], "usage": usage}
