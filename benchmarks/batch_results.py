@@ -9,7 +9,9 @@ processes side by side: oaicli's streaming merge (`oaicli.jobs.batch_results.mer
 offsets) against the baseline people write first, a load-everything merge in plain Python
 (`json.loads` every output and error line into one dict, like `jq -s`, then write in input order).
 Both write the same results (line by line, as parsed JSON: oaicli copies each answer's body as the
-server wrote it, so spacing may differ); the script checks that before printing figures.
+server wrote it, so spacing may differ); the script checks that before printing figures. A third case is
+the whole command, `oaicli batches results BATCH_ID -o FILE`, reading the three files back from the
+loopback fake (downloads included).
 """
 
 import argparse
@@ -107,6 +109,26 @@ def same_results(first: Path, second: Path) -> bool:
         return all(json.loads(a) == json.loads(b) for a, b in zip(one, other, strict=True))
 
 
+def _served(paths: dict[str, Path]):
+    """The loopback fake holding the three files and a completed batch that names them."""
+    import contextlib
+
+    from tests.fake import files
+    from tests.fake.server import FakeOpenAI
+    files.KEEP_LIMIT = 1 << 30  # the fake keeps 8 MiB per file by default; these files are larger
+
+    @contextlib.contextmanager
+    def serving():
+        with FakeOpenAI() as server:
+            ids = {name: files.add_file(server, path.read_bytes(), path.name, "batch")["id"] for name, path in paths.items()}
+            batch = {"id": "batch_bench", "object": "batch", "endpoint": "/v1/chat/completions", "status": "completed",
+                     "input_file_id": ids["input"], "output_file_id": ids["output"], "error_file_id": ids["errors"]}
+            server.state["batches"]["batch_bench"] = {"batch": batch, "requests": [], "errors": [], "step": 4,
+                                                      "polls": 0, "done": 0}
+            yield server, batch["id"]
+    return serving()
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return CHILDREN[sys.argv[2]](*sys.argv[3:7])
@@ -124,13 +146,17 @@ def main() -> None:
         files = [str(paths["input"]), str(paths["output"]), str(paths["errors"])]
         cases = {name: [_common.PYTHON, __file__, "--child", name, *files, str(folder / f"{name}.out")]
                  for name in CHILDREN}
-        results = _common.compare(cases, runs=args.runs, warmup=1)
-        if not same_results(folder / "streaming.out", folder / "load-all.out"):
-            raise SystemExit("The two merges wrote different results: the figures would mean nothing.")
+        with _served(paths) as (server, batch_id):
+            cases["batches results"] = [_common.PYTHON, "-m", "oaicli", "batches", "results", batch_id,
+                                        "-o", str(folder / "command.out")]
+            results = _common.compare(cases, runs=args.runs, warmup=1, env=_common.env_for(server.url))
+        for name in ("streaming.out", "command.out"):
+            if not same_results(folder / name, folder / "load-all.out"):
+                raise SystemExit("The merges wrote different results: the figures would mean nothing.")
         _common.report(results, baseline="load-all", title="Merge output + error files in input order:")
         # Lines per CPU second too: on a shared machine the wall figure also counts waiting for a core.
         for name, result in results.items():
-            print(f"  {name:<9}  {args.requests / result.median:9,.0f} lines/s of wall time, "
+            print(f"  {name:<15}  {args.requests / result.median:9,.0f} lines/s of wall time, "
                   f"{args.requests / result.cpu_median:9,.0f} per CPU second (whole process, incl. start-up)")
 
 

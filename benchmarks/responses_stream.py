@@ -1,12 +1,11 @@
-"""Responses streaming benchmark (issue 12): what reading a Responses stream through oaicli's engine costs
-(`oaicli.api.sse.SSEParser` + `oaicli.api.responses.ResponseStream`, printing each text delta) against a bare
-httpx script reading the same stream (split lines, `json.loads` each `data:`, print the deltas).
+"""Responses streaming benchmark (issue 12): `oaicli chat --api responses` streaming an answer against a
+bare httpx script reading the same stream (split lines, `json.loads` each `data:`, print the deltas), and
+the engine alone (`oaicli.api.sse.SSEParser` + `oaicli.api.responses.ResponseStream`) for reference.
 
     .venv/bin/python benchmarks/responses_stream.py [--deltas 1000] [--runs 15]
 
-Both are whole processes streaming the same answer of `--deltas` words from the loopback fake. This
-measures the engine only: `chat --api responses` is not wired yet; when it is, add it as a third case.
-Goal for the command: within 1.1 x the bare script.
+All are whole processes streaming the same answer of `--deltas` words from the loopback fake.
+Goal: the command within 1.1 x the bare script.
 """
 
 import argparse
@@ -63,6 +62,7 @@ def main() -> None:
     with FakeOpenAI() as server:
         server.state["responses_answer"] = lambda body: answer
         cases = {name: [_common.PYTHON, __file__, "--child", name, server.url] for name in CHILDREN}
+        cases["oaicli chat --api responses"] = [_common.PYTHON, "-m", "oaicli", "chat", "--api", "responses", "go"]
         results = _common.compare(cases, runs=args.runs, env=_common.env_for(server.url))
         _common.report(results, baseline="bare httpx", title=f"Stream {args.deltas} output_text deltas:")
 
