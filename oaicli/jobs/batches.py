@@ -25,9 +25,11 @@ def check(path: Path, endpoint: str | None, say) -> batch_file.Report:
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     if not report.ok:
-        for problem in report.problems[1:]:
-            say(f"  {path}: {problem}")
-        raise InputError(f"{path}: {report.summary()}", "Fix the lines and submit again.")
+        for problem in report.problems:
+            say(f"{path}: {problem}")
+        more = report.problem_count - len(report.problems)
+        raise InputError(f"{path}: {report.problem_count} problem(s){f' ({more} not listed)' if more else ''}; "
+                         "nothing was uploaded.", "Fix the lines and submit again.")
     return report
 
 

@@ -222,3 +222,19 @@ def test_envelope_server_failure_answers_an_error_and_leaves_no_conversation(inv
     assert len(fake.state["conversations"]) == 1  # the failed first question's Conversation was deleted
     items = next(iter(fake.state["conversations"].values()))["items"]
     assert items[0]["content"] == "a2"
+
+
+def test_a_reset_session_starts_a_new_conversation(invoke, fake):
+    invoke("chat", "--api", "responses", "--session", "c", "--context", "server", "one")
+    assert invoke("sessions", "reset", "c", "--yes").exit_code == 0
+    invoke("chat", "--api", "responses", "--session", "c", "--context", "server", "two")
+    first, second = (b["conversation"] for b in posts(fake))
+    assert first != second
+    assert fake.state["conversations"][second]["items"][0]["content"] == "two"  # no history carried over
+
+
+def test_the_interactive_loop_asks_through_responses(invoke, fake):
+    result = invoke("chat", "--api", "responses", "-i", input="first\nsecond\n/exit\n")
+    assert result.exit_code == 0, result.stderr
+    second = posts(fake)[1]
+    assert [item["content"] for item in second["input"]] == ["first", "echo: first", "second"]
