@@ -238,3 +238,23 @@ def test_the_interactive_loop_asks_through_responses(invoke, fake):
     assert result.exit_code == 0, result.stderr
     second = posts(fake)[1]
     assert [item["content"] for item in second["input"]] == ["first", "echo: first", "second"]
+
+
+def test_ctrl_c_during_responses_follow_leaves_the_response_running(fake, home, invoke):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, TEST_KEY
+    fake.state["responses_polls_per_step"] = 1000
+    response_id = invoke("chat", "--api", "responses", "--background", "slow").stdout.strip()
+    env = {**os.environ, "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY, "OAICLI_HOME": str(home)}
+    process = subprocess.Popen([sys.executable, "-m", "oaicli", "responses", "follow", response_id],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    assert process.stderr.readline().startswith(f"Response {response_id}: queued".encode())
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and out == b""
+    assert f"Resume: oaicli responses follow {response_id}".encode() in err
+    assert fake.calls("POST", f"/v1/responses/{response_id}/cancel") == []
