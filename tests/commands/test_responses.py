@@ -258,3 +258,14 @@ def test_ctrl_c_during_responses_follow_leaves_the_response_running(fake, home, 
     assert process.returncode == 130 and out == b""
     assert f"Resume: oaicli responses follow {response_id}".encode() in err
     assert fake.calls("POST", f"/v1/responses/{response_id}/cancel") == []
+
+
+def test_an_error_event_mid_stream_exits_5_and_an_incomplete_answer_says_why(invoke, fake):
+    fake.state["responses_error"] = ("server_error", "the model crashed")
+    broken = invoke("chat", "--api", "responses", "--session", "e", "a b c d")
+    assert broken.exit_code == 5 and "the model crashed (server_error)" in broken.stderr
+    assert "session 'e' is unchanged" in broken.stderr
+    del fake.state["responses_error"]
+    cut = invoke("chat", "--api", "responses", "--max-output-tokens", "2", "a b c d")
+    assert cut.exit_code == 0 and cut.stdout == "echo: a \n"
+    assert "The answer is incomplete (max_output_tokens)." in cut.stderr
