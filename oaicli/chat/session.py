@@ -30,11 +30,39 @@ OPENAI_HOSTS = ("api.openai.com",)
 
 def chat_api(requested: str | None, base_url: str) -> str | None:
     """--api (or the profile's/OAICLI_CHAT_API's chat_api): auto is the Responses API at OpenAI, and
-    elsewhere too unless the server turns out not to answer /responses (see Chat.send)."""
+    elsewhere too unless the server turned out not to answer /responses (see Chat.send), which is
+    remembered per base URL so later runs do not ask again."""
     if requested != "auto":
         return requested
     from urllib.parse import urlsplit
-    return "responses" if (urlsplit(base_url).hostname or "") in OPENAI_HOSTS else "auto"
+    if (urlsplit(base_url).hostname or "") in OPENAI_HOSTS:
+        return "responses"
+    return "chat" if _remembered().get(base_url.rstrip("/")) == "chat" else "auto"
+
+
+def _remembered_path():
+    from oaicli.core import settings
+    return settings.home_dir() / "chat_api.json"
+
+
+def _remembered() -> dict:
+    import json
+    try:
+        return json.loads(_remembered_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_no_responses(base_url: str) -> None:
+    import json
+
+    from oaicli.output.files import atomic_writer
+    known = {**_remembered(), base_url.rstrip("/"): "chat"}
+    try:
+        with atomic_writer(_remembered_path(), "w") as sink:
+            sink.write(json.dumps(known, indent=2) + "\n")
+    except (OSError, OaicliError):
+        pass  # a read-only home only costs asking /responses again next time
 
 
 class Chat:
@@ -208,8 +236,10 @@ class Chat:
             except ApiError as exc:
                 if self.api != "auto" or exc.status not in (404, 405):
                     raise
-                self.notice("This server has no /responses; using /chat/completions.")
+                self.notice("This server has no /responses; using /chat/completions (remembered for "
+                            "this base URL).")
                 self.api = "chat"
+                _remember_no_responses(self.invocation.settings.base_url)
         self.requester.use_completions(self.completions)
         self.display.strip_leading = self.completions
         return self.display.send(self.requester, self.body(messages))

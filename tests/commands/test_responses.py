@@ -109,6 +109,8 @@ def test_auto_falls_back_to_chat_completions_when_the_server_has_no_responses(in
     result = invoke("chat", "--api", "auto", "hi")
     assert result.exit_code == 0 and result.stdout == "echo: hi\n"
     assert len(fake.calls("POST", "/v1/chat/completions")) == 1
+    again = invoke("chat", "--api", "auto", "again")  # remembered: /responses is not asked again
+    assert again.stdout == "echo: again\n" and len(fake.calls("POST", "/v1/responses")) == 1
 
 
 def test_auto_uses_responses_when_the_server_answers_it(invoke, fake):
