@@ -271,3 +271,14 @@ def test_an_error_event_mid_stream_exits_5_and_an_incomplete_answer_says_why(inv
     cut = invoke("chat", "--api", "responses", "--max-output-tokens", "2", "a b c d")
     assert cut.exit_code == 0 and cut.stdout == "echo: a \n"
     assert "The answer is incomplete (max_output_tokens)." in cut.stderr
+
+
+def test_a_profile_can_make_responses_the_default_and_a_bad_value_is_a_config_error(invoke, fake, home):
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('[profiles.default]\nchat_api = "responses"\n')
+    result = invoke("chat", "hi")
+    assert result.stdout == "echo: hi\n" and len(posts(fake)) == 1
+    assert invoke("chat", "--api", "chat", "hi").exit_code == 0  # the flag wins
+    assert len(fake.calls("POST", "/v1/chat/completions")) == 1
+    bad = invoke("chat", "hi", env={"OAICLI_CHAT_API": "nope"})
+    assert bad.exit_code == 3 and "OAICLI_CHAT_API='nope'" in bad.stderr
