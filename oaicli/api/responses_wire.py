@@ -26,6 +26,7 @@ class ResponsesRequester:
     def __init__(self, client, notice=None):
         self.client = client
         self.notice = notice or (lambda text: None)
+        self.on_event = None  # when set: each new event's JSON, as it arrives (--format jsonl)
 
     def __call__(self, body: dict, on_happening=None) -> dict:
         on_happening = on_happening or (lambda happening: None)
@@ -68,8 +69,7 @@ class ResponsesRequester:
         finally:
             response.close()
 
-    @staticmethod
-    def _dispatch(event, stream: r.ResponseStream, on_happening) -> None:
+    def _dispatch(self, event, stream: r.ResponseStream, on_happening) -> None:
         data = event.data.strip()
         if not data or data == "[DONE]":
             return
@@ -77,7 +77,12 @@ class ResponsesRequester:
             payload = json.loads(data)
         except ValueError as exc:
             raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
-        for happening in stream.feed(payload, event.event):
+        sequence, last = payload.get("sequence_number"), stream.last_sequence
+        replayed = isinstance(sequence, int) and last is not None and sequence <= last
+        happenings = stream.feed(payload, event.event)
+        if self.on_event is not None and not replayed:
+            self.on_event(payload)
+        for happening in happenings:
             on_happening(happening)
 
 

@@ -1,5 +1,5 @@
 """How one Responses answer is shown: text deltas to stdout as they arrive, reasoning summaries to stderr
-(hidden with -q), function calls shown (never run), the final response object with --format json, and
+(hidden with -q), function calls shown (never run), the final response object with --format json (each event with jsonl), and
 usage with reasoning tokens on stderr. The answer comes back in the chat.completion shape the local
 store saves, with the response's id kept beside it."""
 
@@ -27,6 +27,8 @@ class ResponsesDisplay:
         """Ask, show, and return the answer in chat.completion shape (see as_completion)."""
         if self.stream:
             body["stream"] = True
+            if self.fmt == "jsonl":  # each event as it arrives, as chat prints each chunk
+                requester.on_event = lambda event: output.write_json_line(event, self.invocation.stdout)
         try:
             response = requester(body, self._on_happening)
         finally:
@@ -73,7 +75,8 @@ class ResponsesDisplay:
         if self.fmt == "json":
             output.write(output.dumps(response), stream=self.invocation.stdout)
         elif self.fmt == "jsonl":
-            output.write_json_line(response, self.invocation.stdout)
+            if not self.stream:  # streamed, every event was printed as it came
+                output.write_json_line(response, self.invocation.stdout)
         else:
             self._show_text(response, text)
         if response.get("status") == "incomplete":

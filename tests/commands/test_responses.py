@@ -282,3 +282,15 @@ def test_a_profile_can_make_responses_the_default_and_a_bad_value_is_a_config_er
     assert len(fake.calls("POST", "/v1/chat/completions")) == 1
     bad = invoke("chat", "hi", env={"OAICLI_CHAT_API": "nope"})
     assert bad.exit_code == 3 and "OAICLI_CHAT_API='nope'" in bad.stderr
+
+
+def test_format_jsonl_prints_each_event_once_even_across_a_resume(invoke, fake):
+    fake.state["responses_drop_after"] = [5]
+    result = invoke("chat", "--api", "responses", "--format", "jsonl", "one two three")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    numbers = [event["sequence_number"] for event in events]
+    assert numbers == list(range(len(events)))  # in order, none twice, none lost
+    assert events[-1]["type"] == "response.completed"
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == "echo: one two three"
+    unstreamed = invoke("chat", "--api", "responses", "--format", "jsonl", "--no-stream", "hi")
+    assert json.loads(unstreamed.stdout)["object"] == "response"
