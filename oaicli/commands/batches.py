@@ -112,13 +112,12 @@ def _progress_view(run):
 def _bar(run):
     import contextlib
 
-    from tqdm import tqdm
-
     from oaicli.jobs import batches as engine
+    from oaicli.output.progress import count_bar
 
     @contextlib.contextmanager
     def view():
-        with tqdm(total=None, desc="Batch", unit="req", file=run.stderr, leave=True, dynamic_ncols=True) as bar:
+        with count_bar("Batch", "req", run.stderr) as bar:
             def on_change(batch):
                 done, failed, total = engine.counts(batch)
                 bar.total = total or None
