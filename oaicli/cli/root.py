@@ -41,7 +41,7 @@ GENERATED_GROUP = "oaicli.commands.generated.commands.generated_group"
 # Hand-written verbs that join a generated group: group name -> a module exporting `extra_commands`, a list
 # of Click commands added to the generated ones (`oaicli batches submit` beside the generated `batches list`).
 # A hand-written verb wins over a generated one of the same name. The module is imported only when its group
-# is used; an entry whose module is not in this tree yet adds nothing.
+# is used.
 EXTRA_COMMANDS = {
     "batches": "oaicli.commands.batches",
     "responses": "oaicli.commands.responses",
@@ -214,11 +214,8 @@ def _generated_names() -> set[str]:
 
 
 def _extra_commands(group: str) -> list[click.Command]:
-    import importlib.util  # only when a generated group runs, not for every --help
     module = EXTRA_COMMANDS.get(group)
-    if module is None or importlib.util.find_spec(module) is None:
-        return []
-    return list(importlib.import_module(module).extra_commands)
+    return list(importlib.import_module(module).extra_commands) if module else []
 
 
 def _load(dotted: str):

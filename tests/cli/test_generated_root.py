@@ -25,9 +25,10 @@ def test_extra_commands_join_a_generated_group_and_win_over_a_generated_verb(inv
     assert invoke("batches", "get").stdout == "hand-written get\n"
 
 
-def test_an_extra_module_not_in_the_tree_adds_nothing(invoke, monkeypatch):
-    monkeypatch.setitem(root.EXTRA_COMMANDS, "batches", "tests.cli.no_such_module")
-    assert listed(invoke("batches", "--help").stdout) == {"cancel", "create", "get", "list"}
+def test_the_batch_and_response_verbs_join_their_generated_groups(invoke):
+    assert listed(invoke("batches", "--help").stdout) == {"cancel", "create", "get", "list", "submit", "follow",
+                                                          "results"}
+    assert {"create", "get", "cancel", "follow", "input-items"} <= listed(invoke("responses", "--help").stdout)
 
 
 def test_a_hand_written_group_gains_the_generated_verbs_it_lacks(invoke):

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 EAGER_BODY = 16 << 20
 
-ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes", "batches",
-                 "vector_stores"]
+ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes", "responses",
+                 "batches", "conversations", "vector_stores"]
 
 
 @dataclass
