@@ -18,26 +18,44 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143  # SIGTERM (128 + 15, as shells report it): a cancelled CI job
 
 
-_secrets: set[str] = set()
+_secrets: dict[str, str] = {}  # each form a secret can take in text -> its mask
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a value that must never be printed (an API key, a serve token)."""
-    if value and len(value) >= 4:
-        _secrets.add(value)
+    """Remember a value that must never be printed (an API key, a serve token), in every form it can
+    take in an error text: as given, with its whitespace folded, escaped as Python's repr of str and
+    bytes shows it (header errors), as JSON escapes it (a server echoing it), and URL-encoded."""
+    if not value or len(value) < 4:
+        return
+    for form in _forms(value):
+        if len(form) >= 4:
+            _secrets.setdefault(form, mask(value))
+
+
+def _forms(value: str) -> set[str]:
+    import json
+    from urllib.parse import quote, quote_plus
+    encoded = value.encode("utf-8", errors="surrogateescape")  # argv bytes that were not UTF-8 come back
+    return {value, " ".join(value.split()), repr(value)[1:-1], repr(encoded)[2:-1], json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1], quote(encoded, safe=""), quote_plus(encoded, safe=""),
+            encoded.decode("latin-1")}  # bytes shown as latin-1 text, as HTTP libraries do
 
 
 def mask(secret: str | None) -> str:
+    """A secret as it may be shown: its first 3 and last 4 characters, escaped (a line break in them
+    prints as a backslash and n, never as itself)."""
     if not secret:
         return ""
     if len(secret) <= 12:
         return "*" * len(secret)
-    return f"{secret[:3]}...{secret[-4:]}"
+    return f"{secret[:3]}...{secret[-4:]}".encode("unicode_escape").decode("ascii")
 
 
 def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, mask(secret))
+    """`text` with every registered secret, in each of its forms, replaced by its mask."""
+    for form in sorted(_secrets, key=len, reverse=True):
+        if form in text:
+            text = text.replace(form, _secrets[form])
     return text
 
 
