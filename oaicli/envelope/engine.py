@@ -118,7 +118,9 @@ class Envelope:
         if not isinstance(raw, dict):
             return response(Codes.NOT_JSON, "the line is not a JSON object")
         pars = raw.get("pars")
-        ids = {k: pars[k] for k in ID_FIELDS if isinstance(pars, dict) and isinstance(pars.get(k), str)}
+        # Echoed back in an error response, so only ids that can be written: a lone surrogate (valid JSON,
+        # `"\ud800"`) cannot be encoded as UTF-8.
+        ids = {k: pars[k] for k in ID_FIELDS if isinstance(pars, dict) and _is_text(pars.get(k))}
         problem = _version_problem(raw.get("version")) or self._pars_problem(pars)
         if problem:
             return response(problem[0], problem[1], ids)
@@ -143,6 +145,10 @@ class Envelope:
         for name in ("group_id", "question_id"):
             if pars.get(name) is not None and not isinstance(pars[name], str):
                 return Codes.BAD_FIELD, f"pars.{name} must be a string, not {_json_type(pars[name])}"
+        for name in ("user_id", "group_id", "question_id", "question"):
+            if isinstance(pars.get(name), str) and not _is_text(pars[name]):
+                return Codes.BAD_FIELD, f"pars.{name} is not valid Unicode text (it holds a lone surrogate, " \
+                                        "such as \\ud800, which no UTF-8 text can carry)"
         if len(pars["question"]) > self.max_question_chars:
             return Codes.TOO_LONG, (f"pars.question has {len(pars['question'])} characters; "
                                     f"the limit is {self.max_question_chars}")
@@ -251,9 +257,20 @@ def _version_problem(version) -> tuple[int, str] | None:
     if version is None:
         return Codes.BAD_VERSION, f"version is missing; this program speaks {VERSION}"
     if not isinstance(version, str) or version.split(".")[0] != SPOKEN_MAJOR:
-        return Codes.BAD_VERSION, f"version {json.dumps(version, ensure_ascii=False)} is not supported; " \
+        return Codes.BAD_VERSION, f"version {json.dumps(version)} is not supported; " \
                                   f"this program speaks {VERSION}"
     return None
+
+
+def _is_text(value) -> bool:
+    """A string that UTF-8 can carry: JSON's `\\ud800` escapes decode to lone surrogates, which it cannot."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_type(value) -> str:
@@ -298,11 +315,17 @@ class LineRunner:
         self._run_pool(lines)
 
     def _one(self, line) -> None:
-        parsed = self.engine.parse(line)
+        parsed = self._parse(line)
         if isinstance(parsed, dict):
             self.write(parsed)
         else:
             self.answer(parsed)
+
+    def _parse(self, line) -> "Parsed | dict":
+        try:
+            return self.engine.parse(line)
+        except Exception as exc:  # a bug in parsing: one coded line, and the loop goes on
+            return self.engine.fail(None, exc)
 
     def answer(self, parsed: Parsed) -> None:
         engine = self.engine
@@ -362,7 +385,7 @@ class LineRunner:
             for line in lines:
                 if not line.strip():
                     continue
-                parsed = self.engine.parse(line)
+                parsed = self._parse(line)
                 if isinstance(parsed, dict):
                     self.write(parsed)
                     continue
