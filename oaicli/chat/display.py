@@ -2,6 +2,7 @@
 object as JSON, or each chunk as a JSON line; the usage line on stderr."""
 
 from oaicli.api.completions import Requester, answer_of
+from oaicli.core.errors import redact
 from oaicli.output import writers as output
 
 
@@ -28,7 +29,7 @@ class Printer:
             if self.labelled and index != self.current:
                 stream.write(("" if self.ends_with_newline else "\n") + f"[{index}] ")
                 self.current = index
-            stream.write(text)
+            stream.write(redact(text))  # a server that echoes the key in an answer (a whole delta of it)
             self.wrote = True
             self.ends_with_newline = text.endswith("\n")
         stream.flush()

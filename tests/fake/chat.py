@@ -145,7 +145,7 @@ def _sse(reply, events, state):
     for index, event in enumerate(events):
         if drop_after is not None and index >= drop_after:
             return reply.drop()
-        out.write(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
+        out.write(b"data: " + json.dumps(reply.echoed(event), ensure_ascii=False).encode() + b"\n\n")
         out.flush()
         if first_text and _has_text(event):
             first_text = False
