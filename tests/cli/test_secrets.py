@@ -181,3 +181,27 @@ def test_keys_set_into_a_new_folder_makes_it_private(invoke, home):
     assert result.exit_code == 0
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "keys.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("server", ["echo", "fail 500", "fail 401"])
+def test_serve_never_answers_or_logs_the_key(fake, home, server):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    from tests.envelope.test_http import Served, body
+    key = KEYS["quotes"]
+    fake.state["echo_key"] = True
+    if server.startswith("fail"):
+        fake.state["fail_with_key"] = int(server.split()[1])
+    served = Served(home, fake, "-vv", env={"OPENAI_API_KEY": key, "OAICLI_DEBUG": "1", "OAICLI_MAX_RETRIES": "0"})
+    try:
+        answers = [served.post(body("hi")), served.post(body("again", user_id="u2"),
+                                                        headers={"Accept": "text/event-stream"})]
+    finally:
+        served.stop()
+        served.process.stdout.close()
+    assert [a.status_code for a in answers] == ([200, 200] if server == "echo" else [502, 502])
+    if server != "echo":  # the server's error text reached the client, the key masked in it
+        assert all("Incorrect API key provided: sk-..." in a.json()["msg"] for a in answers)
+    texts = [a.text + repr(dict(a.headers)) for a in answers] + ["".join(served.log)]
+    assert fake.requests and "x-request-id: sk-" in texts[-1]  # the echoed header was traced, masked
+    assert_nowhere(key, *texts, home=home)
