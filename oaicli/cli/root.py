@@ -121,8 +121,8 @@ def _print_traceback(exc: BaseException) -> None:
 def _not_utf8_line(exc: UnicodeError) -> str:
     """Python hands undecodable bytes of argv (and of stdin in a C locale) on as lone surrogates, which
     fail only when the request is encoded: say which text was wrong, not which codec complained."""
-    return redact("Error: some text given to oaicli (an argument, standard input or a file) is not valid "
-                  f"UTF-8 ({exc.reason}). Pass UTF-8 text, or run under a UTF-8 locale (LANG=C.UTF-8).")
+    return redact(f"Error: some text given to oaicli (an argument, standard input or a file) is not valid "
+                  f"UTF-8 text ({exc.__class__.__name__}: {exc.reason}). Pass UTF-8 text; convert it with iconv.")
 
 
 def _help_width(max_width: int) -> int:

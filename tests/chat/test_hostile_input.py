@@ -46,3 +46,12 @@ def test_a_streamed_answer_that_is_html_is_a_server_failure(fake, invoke, args):
     result = invoke(*args)
     assert result.exit_code == 5 and "text/html, not an event stream" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_interactive_loop_refuses_a_line_that_is_not_utf8_and_goes_on(fake):
+    result = run_process_bytes(b"chat", b"-i", input=b"first\n" + NOT_UTF8 + b"\nlast\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == ["echo: first", "echo: last"]
+    assert b"That line is not valid UTF-8" in result.stderr
+    assert [c.json()["messages"][-1]["content"] for c in fake.calls("POST", "/v1/chat/completions")] == \
+        ["first", "last"]
