@@ -118,8 +118,6 @@ class Envelope:
         if not isinstance(raw, dict):
             return response(Codes.NOT_JSON, "the line is not a JSON object")
         pars = raw.get("pars")
-        # Echoed back in an error response, so only ids that can be written: a lone surrogate (valid JSON,
-        # `"\ud800"`) cannot be encoded as UTF-8.
         ids = {k: pars[k] for k in ID_FIELDS if isinstance(pars, dict) and _is_text(pars.get(k))}
         problem = _version_problem(raw.get("version")) or self._pars_problem(pars)
         if problem:
@@ -145,10 +143,9 @@ class Envelope:
         for name in ("group_id", "question_id"):
             if pars.get(name) is not None and not isinstance(pars[name], str):
                 return Codes.BAD_FIELD, f"pars.{name} must be a string, not {_json_type(pars[name])}"
-        for name in ("user_id", "group_id", "question_id", "question"):
+        for name in ("user_id", "question", "group_id", "question_id"):
             if isinstance(pars.get(name), str) and not _is_text(pars[name]):
-                return Codes.BAD_FIELD, f"pars.{name} is not valid Unicode text (it holds a lone surrogate, " \
-                                        "such as \\ud800, which no UTF-8 text can carry)"
+                return Codes.BAD_FIELD, f"pars.{name} is not valid Unicode text (it holds a lone surrogate)"
         if len(pars["question"]) > self.max_question_chars:
             return Codes.TOO_LONG, (f"pars.question has {len(pars['question'])} characters; "
                                     f"the limit is {self.max_question_chars}")
@@ -257,13 +254,15 @@ def _version_problem(version) -> tuple[int, str] | None:
     if version is None:
         return Codes.BAD_VERSION, f"version is missing; this program speaks {VERSION}"
     if not isinstance(version, str) or version.split(".")[0] != SPOKEN_MAJOR:
-        return Codes.BAD_VERSION, f"version {json.dumps(version)} is not supported; " \
+        shown = json.dumps(version, ensure_ascii=not _is_text(json.dumps(version, ensure_ascii=False)))
+        return Codes.BAD_VERSION, f"version {shown} is not supported; " \
                                   f"this program speaks {VERSION}"
     return None
 
 
 def _is_text(value) -> bool:
-    """A string that UTF-8 can carry: JSON's `\\ud800` escapes decode to lone surrogates, which it cannot."""
+    """A string that can be stored and written as UTF-8: JSON's \\ud800 escapes decode to lone surrogates,
+    which cannot."""
     if not isinstance(value, str):
         return False
     try:
