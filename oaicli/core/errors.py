@@ -59,6 +59,56 @@ def redact(text: str) -> str:
     return text
 
 
+class PieceRedactor:
+    """Redacts text that arrives in pieces (a streamed answer), so that a secret split across two pieces
+    is masked too. Only a tail that could be the start of a secret is held back, until the next piece
+    or `drain()`; any other text passes at once."""
+
+    def __init__(self):
+        self.tail = ""
+
+    def feed(self, text: str) -> str:
+        if not _secrets:
+            return text
+        text = redact(self.tail + text)
+        keep = _unfinished(text)
+        self.tail = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def drain(self) -> str:
+        """The text held back, once the last piece has come."""
+        text, self.tail = self.tail, ""
+        return text
+
+
+class RedactingWriter:
+    """A text stream whose writes go through a PieceRedactor (for a printer of streamed answers)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.redactor = PieceRedactor()
+
+    def write(self, text: str) -> None:
+        self.stream.write(self.redactor.feed(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def drain(self) -> None:
+        self.stream.write(self.redactor.drain())
+        self.stream.flush()
+
+
+def _unfinished(text: str) -> int:
+    """The length of the longest end of `text` that some secret's form starts with."""
+    longest = max(map(len, _secrets))
+    for start in range(max(0, len(text) - longest + 1), len(text)):
+        tail = text[start:]
+        if any(form.startswith(tail) for form in _secrets):
+            return len(text) - start
+    return 0
+
+
 class OaicliError(Exception):
     """An error the user can act on: printed as one line, mapped to an exit code."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from oaicli.api.completions import answer_of
 from oaicli.conversation.turn import Context, is_context_error, shrink
-from oaicli.core.errors import ApiError, InputError, NetworkError, redact
+from oaicli.core.errors import ApiError, InputError, NetworkError, PieceRedactor, redact
 
 VERSION = "1.0.0"
 SPOKEN_MAJOR = "1"
@@ -229,7 +229,7 @@ class Envelope:
         return response(code, msg, ids)
 
     def delta_line(self, pending: Pending, text: str) -> dict:
-        return response(Codes.OK, "delta", {**pending.ids, "delta": text})
+        return response(Codes.OK, "delta", {**pending.ids, "delta": redact(text)})
 
 
 def classify(error: Exception) -> tuple[int, str]:
@@ -282,6 +282,25 @@ def _json_type(value) -> str:
     if isinstance(value, dict):
         return "an object"
     return "null" if value is None else type(value).__name__
+
+
+class DeltaWriter:
+    """Writes a streamed answer's pieces as delta lines, redacted as a whole: a key a server echoes split
+    across two pieces is still masked (a tail that could start it waits for the next piece or drain())."""
+
+    def __init__(self, write_text):
+        self.write_text = write_text
+        self.redactor = PieceRedactor()
+
+    def __call__(self, text: str) -> None:
+        text = self.redactor.feed(text)
+        if text:
+            self.write_text(text)
+
+    def drain(self) -> None:
+        text = self.redactor.drain()
+        if text:
+            self.write_text(text)
 
 
 # The stdin/stdout driver used by `chat --envelope`: I/O lives here, the rules above.
@@ -339,8 +358,9 @@ class LineRunner:
     def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
         pending = engine.begin(parsed)
         while not isinstance(pending, dict):
+            deltas = self._delta_writer(engine, pending)
             try:
-                completion = self.call(pending.request_body, self._delta_writer(engine, pending))
+                completion = self.call(pending.request_body, deltas)
             except Exception as exc:
                 smaller = engine.retry_smaller(pending) if is_context_error(exc) else None
                 if smaller is None:
@@ -351,13 +371,16 @@ class LineRunner:
                 continue
             if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
                 return None
+            if deltas is not None:
+                deltas.drain()
             return engine.finish(pending, completion)
         return pending
 
-    def _delta_writer(self, engine: Envelope, pending: Pending):
+    def _delta_writer(self, engine: Envelope, pending: Pending) -> "DeltaWriter | None":
         if not engine.stream:
             return None
-        return lambda text: None if self._stopping.is_set() else self.write(engine.delta_line(pending, text))
+        return DeltaWriter(lambda text: None if self._stopping.is_set() else
+                           self.write(engine.delta_line(pending, text)))
 
     def _run_pool(self, lines) -> None:
         queues: dict[tuple, deque] = {}

@@ -90,6 +90,10 @@ def test_the_key_never_appears(invoke, fake, tmp_path, home, monkeypatch, family
     if debug:
         monkeypatch.setenv("OAICLI_DEBUG", "1")
     fake.state["echo_key"] = True
+    # Answers quote the key too, streamed in 7 pieces that split it: still masked, and never stored.
+    fake.state["answer"] = lambda messages: f"echo: the key is {key}, yes"
+    fake.state["completion_answer"] = lambda prompt: f" the key is {key}, yes"
+    fake.state["chunks"] = 7
     if server.startswith("fail"):
         fake.state["fail_with_key"] = int(server.split()[1])
     add_file(fake, CHAT_LINE.encode(), "train.jsonl")
@@ -107,6 +111,8 @@ def test_the_key_never_appears(invoke, fake, tmp_path, home, monkeypatch, family
             assert "Incorrect API key provided" in "".join(outputs) or family == "chat session"
         if "-v" in flags:
             assert "x-request-id: sk-" in "".join(outputs)  # the echoed header is traced, masked
+        if server == "echo" and family in ("chat", "chat session", "chat envelope", "complete"):
+            assert "the key is sk-..." in "".join(outputs)  # the answer was shown, the key masked in it
 
 
 @pytest.mark.parametrize("key_kind", BAD_KEYS)
