@@ -18,18 +18,21 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143  # SIGTERM (128 + 15, as shells report it): a cancelled CI job
 
 
-_secrets: dict[str, str] = {}  # each form a secret can take in text -> its mask
+_secrets: dict[str, str] = {}  # each form a secret can take in text -> its mask, longest form first
+_starts: str = ""  # the first characters of the forms: text without any of them cannot hold one
 
 
 def register_secret(value: str | None) -> None:
     """Remember a value that must never be printed (an API key, a serve token), in every form it can
     take in an error text: as given, with its whitespace folded, escaped as Python's repr of str and
     bytes shows it (header errors), as JSON escapes it (a server echoing it), and URL-encoded."""
+    global _starts
     if not value or len(value) < 4:
         return
-    for form in _forms(value):
-        if len(form) >= 4:
-            _secrets.setdefault(form, mask(value))
+    forms = {**_secrets, **{form: mask(value) for form in _forms(value) if len(form) >= 4 and form not in _secrets}}
+    _secrets.clear()
+    _secrets.update(sorted(forms.items(), key=lambda item: -len(item[0])))  # a longer form holds a shorter
+    _starts = "".join({form[0] for form in _secrets})
 
 
 def _forms(value: str) -> set[str]:
@@ -53,9 +56,9 @@ def mask(secret: str | None) -> str:
 
 def redact(text: str) -> str:
     """`text` with every registered secret, in each of its forms, replaced by its mask."""
-    for form in sorted(_secrets, key=len, reverse=True):
+    for form, shown in _secrets.items():
         if form in text:
-            text = text.replace(form, _secrets[form])
+            text = text.replace(form, shown)
     return text
 
 
@@ -68,9 +71,11 @@ class PieceRedactor:
         self.tail = ""
 
     def feed(self, text: str) -> str:
-        if not _secrets:
+        text = self.tail + text
+        if not any(first in text for first in _starts):  # most deltas: nothing a secret could begin with
+            self.tail = ""
             return text
-        text = redact(self.tail + text)
+        text = redact(text)
         keep = _unfinished(text)
         self.tail = text[len(text) - keep:] if keep else ""
         return text[:len(text) - keep]
@@ -100,13 +105,17 @@ class RedactingWriter:
 
 
 def _unfinished(text: str) -> int:
-    """The length of the longest end of `text` that some secret's form starts with."""
-    longest = max(map(len, _secrets))
-    for start in range(max(0, len(text) - longest + 1), len(text)):
-        tail = text[start:]
-        if any(form.startswith(tail) for form in _secrets):
-            return len(text) - start
-    return 0
+    """The length of the longest end of `text` that some secret's form starts with. Only the places
+    where a form's first character stands are tried (a streamed answer's deltas are a few characters)."""
+    earliest = len(text)
+    for first in _starts:
+        at = text.find(first, max(0, len(text) - len(next(iter(_secrets))) + 1))
+        while at != -1 and at < earliest:
+            if any(form.startswith(text[at:]) for form in _secrets):
+                earliest = at
+                break
+            at = text.find(first, at + 1)
+    return len(text) - earliest
 
 
 class OaicliError(Exception):
