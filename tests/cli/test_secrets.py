@@ -111,6 +111,8 @@ def test_the_key_never_appears(invoke, fake, tmp_path, home, monkeypatch, family
             assert "Incorrect API key provided" in "".join(outputs) or family == "chat session"
         if "-v" in flags:
             assert "x-request-id: sk-" in "".join(outputs)  # the echoed header is traced, masked
+        if server == "fail 500" and family == "fine-tunes":  # follow's notice quotes the server, redacted
+            assert "Lost contact with the server (Incorrect API key provided: sk-..." in "".join(outputs)
         if server == "echo" and family in ("chat", "chat session", "chat envelope", "complete"):
             assert "the key is sk-..." in "".join(outputs)  # the answer was shown, the key masked in it
 
