@@ -68,13 +68,26 @@ def steps_for(family: str, tmp_path, fake) -> list[tuple[list, str | None]]:
         "files": [(["files", "upload", train, "--purpose", "fine-tune"], None), (["files", "list", "--format", "json"], None)],
         "fine-tunes": [(["fine-tunes", "list"], None),
                        (["fine-tunes", "follow", add_job(fake)["id"], "--timeout", "0.3"], None)],
+        "chat responses": [(["chat", "--api", "responses", "hi"], None),
+                           (["chat", "--api", "responses", "--background", "long report"], None),
+                           (lambda started: ["responses", "follow", started.strip() or "resp_none"], None)],
+        "batches": [(["batches", "submit", batch_requests(tmp_path), "--wait", "-d", tmp_path / "batch"], None)],
         "keys": [(["keys", "get"], None), (["keys", "set"], "sk-another-stored-key-0123456789\n")],
         "config": [(["config", "show", "--format", "json"], None)],
     }[family]
 
 
-FAMILIES = ["models", "chat", "chat session", "chat envelope", "complete", "edit", "image", "embed", "audio",
-            "moderate", "files", "fine-tunes", "keys", "config"]
+FAMILIES = ["models", "chat", "chat session", "chat envelope", "chat responses", "complete", "edit", "image",
+            "embed", "audio", "moderate", "files", "fine-tunes", "batches", "keys", "config"]
+
+
+def batch_requests(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                        "body": {"model": "gpt-4o-mini", "messages": [
+                                            {"role": "user", "content": f"question {i}"}]}}) + "\n"
+                            for i in range(2)))
+    return path
 # (how the server behaves, the verbosity flags, whether OAICLI_DEBUG is set)
 MODES = [("echo", (), False), ("echo", ("-v",), False), ("echo", ("-vv",), True),
          ("fail 500", (), False), ("fail 500", ("-v",), False), ("fail 401", ("-vv",), True)]
@@ -93,13 +106,16 @@ def test_the_key_never_appears(invoke, fake, tmp_path, home, monkeypatch, family
     # Answers quote the key too, streamed in 7 pieces that split it: still masked, and never stored.
     fake.state["answer"] = lambda messages: f"echo: the key is {key}, yes"
     fake.state["completion_answer"] = lambda prompt: f" the key is {key}, yes"
+    fake.state["responses_answer"] = lambda body: f"echo: the key is {key}, yes"  # streamed word by word
     fake.state["chunks"] = 7
     if server.startswith("fail"):
         fake.state["fail_with_key"] = int(server.split()[1])
     add_file(fake, CHAT_LINE.encode(), "train.jsonl")
-    outputs = []
+    outputs, stdout = [], ""
     for args, stdin in steps_for(family, tmp_path, fake):
+        args = args(stdout) if callable(args) else args  # a step that needs the previous one's answer
         result = invoke(*flags, *args, input=stdin)
+        stdout = result.stdout
         outputs += [result.stdout, result.stderr]
         if server == "echo":  # the command worked: the key was echoed into real output paths
             assert result.exit_code == 0, result.output
@@ -113,7 +129,7 @@ def test_the_key_never_appears(invoke, fake, tmp_path, home, monkeypatch, family
             assert "x-request-id: sk-" in "".join(outputs)  # the echoed header is traced, masked
         if server == "fail 500" and family == "fine-tunes":  # follow's notice quotes the server, redacted
             assert "Lost contact with the server (Incorrect API key provided: sk-..." in "".join(outputs)
-        if server == "echo" and family in ("chat", "chat session", "chat envelope", "complete"):
+        if server == "echo" and family in ("chat", "chat session", "chat envelope", "chat responses", "complete"):
             assert "the key is sk-..." in "".join(outputs)  # the answer was shown, the key masked in it
 
 
