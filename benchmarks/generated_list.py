@@ -6,7 +6,8 @@ against the loopback fake, interleaved, medians compared. Goal: at most 1.1 x `o
 - `oaicli api GET /models`: the same request as `oaicli models list`, through `oaicli api` (the path is
   looked up in the operations table and the request checked against it before it is sent);
 - `oaicli vector-stores list`: a generated command (its group file read, its command built from the table),
-  for a list of the same size (the fake serves four vector stores and four models).
+  for a list of the same size (the fake serves four vector stores and four models);
+- the same with `--format yaml` (PyYAML) and `--jq` (the jq library): what those imports cost.
 """
 
 import argparse
@@ -31,6 +32,9 @@ def main() -> int:
             "oaicli models list": _common.oaicli("models", "list", "--format", "json"),
             "oaicli api GET /models": _common.oaicli("api", "GET", "/models", "--format", "json"),
             "oaicli vector-stores list": _common.oaicli("vector-stores", "list", "--format", "json"),
+            # What the output filters cost (their libraries load only when asked for):
+            "oaicli vector-stores list --format yaml": _common.oaicli("vector-stores", "list", "--format", "yaml"),
+            "oaicli vector-stores list --jq .[].id": _common.oaicli("vector-stores", "list", "--jq", ".[].id"),
         }
         results = _common.compare(cases, runs=args.runs, env=env)
     _common.report(results, baseline="oaicli models list",
