@@ -14,7 +14,17 @@ from typing import AsyncIterator
 
 import httpx
 
-from oaicli.api.client import auth_headers, check_base_url, describe, error_from_response, event_payload, json_document, route, verify_for
+from oaicli.api.client import (
+    auth_headers,
+    check_base_url,
+    describe,
+    error_from_response,
+    event_payload,
+    json_document,
+    route,
+    verify_for,
+    whole_answer,
+)
 from oaicli.api.retry import RetryPolicy
 from oaicli.api.sse import SSEParser
 from oaicli.core.errors import NetworkError, StreamError, redact
@@ -34,7 +44,7 @@ class AsyncApiClient:
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
         timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
         self._busy = [0] * shards  # requests in flight on each shard
-        self._shards = [httpx.AsyncClient(base_url=settings.base_url.rstrip("/"), headers=auth_headers(settings),
+        self._shards = [httpx.AsyncClient(base_url=settings.base_url.rstrip("/"), headers=auth_headers(settings, settings.require_key()),
                                           timeout=timeout, verify=verify_for(settings.base_url),
                                           follow_redirects=True, limits=limits, transport=transport)
                         for _ in range(shards)]
@@ -113,7 +123,7 @@ class AsyncApiClient:
     async def _events(self, response: httpx.Response, path: str) -> AsyncIterator[dict]:
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
-                yield json_document(await response.aread() or b"{}", "POST", path)
+                yield whole_answer(await response.aread(), response.headers.get("content-type", ""), "POST", path)
                 return
             parser = SSEParser()
             async for chunk in response.aiter_bytes():

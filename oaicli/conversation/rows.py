@@ -26,6 +26,7 @@ class Turn:
     user_id: str | None = None
     id: int | None = None
     encoding: str | None = None
+    response_id: str | None = None  # the Responses API id of an answer (server-side context)
     dirty: bool = field(default=False, repr=False, compare=False)  # count computed, not yet cached
 
     def message(self, named: bool = False) -> dict:

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
+from oaicli.core.errors import redact
 from oaicli.core.settings import Settings
 
 
@@ -25,12 +26,13 @@ def is_terminal(stream) -> bool:
 @dataclass
 class Invocation:
     settings: Settings
-    client_factory: Callable[["Invocation"], Any]  # returns an api.client.ApiClient (core may not import api)
+    client_factory: Callable[..., Any]  # (invocation, admin=False) -> api.client.ApiClient (core may not import api)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     formats: tuple[str, ...] | None = None  # the formats this command accepts (None: any)
     _client: Any = None
+    _admin_client: Any = None
     _closers: list = field(default_factory=list)
 
     @property
@@ -65,14 +67,22 @@ class Invocation:
             self.call_on_close(self._client.close)
         return self._client
 
+    def admin_client(self):
+        """A client that authenticates with the admin key (OPENAI_ADMIN_KEY), for the organization's endpoints."""
+        if self._admin_client is None:
+            self._admin_client = self.client_factory(self, admin=True)
+            self.call_on_close(self._admin_client.close)
+        return self._admin_client
+
     def notice(self, text: str) -> None:
         """Tell the user something on stderr, unless --quiet."""
         if not self.quiet:
             self.say(text)
 
     def say(self, text: str) -> None:
-        """A line on stderr whatever --quiet says (errors, traces, interactive prompts)."""
-        self.stderr.write(text + "\n")
+        """A line on stderr whatever --quiet says (errors, traces, interactive prompts), never with a key
+        in it: a server's error text, echoed header or dropped-connection message may quote it."""
+        self.stderr.write(redact(text) + "\n")
         self.stderr.flush()
 
     def call_on_close(self, close: Callable[[], None]) -> None:

@@ -232,7 +232,7 @@ def test_an_unknown_store_url_is_one_line_and_exit_4(home, invoke):
 
 def test_chat_session_uses_the_store_it_is_given(home, fake, invoke, tmp_path):
     store = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    assert invoke("chat", "--session", "s", "Hi", "--store", store).exit_code == 0
+    assert invoke("chat", "--session", "s", "Hi", "--session-store", store).exit_code == 0
     assert not (home / "sessions.db").exists()
     with Store.open(tmp_path / "elsewhere.db") as opened:
         assert [m["content"] for m in opened.export_messages("s")] == ["Hi", "echo: Hi"]
