@@ -80,9 +80,10 @@ class AsyncApiClient:
                 await asyncio.sleep(self.retry.pause(None, attempt, f"timed out ({exc.__class__.__name__})"
                                                      if timed_out else f"connection failed ({describe(exc)})"))
                 continue
-            if self.settings.verbose:
-                self.echo(f"< {response.status_code} {response.reason_phrase} in "
-                          f"{(time.monotonic() - started) * 1000:.0f} ms")
+            if self.settings.verbose:  # a server or proxy may echo the key in any header: redacted
+                self.echo(redact(f"< {response.status_code} {response.reason_phrase} in "
+                                 f"{(time.monotonic() - started) * 1000:.0f} ms "
+                                 f"(x-request-id: {response.headers.get('x-request-id', '-')})"))
             if response.status_code < 400:
                 return response
             await response.aread()

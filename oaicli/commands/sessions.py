@@ -248,10 +248,11 @@ def delete_session(name, yes):
 @click.option("--from", "source", required=True, metavar="URL", help="The store to copy: sqlite:///PATH or postgresql://...")
 @click.option("--to", "target", required=True, metavar="URL", help="An empty store to copy into (created if new).")
 def copy_sessions(source, target):
-    """Copy every session and envelope context, with their turns, ids, question ids and token counts,
-    into an empty store: from SQLite to PostgreSQL to share it with several `oaicli serve`, or back.
+    """Copy every session and envelope context, with their turns and ids, into an empty store.
 
-    Each session is copied in one transaction; the target must hold no session yet.
+    Turns keep their ids, question ids, user ids and token counts: from SQLite to PostgreSQL to share the
+    store with several `oaicli serve`, or back. Each session is copied in one transaction; the target
+    must hold no session yet.
 
     \b
     Example:
