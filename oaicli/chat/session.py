@@ -126,7 +126,7 @@ class Chat:
         if self.store is None:
             # Here, not at the top: a stateless chat never opens the store (sqlite3, hashlib: ~7 ms).
             from oaicli.conversation.stores import open_store
-            self.store = open_store(self.invocation.settings.store)
+            self.store = open_store(self.invocation.settings.store_url)
             self.invocation.call_on_close(self.store.close)
         return self.store
 

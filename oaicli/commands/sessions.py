@@ -27,7 +27,7 @@ def sessions():
 def _store(must_exist: bool = True):
     """The store, or None when it was never created and the caller can do without it."""
     from oaicli.conversation import stores
-    url = invocation.current().settings.store
+    url = invocation.current().settings.store_url
     if not must_exist and not stores.exists(url):
         return None
     opened = stores.open_store(url)

@@ -67,6 +67,11 @@ MIGRATIONS = [
         CREATE UNIQUE INDEX turns_one_question ON turns (session_id, question_id, COALESCE(user_id, ''))
             WHERE role = 'user' AND question_id IS NOT NULL;
     """),
+    # SQLite's migration 2 (server-side context): each answer's Responses API id, a session's Conversation.
+    (3, "response ids and conversations", """
+        ALTER TABLE turns ADD COLUMN response_id TEXT;
+        ALTER TABLE sessions ADD COLUMN conversation_id TEXT;
+    """),
 ]
 
 # Advisory-lock keys: one fixed key for migrating; sessions get a 64-bit hash of their name.
@@ -256,23 +261,38 @@ class PgStore:
                     return turn, answer
         return None
 
-    def add_exchange(self, session_id: int, question: Turn, answer: Turn, *, counter=None) -> None:
-        """Store a question and its answer in ONE transaction (a savepoint inside `exclusive`): both or neither."""
+    def add_exchange(self, session_id: int, question: Turn, answer: Turn, *, counter=None,
+                     conversation_id: str | None = None) -> None:
+        """Store a question and its answer in ONE transaction (a savepoint inside `exclusive`): both or neither.
+        A `conversation_id` maps the session to that server-side Conversation in the same transaction."""
         now = time.time()
         if counter is not None:
             for turn in (question, answer):
                 content_tokens(turn, counter)
         rows = [(session_id, t.role, t.content, t.tokens, t.encoding if t.tokens is not None else None,
                  t.question_id, t.model, json.dumps(t.usage) if t.usage is not None else None,
-                 t.created_at or now, t.user_id) for t in (question, answer)]
+                 t.created_at or now, t.user_id, t.response_id) for t in (question, answer)]
         with self._connection() as db, db.cursor() as cursor:
             cursor.executemany("INSERT INTO turns (session_id, role, content, tokens, tokens_encoding, question_id, "
-                               "model, usage, created_at, user_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                               rows)
+                               "model, usage, created_at, user_id, response_id) "
+                               "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
             cursor.execute("UPDATE sessions SET updated_at = %s WHERE id = %s", (now, session_id))
+            if conversation_id is not None:
+                cursor.execute("UPDATE sessions SET conversation_id = %s WHERE id = %s", (conversation_id, session_id))
         held = _held.get()
         if held is not None:
             held.answered = True
+
+    def last_response_id(self, session_id: int) -> str | None:
+        """The Responses API id of the session's newest turn when it is an answer (see Store's)."""
+        rows = self._rows("SELECT role, response_id FROM turns WHERE session_id = %s ORDER BY id DESC LIMIT 1",
+                          (session_id,))
+        return rows[0][1] if rows and rows[0][0] == "assistant" else None
+
+    def conversation_of(self, session_id: int) -> str | None:
+        """The server-side Conversation (conv_...) this session is mapped to, if any."""
+        rows = self._rows("SELECT conversation_id FROM sessions WHERE id = %s", (session_id,))
+        return rows[0][0] if rows else None
 
     @contextlib.contextmanager
     def exclusive(self, session_name: str):
@@ -321,7 +341,8 @@ class PgStore:
         with self._connection() as db:
             removed = db.execute("DELETE FROM turns WHERE session_id = %s", (session.id,)).rowcount
             db.execute("DELETE FROM question_claims WHERE session_name = %s", (name,))
-            db.execute("UPDATE sessions SET updated_at = %s WHERE id = %s", (time.time(), session.id))
+            db.execute("UPDATE sessions SET updated_at = %s, conversation_id = NULL WHERE id = %s",
+                       (time.time(), session.id))
         return removed
 
     def rename(self, old: str, new: str) -> None:

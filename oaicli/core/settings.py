@@ -41,7 +41,7 @@ FIELDS = {
     "chat_api": Field(("OAICLI_CHAT_API",), None, str, lambda v: v in ("chat", "completions", "responses", "auto"),
                       "chat, completions, responses or auto"),
     # The conversation store: sqlite:///PATH or postgresql://...; unset, the SQLite file in the data folder.
-    "store": Field(("OAICLI_STORE",)),
+    "store_url": Field(("OAICLI_STORE",)),
 }
 
 

@@ -29,7 +29,7 @@ def run(prompt, opts, invocation) -> int:
         raise click.UsageError("--envelope keeps context locally or with --context server.")
     if server_context and api != "responses":
         raise click.UsageError("--context server needs --api responses.")
-    store = open_store(invocation.settings.store, max_connections=opts["concurrency"] + 1)
+    store = open_store(invocation.settings.store_url, max_connections=opts["concurrency"] + 1)
     invocation.call_on_close(store.close)
     params = request_params(opts)
     engine = Envelope(store, model=model, system=opts["system"], group_shared=opts["group_shared"],

@@ -132,7 +132,7 @@ def test_the_same_question_id_at_two_instances_at_once_calls_the_api_once(instan
     go.release()
     for thread in threads:
         thread.join(60)
-    answers = {name: (r.status_code, r.json()["data"]["answer"]) for name, r in results.items()}
+    answers = {name: (r.status_code, r.json()["data"].get("answer", r.text)) for name, r in results.items()}
     assert answers == {"first": (200, "echo: Hi"), "second": (200, "echo: Hi")}
     assert len(chat_calls(fake)) == 1
     assert stored(database, "envelope:g1:u1") == [("user", "Hi", "q-1"), ("assistant", "echo: Hi", "q-1")]

@@ -58,7 +58,11 @@ class Service:
             await asyncio.wait((work, given_up), return_when=asyncio.FIRST_COMPLETED)
             given_up.cancel()
             if work.done():
-                return work.result()
+                result = work.result()
+                # An answer is kept; a failure in the same instant as giving up (a worker process told
+                # to stop) is the shutdown's doing: the 503 says so.
+                if result[1] == 200 or not self.abandoned.is_set():
+                    return result
             return envelope_response(Codes.INTERNAL, STOPPING, parsed.ids), 503, 0.0, 0.0
         finally:
             self.in_flight -= 1

@@ -17,7 +17,7 @@ CONNECTIONS_PER_CLIENT = 8
 
 def build(settings, engine_options: dict, workers: int):
     """(exchanger, closers) for worker threads: the blocking answer path."""
-    store = open_store(settings.store, max_connections=workers + 2)
+    store = open_store(settings.store_url, max_connections=workers + 2)
     engine = Envelope(store, **engine_options)
     # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
     # pool does work quadratic in its size on every request (ConnectionPool._assign_requests_to_
@@ -31,7 +31,7 @@ def build(settings, engine_options: dict, workers: int):
 
 def build_on_loop(settings, engine_options: dict, workers: int):
     """(answerer, closers) answering on the event loop, or None when the store needs threads."""
-    store = open_store(settings.store, max_connections=workers + 2)
+    store = open_store(settings.store_url, max_connections=workers + 2)
     if not hasattr(store, "file_lock"):  # PostgreSQL: its (blocking) driver runs in worker threads
         store.close()
         return None
