@@ -55,7 +55,6 @@ class Pending:
     request_body: dict
     session_name: str = ""
     retried: bool = False
-    counted: bool = True  # False: a first question sent without loading the tokenizer
 
 
 def response(code: int, msg: str, data: dict | None = None) -> dict:
@@ -159,11 +158,6 @@ class Envelope:
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
         session_id = session.id if session else None
         speaker = self._speaker(parsed.ids)
-        if session is None or not self.store.count_turns(session.id):
-            if self.context.fits_uncounted(parsed.question, speaker):  # no tokenizer needed for a first question
-                return Pending(parsed.ids, parsed.question, session_id, [],
-                               self._body(self.context.first_messages(parsed.question, speaker)),
-                               parsed.session_name, counted=False)
         try:
             history = self.context.tail(self.store, session.id, parsed.question, speaker) if session else []
             messages = self.context.messages(history, parsed.question, speaker)
@@ -213,7 +207,7 @@ class Envelope:
         if pending.session_id is None:
             pending.session_id = self.store.ensure_session(pending.session_name, model=self.model,
                                                            system=self.system, kind="envelope").id
-        self.context.save(self.store, pending.session_id, pending.question, completion, counted=pending.counted,
+        self.context.save(self.store, pending.session_id, pending.question, completion,
                           question_id=pending.ids["question_id"], user_id=pending.ids["user_id"])
         return response(Codes.OK, "ok", {**pending.ids, "answer": answer_of(completion),
                                          "model": completion.get("model") or self.model,
