@@ -190,10 +190,11 @@ def outcome(job: dict) -> None:
         raise OaicliError(f"Fine-tuning job {job_id} was cancelled.", exit_code=ExitCode.JOB_CANCELLED)
 
 
-def interrupted(job_id: str) -> None:
-    click.echo(f"\nStopped following {job_id}; the job goes on.\n"
-               f"  Resume: oaicli fine-tunes follow {job_id}\n"
-               f"  Cancel: oaicli fine-tunes cancel {job_id}", err=True)
+def interrupted(job_id: str, say) -> None:
+    """After Ctrl-C: `say` (a line on stderr) how to resume or cancel, then exit 130."""
+    say(f"\nStopped following {job_id}; the job goes on.\n"
+        f"  Resume: oaicli fine-tunes follow {job_id}\n"
+        f"  Cancel: oaicli fine-tunes cancel {job_id}")
     raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 
