@@ -29,6 +29,9 @@ LAZY_COMMANDS = {
     "files": "oaicli.commands.files.files",
     "fine-tunes": "oaicli.commands.fine_tunes.fine_tunes",
     "serve": "oaicli.commands.serve.serve",
+    # Until the generated groups take hand-written verbs (extra_commands), these groups hold only those.
+    "batches": "oaicli.commands.batches.batches",
+    "responses": "oaicli.commands.responses.responses",
 }
 
 

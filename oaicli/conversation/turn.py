@@ -77,11 +77,17 @@ class Context:
         self.extra_messages = extra_messages or []
         self.counter = tokens.counter_for(model)
 
-    def save(self, store, session_id: int, question: str, response: dict, **ids) -> None:
+    def save(self, store, session_id: int, question: str, response: dict, *, conversation_id: str | None = None,
+             **ids) -> None:
         """Write the finished exchange in one transaction, with its token counts when the encoding is
         loaded anyway; else uncounted (cheap), to be counted and cached by the first tail that needs it."""
         store.add_exchange(session_id, *self.turns(question, response, **ids),
-                           counter=self.counter if self.counter.loaded else None)
+                           counter=self.counter if self.counter.loaded else None, conversation_id=conversation_id)
+
+    def first_messages(self, question: str, speaker: str | None = None) -> list[dict]:
+        """System, -g messages and the question, with no history (the server holds the context)."""
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        return messages + list(self.extra_messages) + _question(question, speaker)
 
     def tail(self, store, session_id: int, question: str, speaker: str | None = None) -> list:
         """The newest stored turns that can fit, read from the end of the session; the encoding is
@@ -117,7 +123,7 @@ class Context:
         asked = Turn(role="user", content=question, question_id=question_id, model=model, usage=None,
                      created_at=now, user_id=user_id)
         answered = Turn(role="assistant", content=answer, question_id=question_id, model=model, usage=usage,
-                        created_at=now, user_id=user_id)
+                        created_at=now, user_id=user_id, response_id=response.get("response_id"))
         return asked, answered
 
 

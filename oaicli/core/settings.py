@@ -35,6 +35,9 @@ FIELDS = {
     "timeout": Field(("OAICLI_TIMEOUT",), 600.0, float, lambda v: v > 0, "a number of seconds above 0"),
     "max_retries": Field(("OAICLI_MAX_RETRIES",), 2, int, lambda v: v >= 0, "a whole number, 0 or more"),
     "format": Field(("OAICLI_FORMAT",)),
+    # chat's default --api (a profile's `chat_api`): chat, completions, responses or auto.
+    "chat_api": Field(("OAICLI_CHAT_API",), None, str, lambda v: v in ("chat", "completions", "responses", "auto"),
+                      "chat, completions, responses or auto"),
 }
 
 

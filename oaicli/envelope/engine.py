@@ -55,6 +55,10 @@ class Pending:
     request_body: dict
     session_name: str = ""
     retried: bool = False
+    # Server-side context (--context server): the context's Conversation, or None while it has none yet;
+    # then `history` is what the runner seeds a new one with, and `new_conversation` records its id.
+    conversation: str | None = None
+    new_conversation: str | None = None
 
 
 def response(code: int, msg: str, data: dict | None = None) -> dict:
@@ -75,8 +79,9 @@ class Envelope:
     def __init__(self, store, *, model: str, system: str | None, group_shared: bool = False,
                  max_question_chars: int = 32000, answer_tokens: int | None = None,
                  context_window: int | None = None, stream: bool = False, extra_params: dict | None = None,
-                 max_history: int | None = None, include_usage: bool = True):
+                 max_history: int | None = None, include_usage: bool = True, server_context: bool = False):
         self.store = store
+        self.server_context = server_context
         self.model = model
         self.system = system
         self.group_shared = group_shared
@@ -158,6 +163,8 @@ class Envelope:
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
         session_id = session.id if session else None
         speaker = self._speaker(parsed.ids)
+        if self.server_context:
+            return self._begin_on_server(parsed, session, speaker)
         try:
             history = self.context.tail(self.store, session.id, parsed.question, speaker) if session else []
             messages = self.context.messages(history, parsed.question, speaker)
@@ -165,6 +172,16 @@ class Envelope:
             return response(Codes.CONTEXT_TOO_LONG, exc.message, parsed.ids)
         return Pending(parsed.ids, parsed.question, session_id, history, self._body(messages),
                        parsed.session_name)
+
+    def _begin_on_server(self, parsed: Parsed, session, speaker: str | None) -> Pending:
+        """Only the new question is sent; the context's Conversation holds the rest. A context without
+        one yet hands its local history to the runner, which seeds a new Conversation with it."""
+        conversation = self.store.conversation_of(session.id) if session else None
+        history = [] if conversation or session is None else self.context.tail(
+            self.store, session.id, parsed.question, speaker)
+        return Pending(parsed.ids, parsed.question, session.id if session else None, history,
+                       self._body(self.context.first_messages(parsed.question, speaker)), parsed.session_name,
+                       conversation=conversation)
 
     def _speaker(self, ids: dict) -> str | None:
         """In a group context its users share, the asker's user_id: user turns then carry it as `name`."""
@@ -208,7 +225,8 @@ class Envelope:
             pending.session_id = self.store.ensure_session(pending.session_name, model=self.model,
                                                            system=self.system, kind="envelope").id
         self.context.save(self.store, pending.session_id, pending.question, completion,
-                          question_id=pending.ids["question_id"], user_id=pending.ids["user_id"])
+                          question_id=pending.ids["question_id"], user_id=pending.ids["user_id"],
+                          conversation_id=pending.new_conversation)
         return response(Codes.OK, "ok", {**pending.ids, "answer": answer_of(completion),
                                          "model": completion.get("model") or self.model,
                                          "usage": completion.get("usage")})
@@ -275,9 +293,11 @@ class LineRunner:
     wait, so memory stays flat however long the input; the room lets lines of other contexts get past a
     context that has many lines queued."""
 
-    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, notice=None):
+    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, notice=None, conversations=None):
         self.engine = engine  # its Store is shared by the threads (it serializes its statements)
         self.call = call  # call(request_body, on_delta) -> the assembled completion
+        # With server-side context: create(history turns) -> a new Conversation's id, and delete(id).
+        self.conversations = conversations
         self.write = write  # write(response dict), thread-safe, flushed
         self.concurrency = concurrency
         self.notice = notice or (lambda text: None)
@@ -312,7 +332,7 @@ class LineRunner:
         pending = engine.begin(parsed)
         while not isinstance(pending, dict):
             try:
-                completion = self.call(pending.request_body, self._delta_writer(engine, pending))
+                completion = self._call(engine, pending)
             except Exception as exc:
                 smaller = engine.retry_smaller(pending) if is_context_error(exc) else None
                 if smaller is None:
@@ -325,6 +345,22 @@ class LineRunner:
                 return None
             return engine.finish(pending, completion)
         return pending
+
+    def _call(self, engine: Envelope, pending: Pending) -> dict:
+        """Ask; a context kept on the server gets its Conversation first (deleted again when the
+        question then fails, so the server is left as it was, like the local store)."""
+        if not engine.server_context:
+            return self.call(pending.request_body, self._delta_writer(engine, pending))
+        if pending.conversation is None:
+            pending.conversation = pending.new_conversation = self.conversations.create(pending.history)
+        try:
+            return self.call({**pending.request_body, "conversation": pending.conversation},
+                             self._delta_writer(engine, pending))
+        except BaseException:
+            if pending.new_conversation:
+                self.conversations.delete(pending.new_conversation)
+                pending.conversation = pending.new_conversation = None
+            raise
 
     def _delta_writer(self, engine: Envelope, pending: Pending):
         if not engine.stream:

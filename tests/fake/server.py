@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 EAGER_BODY = 16 << 20
 
-ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes"]
+ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes", "responses",
+                 "batches", "conversations"]
 
 
 @dataclass
