@@ -90,14 +90,13 @@ def _as_batch(body, source, output, dtype, wait) -> None:
     from oaicli.output.files import atomic_writer
     run = invocation.current()
     if not output:
-        writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(
-            out.resolve_format(), embeddings.TableWriter)()
-        batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        batch_modes.embed_batch(run, body, source, _stdout_writer(out.resolve_format()) if wait else None, wait,
+                                embeddings.read_vectors)
         return
     # Without --wait nothing is written, so the file is not created.
     with atomic_writer(output) if wait else contextlib.nullcontext() as sink:
         writer = embeddings.file_writer(output, sink, dtype) if wait else None
-        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.read_vectors)
     if wait:
         out.notice(f"Wrote {count} embeddings to {output}.")
 
@@ -115,18 +114,22 @@ def _non_empty(batches):
 
 def _to_stdout(api, body, source, fmt, concurrency, total) -> int:
     from oaicli.media import embeddings
+    writer = _stdout_writer(fmt)
+    with _bar(total) as bar:
+        count = embeddings.run(api, body, source, writer, concurrency, bar)
+    writer.close()
+    return count
+
+
+def _stdout_writer(fmt: str):
+    from oaicli.media import embeddings
     from oaicli.output import writers as out
     _say_if_slow()
     if fmt in ("jsonl", "json"):
         stdout = invocation.current().stdout
         stdout.flush()  # the writers print bytes: nothing written as text may come after them
-        writer = (embeddings.JsonlWriter if fmt == "jsonl" else embeddings.JsonWriter)(stdout.buffer)
-    else:
-        writer = embeddings.TableWriter(lambda rows: out.write(out.table(rows, ["index", "input", "dimensions", "norm"])))
-    with _bar(total) as bar:
-        count = embeddings.run(api, body, source, writer, concurrency, bar)
-    writer.close()
-    return count
+        return (embeddings.JsonlWriter if fmt == "jsonl" else embeddings.JsonWriter)(stdout.buffer)
+    return embeddings.TableWriter(lambda rows: out.write(out.table(rows, ["index", "input", "dimensions", "norm"])))
 
 
 def _to_file(api, body, source, path, dtype, concurrency, total) -> int:

@@ -172,8 +172,13 @@ def embed_batch(client, body: dict, batch: Batch) -> Matrix:
     data = sorted(answer.get("data", []), key=lambda item: item.get("index", 0))
     if len(data) != len(batch.texts):
         raise NetworkError(f"The server returned {len(data)} embeddings for a batch of {len(batch.texts)} inputs.")
+    return read_vectors([item["embedding"] for item in data])
+
+
+def read_vectors(items: list) -> Matrix:
+    """decode() for an API answer: what cannot be read is the server's fault (exit 5), not a crash."""
     try:
-        return decode([item["embedding"] for item in data])
+        return decode(items)
     except (ValueError, TypeError) as exc:  # TypeError: a float list holding something else
         raise NetworkError(f"The server's embeddings cannot be read: {exc}.")
 
