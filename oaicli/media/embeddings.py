@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 
 import orjson
 
-from oaicli.core.errors import InputError, NetworkError
+from oaicli.core.errors import ApiError, InputError, NetworkError
 
 try:
     import numpy
@@ -167,12 +167,27 @@ def _one_length(lengths) -> int:
 
 
 def embed_batch(client, body: dict, batch: Batch) -> Matrix:
-    """One request (the client retries it); vectors returned in the batch's order, whatever the server's."""
-    answer = client.post("/embeddings", json={**body, "input": batch.texts})
+    """One request (the client retries it); vectors returned in the batch's order, whatever the server's.
+
+    A server that refuses base64 (some OpenAI-compatible servers only send floats) is asked again with
+    float, and `body` is changed so every later batch of the run asks for float at once; the output is
+    the same values either way."""
+    try:
+        answer = client.post("/embeddings", json={**body, "input": batch.texts})
+    except ApiError as exc:
+        if body.get("encoding_format") != "base64" or not _refuses_base64(exc):
+            raise
+        body["encoding_format"] = "float"  # one dict item set: other workers see the old value or the new
+        answer = client.post("/embeddings", json={**body, "input": batch.texts})
     data = sorted(answer.get("data", []), key=lambda item: item.get("index", 0))
     if len(data) != len(batch.texts):
         raise NetworkError(f"The server returned {len(data)} embeddings for a batch of {len(batch.texts)} inputs.")
     return read_vectors([item["embedding"] for item in data])
+
+
+def _refuses_base64(error: ApiError) -> bool:
+    said = f"{error.param or ''} {error.message}".lower()
+    return error.status in (400, 422) and ("encoding_format" in said or "base64" in said)
 
 
 def read_vectors(items: list) -> Matrix:

@@ -46,6 +46,24 @@ def test_a_server_answering_floats_to_a_base64_request_is_understood(fake, invok
     assert jsonl(result.stdout)[0]["embedding"] == [0.5, -0.25]
 
 
+def test_a_server_refusing_base64_is_asked_again_with_float_for_the_rest_of_the_run(fake, invoke):
+    fake.queue("POST", "/v1/embeddings", Scripted(status=400, body={"error": {
+        "message": "encoding_format 'base64' is not supported", "type": "invalid_request_error",
+        "param": "encoding_format"}}))
+    result = invoke("embed", "a", "b", "c", "--batch-size", "1", "-c", "1", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout) == [{"index": i, "input": t, "embedding": vector_for(t)} for i, t in enumerate("abc")]
+    assert [c.json()["encoding_format"] for c in fake.calls("POST", "/v1/embeddings")] == \
+        ["base64", "float", "float", "float"]
+
+
+def test_other_rejections_are_not_retried_as_float(fake, invoke):
+    fake.queue("POST", "/v1/embeddings", Scripted(status=400, body={"error": {"message": "model not found"}}))
+    result = invoke("embed", "a", "--format", "jsonl")
+    assert result.exit_code == ExitCode.REQUEST and "model not found" in result.stderr
+    assert len(fake.calls("POST", "/v1/embeddings")) == 1
+
+
 @pytest.mark.parametrize("data", [
     [{"index": 0, "embedding": [0.5, 0.1]}, {"index": 1, "embedding": [0.5]}],
     [{"index": 0, "embedding": [0.5]}, {"index": 1, "embedding": "AAAAPw=="}],
