@@ -8,7 +8,7 @@ import json
 from oaicli.api import responses as r
 from oaicli.api.responses import as_completion
 from oaicli.chat import schema as schemas
-from oaicli.core.errors import ExitCode, OaicliError
+from oaicli.core.errors import ExitCode, OaicliError, RedactingWriter
 from oaicli.output import writers as output
 
 
@@ -22,6 +22,9 @@ class ResponsesDisplay:
         self._reasoning_open = False
         self._wrote = False
         self._ends_with_newline = True
+        # A server may echo the key in an answer, even split across two deltas: masked all the same.
+        self._text = RedactingWriter(invocation.stdout)
+        self._reasoning = RedactingWriter(invocation.stderr)
 
     def send(self, requester, body: dict) -> dict:
         """Ask, show, and return the answer in chat.completion shape (see as_completion)."""
@@ -32,7 +35,9 @@ class ResponsesDisplay:
         try:
             response = requester(body, self._on_happening)
         finally:
+            self._reasoning.drain()
             self._end_reasoning()
+            self._text.drain()
             self._end_line()
         self.show(response)
         return as_completion(response)
@@ -43,18 +48,18 @@ class ResponsesDisplay:
 
     def _on_happening(self, happening) -> None:
         if isinstance(happening, r.TextDelta) and self._live_text():
+            self._reasoning.drain()
             self._end_reasoning()
-            self.invocation.stdout.write(happening.text)
-            self.invocation.stdout.flush()
+            self._text.write(happening.text)
+            self._text.flush()
             self._wrote = True
             self._ends_with_newline = happening.text.endswith("\n")
         elif isinstance(happening, r.ReasoningDelta) and self.fmt == "text" and not self.invocation.quiet:
-            stderr = self.invocation.stderr
             if not self._reasoning_open:
-                stderr.write("Reasoning: ")
+                self.invocation.stderr.write("Reasoning: ")
                 self._reasoning_open = True
-            stderr.write(happening.text)
-            stderr.flush()
+            self._reasoning.write(happening.text)
+            self._reasoning.flush()
 
     def _end_reasoning(self) -> None:
         if self._reasoning_open:

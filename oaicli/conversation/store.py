@@ -114,6 +114,14 @@ def default_path() -> Path:
     return settings.home_dir() / "sessions.db"
 
 
+def _make_folder(folder: Path) -> None:
+    """oaicli's own data folder is created private (0700); any other folder as mkdir -p would."""
+    from oaicli.core import settings
+    if folder == settings.home_dir():
+        settings.ensure_home()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def _turn(row) -> Turn:
     id_, role, content, tokens, encoding, question_id, model, usage, created_at, user_id = row
     return Turn(role=role, content=content, tokens=tokens, question_id=question_id, model=model,
@@ -226,7 +234,7 @@ class Store:
         """Open (creating if needed) the store; runs any migrations not yet applied."""
         path = Path(path) if path else default_path()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             if not path.exists():  # conversations are private: the file (and SQLite's -wal/-shm) 0600
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             connection = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)

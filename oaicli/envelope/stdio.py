@@ -45,7 +45,10 @@ def run(prompt, opts, invocation) -> int:
     def write(obj: dict) -> None:
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
         with lock:
-            stdout.write(line)
+            try:
+                stdout.write(line)
+            except UnicodeEncodeError:  # text stdout's encoding cannot carry goes out \u-escaped
+                stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
             stdout.flush()
 
     def call(body: dict, on_delta) -> dict:
@@ -73,8 +76,17 @@ def run(prompt, opts, invocation) -> int:
     engine.warm_up()
     LineRunner(engine, call, write, opts["concurrency"], notice=notice,
                conversations=_Conversations(invocation.client()) if server_context else None,
-               ).run(iter(invocation.stdin.readline, ""))
+               ).run(request_lines(invocation.stdin))
     return 0
+
+
+def request_lines(stdin):
+    """stdin's lines as bytes when it has them: each line is decoded on its own (Envelope.parse), so one
+    line that is not UTF-8 gets its own error response instead of ending the loop in the decoder."""
+    binary = getattr(stdin, "buffer", None)
+    if binary is not None:
+        return iter(binary.readline, b"")
+    return iter(stdin.readline, "")
 
 
 class _Conversations:

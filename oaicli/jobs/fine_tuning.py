@@ -10,7 +10,7 @@ import click
 
 from oaicli.api.polling import pause
 from oaicli.core import settings
-from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
+from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError, redact
 from oaicli.output.files import atomic_writer
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -105,6 +105,7 @@ def _remembered() -> dict:
 def _remember(base_url: str, name: str) -> None:
     known = {**_remembered(), base_url: name}
     try:
+        settings.ensure_home()
         with atomic_writer(remembered_path(), "w") as sink:
             sink.write(json.dumps(known, indent=2) + "\n")
     except (OSError, OaicliError):
@@ -172,8 +173,9 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
         delay = MIN_DELAY if fresh or status != last_status else min(delay * 1.6, MAX_DELAY)
         last_status = status
         if lost is not None:
-            output.notice(f"Lost contact with the server ({lost.message.rstrip('.')}); "
-                          f"trying again in {delay:.0f}s.")
+            # The server's own error text, which may quote the key: redacted even without -v.
+            output.notice(redact(f"Lost contact with the server ({lost.message.rstrip('.')}); "
+                                 f"trying again in {delay:.0f}s."))
         pause(deadline, delay, sleep, f"Job {job_id} is still {status or 'unreachable'}",
               f"Resume with `oaicli fine-tunes follow {job_id}`.")
 
