@@ -42,8 +42,13 @@ def test_help_has_a_one_line_summary_and_an_example(invoke, path):
     assert summary.endswith("."), summary
     result = invoke(*path, "--help")
     assert result.exit_code == 0, result.stderr
-    assert " ".join(summary.split()) in " ".join(result.stdout.split())
+    assert _unwrapped(summary) in _unwrapped(result.stdout)
     assert re.search(r"(?m)^\s+Example:\n\s+\S", result.stdout), f"no `Example:` block in {path} --help"
+
+
+def _unwrapped(text: str) -> str:
+    """Text as one line: Click wraps help at spaces and after hyphens (`input-` / `items`)."""
+    return re.sub(r"-\s+", "-", " ".join(text.split()))
 
 
 def test_every_command_module_is_reachable():
@@ -138,3 +143,15 @@ def test_every_registered_command_has_the_name_it_is_listed_under():
     for name, path in LAZY_COMMANDS.items():
         command = subcommand(cli, name)
         assert command.name == name, f"{path} is listed as {name!r} but is named {command.name!r}"
+
+
+def test_completion_covers_generated_groups_verbs_and_enum_values():
+    assert complete("oaicli vector-st") == ["vector-stores"]
+    assert complete("oaicli vector-stores files ") == ["content", "create", "delete", "get", "list", "update"]
+    assert "/v1/embeddings" in complete("oaicli batches create --endpoint ")
+    assert complete("oaicli admin usage completions --bucket-width ") == ["1m", "1h", "1d"]
+
+
+def test_man_pages_cover_generated_commands():
+    page = (MAN_DIR / "oaicli-vector-stores-create.1").read_text(encoding="utf-8")
+    assert "POST /vector_stores" in page and "\\-\\-name" in page
