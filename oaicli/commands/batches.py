@@ -87,11 +87,13 @@ def _follow(run, batch_id: str, directory: Path, render: bool) -> dict:
     from oaicli.output.progress import progress_bar
     ready_directory(directory)
     api = run.client()
-    with _progress_view(run) as on_change:
-        try:
+    # The interrupt is handled outside the bar's block: the bar is closed first, so its last draw does not
+    # land under the lines that say how to follow again.
+    try:
+        with _progress_view(run) as on_change:
             batch = engine.follow(api, batch_id, on_change, wait_deadline(), sleep=api.sleep)
-        except KeyboardInterrupt:
-            engine.interrupted(batch_id, run.say)
+    except KeyboardInterrupt:
+        engine.interrupted(batch_id, run.say)
     for path in engine.download_files(api, batch, directory, lambda label: progress_bar(None, label)):
         run.notice(f"Saved {path}.")
     return batch
@@ -138,7 +140,8 @@ def results(batch_id, output_path):
 
     Each line is {custom_id, status, response} for a request that succeeded, {custom_id, status,
     error} for one that failed, status missing for one the batch never ran. The input file is read
-    back from the API to give the order. --format table prints counts by status instead.
+    back from the API to give the order. --format table prints counts by status instead (and with -o
+    the merged lines still go to FILE).
 
     \b
     Example:
@@ -151,19 +154,19 @@ def results(batch_id, output_path):
     run = invocation.current()
     fmt = output.chosen_format()
     api = run.client()
-    if fmt == "table":
-        summary = engine.results(api, batch_id, _Discard())
-        output.render_list(summary.rows(), columns=["status", "requests"], fmt="table")
-        return
     if output_path:
         ready_file(Path(output_path))
         with atomic_writer(Path(output_path)) as sink:
             summary = engine.results(api, batch_id, sink)
         run.notice(f"Wrote {summary.total} results to {output_path}.")
+    elif fmt == "table":
+        summary = engine.results(api, batch_id, _Discard())
     else:
         run.stdout.flush()
         summary = engine.results(api, batch_id, run.stdout.buffer)
         run.stdout.buffer.flush()
+    if fmt == "table":
+        output.render_list(summary.rows(), columns=["status", "requests"], fmt="table")
     if summary.not_in_input:
         run.notice(f"{summary.not_in_input} results name a custom_id the input lacks; they are written last.")
 
