@@ -113,6 +113,8 @@ def _refuse_with_batch(prompt) -> None:
         raise click.UsageError("--batch takes its prompts from FILE, one per line; drop the PROMPT argument.")
     ctx = click.get_current_context()
     for name in NOT_WITH_BATCH:
+        if name == "api" and ctx.params.get("api") == "chat":
+            continue
         if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
             option = next(param for param in ctx.command.params if param.name == name)
             raise click.UsageError(f"{max(option.opts, key=len)} does not apply with --batch (its requests go "

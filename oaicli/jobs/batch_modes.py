@@ -39,13 +39,14 @@ def chat_batch(opts, invocation) -> int:
     failed = _collect(invocation, batch, show)
     if fmt == "json":
         output.write(output.dumps(answers), stream=invocation.stdout)
-    return _failed_exit(failed)
+    return _failed_exit(failed, batch)
 
 
-def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> int:
+def embed_batch(invocation, body: dict, source, writer, wait: bool, decode, target=None) -> int:
     """The embedding requests `embed` would send (grouped as it groups them), as one batch; with `wait`,
-    every vector (read with `decode`, media/embeddings') goes to `writer` in input order. The texts are kept for the writer (a batch holds at
-    most 50,000 inputs)."""
+    every vector (read with `decode`, media/embeddings') goes to `writer` in input order. The texts are
+    kept for the writer (a batch holds at most 50,000 inputs). `target` names the file the writer fills:
+    it is written whole or not at all, since a missing row would shift every vector after it."""
     groups = list(source)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "embed-batch.jsonl"
@@ -69,8 +70,11 @@ def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> i
             data = sorted(by_index[number].get("data", []), key=lambda item: item.get("index", 0))
             writer.write(group.start, group.texts, [decode(item["embedding"]) for item in data])
             count += len(group.texts)
+    if failed and target is not None:
+        raise OaicliError(f"{failed} request(s) of the batch failed, so {target} was not written; "
+                          f"`oaicli batches results {batch['id']}` has every result.", exit_code=ExitCode.JOB_FAILED)
     writer.close()
-    _failed_exit(failed)
+    _failed_exit(failed, batch)
     return count
 
 
@@ -134,8 +138,8 @@ def _deadline(invocation):
     return None if limit is None else time.monotonic() + float(limit)
 
 
-def _failed_exit(failed: int) -> int:
+def _failed_exit(failed: int, batch: dict) -> int:
     if failed:
-        raise OaicliError(f"{failed} request(s) of the batch failed; the others were written.",
-                          exit_code=ExitCode.JOB_FAILED)
+        raise OaicliError(f"{failed} request(s) of the batch failed; the others were written. "
+                          f"`oaicli batches results {batch['id']}` has every result.", exit_code=ExitCode.JOB_FAILED)
     return 0
