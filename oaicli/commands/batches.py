@@ -140,8 +140,8 @@ def results(batch_id, output_path):
 
     Each line is {custom_id, status, response} for a request that succeeded, {custom_id, status,
     error} for one that failed, status missing for one the batch never ran. The input file is read
-    back from the API to give the order. --format table prints counts by status instead (and with -o
-    the merged lines still go to FILE).
+    back from the API to give the order. --format json writes them as one JSON array instead; --format
+    table prints counts by status (and with -o the merged lines still go to FILE).
 
     \b
     Example:
@@ -157,18 +157,46 @@ def results(batch_id, output_path):
     if output_path:
         ready_file(Path(output_path))
         with atomic_writer(Path(output_path)) as sink:
-            summary = engine.results(api, batch_id, sink)
+            summary = _merged(api, batch_id, sink, fmt)
         run.notice(f"Wrote {summary.total} results to {output_path}.")
     elif fmt == "table":
         summary = engine.results(api, batch_id, _Discard())
     else:
         run.stdout.flush()
-        summary = engine.results(api, batch_id, run.stdout.buffer)
+        summary = _merged(api, batch_id, run.stdout.buffer, fmt)
         run.stdout.buffer.flush()
     if fmt == "table":
         output.render_list(summary.rows(), columns=["status", "requests"], fmt="table")
     if summary.not_in_input:
         run.notice(f"{summary.not_in_input} results name a custom_id the input lacks; they are written last.")
+
+
+def _merged(api, batch_id: str, sink, fmt: str | None):
+    """The merged results as JSONL; with --format json the same results as one JSON array."""
+    from oaicli.jobs import batches as engine
+    if fmt != "json":
+        return engine.results(api, batch_id, sink)
+    array = _JsonArray(sink)
+    summary = engine.results(api, batch_id, array)
+    array.close()
+    return summary
+
+
+class _JsonArray:
+    """Merged result lines as the items of one JSON array, each written as it comes (nothing is held,
+    so a 50,000-line batch costs no more memory than JSONL)."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.opened = False
+
+    def write(self, line: bytes) -> int:
+        self.sink.write((b",\n" if self.opened else b"[\n") + line.rstrip(b"\n"))
+        self.opened = True
+        return len(line)
+
+    def close(self) -> None:
+        self.sink.write(b"\n]\n" if self.opened else b"[]\n")
 
 
 class _Discard:

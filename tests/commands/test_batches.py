@@ -241,3 +241,15 @@ def test_ctrl_c_on_a_terminal_ends_the_bar_before_saying_how_to_follow_again(fak
     after = result.output.split("Stopped following")[1]
     assert f"Resume: oaicli batches follow {batch_id}" in after
     assert "req" not in after  # the bar was closed before the message, not drawn again under it
+
+
+def test_results_format_json_is_one_json_document_and_jsonl_one_line_each(invoke, fake, requests_file, tmp_path):
+    batch_id = json.loads(invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "-q",
+                                 "--format", "json").stdout)["id"]
+    lines = invoke("batches", "results", batch_id, "--format", "jsonl").stdout.splitlines()
+    document = invoke("batches", "results", batch_id, "--format", "json").stdout
+    assert json.loads(document) == [json.loads(line) for line in lines]
+    assert [r["custom_id"] for r in json.loads(document)] == ["r0", "r1", "r2", "r3"]
+    target = tmp_path / "results.json"
+    assert invoke("batches", "results", batch_id, "--format", "json", "-o", target).exit_code == 0
+    assert json.loads(target.read_text()) == json.loads(document)
