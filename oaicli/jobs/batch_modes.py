@@ -27,6 +27,7 @@ def chat_batch(opts, invocation) -> int:
     if not opts["wait"]:
         return _started(invocation, batch)
     answers = []
+    labelled = (opts.get("n") or 1) > 1
 
     def show(line: dict) -> None:
         if fmt == "json":
@@ -34,12 +35,25 @@ def chat_batch(opts, invocation) -> int:
         elif fmt == "jsonl":
             output.write_json_line(line.get("response"), invocation.stdout)
         else:
-            output.write(answer_of(line["response"]).rstrip("\n"), stream=invocation.stdout)
+            output.write(_as_chat_prints(line["response"], labelled), newline=False, stream=invocation.stdout)
 
     failed = _collect(invocation, batch, show)
     if fmt == "json":
         output.write(output.dumps(answers), stream=invocation.stdout)
     return _failed_exit(failed, batch)
+
+
+def _as_chat_prints(response: dict, labelled: bool) -> str:
+    """One answer as `chat` prints it: each choice as sent (labelled `[i] ` when n > 1, each starting on a
+    line of its own), ending on a line of its own."""
+    parts = []
+    for choice in sorted(response.get("choices") or (), key=lambda c: c.get("index", 0)):
+        index = choice.get("index", 0)
+        if parts and not parts[-1].endswith("\n"):
+            parts.append("\n")
+        parts.append((f"[{index}] " if labelled else "") + answer_of(response, index))
+    text = "".join(parts)
+    return text if not parts or text.endswith("\n") else text + "\n"
 
 
 def embed_batch(invocation, body: dict, source, writer, wait: bool, decode, target=None) -> int:

@@ -253,3 +253,16 @@ def test_results_format_json_is_one_json_document_and_jsonl_one_line_each(invoke
     target = tmp_path / "results.json"
     assert invoke("batches", "results", batch_id, "--format", "json", "-o", target).exit_code == 0
     assert json.loads(target.read_text()) == json.loads(document)
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
+def test_chat_batch_text_is_byte_for_byte_what_chat_prints_for_each_prompt(invoke, fake, tmp_path, extra):
+    # Answers ending in a blank line and several choices: chat keeps the answer as sent and labels the
+    # choices; the batch mode printed only the first choice, its trailing newlines cut.
+    fake.state["answer"] = lambda messages: f"{messages[-1]['content']} says:\n\nhi\n\n"
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\n"two"\n')
+    batch = invoke("chat", "--batch", prompts, "--wait", "-q", *extra)
+    assert batch.exit_code == 0, batch.stderr
+    plain = "".join(invoke("chat", prompt, *extra).stdout for prompt in ("one", "two"))
+    assert batch.stdout == plain
