@@ -124,7 +124,9 @@ def _bar(run):
                 done, failed, total = engine.counts(batch)
                 bar.total = total or None
                 bar.n = done + failed
-                bar.set_description(f"{batch.get('status')}")
+                # Without a total tqdm puts its own ": " after the description; with one, the description's.
+                describe = bar.set_description if total else bar.set_description_str
+                describe(f"{batch.get('status')}")
                 bar.set_postfix_str(f"{failed} failed" if failed else "")
                 bar.refresh()
             yield on_change

@@ -238,6 +238,7 @@ def test_ctrl_c_on_a_terminal_ends_the_bar_before_saying_how_to_follow_again(fak
     batch_id = json.loads(submitted.stdout)["id"]
     result = run_tty("batches", "follow", batch_id, env=env, answers=[("validating", "\x03")], columns=100)
     assert result.returncode == 130
+    assert "validating: 0req" in result.output and ": :" not in result.output  # tqdm adds its own colon
     after = result.output.split("Stopped following")[1]
     assert f"Resume: oaicli batches follow {batch_id}" in after
     assert "req" not in after  # the bar was closed before the message, not drawn again under it
