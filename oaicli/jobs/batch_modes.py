@@ -58,9 +58,10 @@ def _as_chat_prints(response: dict, labelled: bool) -> str:
 
 def embed_batch(invocation, body: dict, source, writer, wait: bool, decode, target=None) -> int:
     """The embedding requests `embed` would send (grouped as it groups them), as one batch; with `wait`,
-    every vector (read with `decode`, media/embeddings') goes to `writer` in input order. The texts are
-    kept for the writer (a batch holds at most 50,000 inputs). `target` names the file the writer fills:
-    it is written whole or not at all, since a missing row would shift every vector after it."""
+    every group's vectors (read with `decode`, media/embeddings' read_vectors) go to `writer` in input
+    order. The texts are kept for the writer (a batch holds at most 50,000 inputs). `target` names the
+    file the writer fills: it is written whole or not at all, since a missing row would shift every
+    vector after it."""
     groups = list(source)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "embed-batch.jsonl"
@@ -82,7 +83,7 @@ def embed_batch(invocation, body: dict, source, writer, wait: bool, decode, targ
     for number, group in enumerate(groups):
         if number in by_index:
             data = sorted(by_index[number].get("data", []), key=lambda item: item.get("index", 0))
-            writer.write(group.start, group.texts, [decode(item["embedding"]) for item in data])
+            writer.write(group.start, group.texts, decode([item["embedding"] for item in data]))
             count += len(group.texts)
     if failed and target is not None:
         raise OaicliError(f"{failed} request(s) of the batch failed, so {target} was not written; "
