@@ -20,9 +20,13 @@ def chat_batch(opts, invocation) -> int:
     with _prompt_lines(opts["batch_file"], invocation) as lines, tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chat-batch.jsonl"
         try:
-            _write(path, batch_file.chat_requests(lines, model, system=opts["system"], options=request_params(opts)))
+            written = _write(path, batch_file.chat_requests(lines, model, system=opts["system"],
+                                                            options=request_params(opts)))
         except batch_file.InputError as exc:
             raise InputError(f"{opts['batch_file']}: {exc}") from None
+        if not written:  # else the check of the built file would name its temporary path
+            raise InputError(f"{opts['batch_file']} holds no prompts.",
+                             "Write one JSON prompt string or messages array per line.")
         batch = _submit(invocation, path)
     if not opts["wait"]:
         return _started(invocation, batch)
@@ -103,10 +107,13 @@ def _prompt_lines(name: str, invocation):
         raise InputError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
 
 
-def _write(path: Path, lines) -> None:
+def _write(path: Path, lines) -> int:
+    """Write the request lines; how many there were."""
+    count = 0
     with open(path, "wb") as sink:
-        for line in lines:
+        for count, line in enumerate(lines, 1):
             sink.write(line)
+    return count
 
 
 def _submit(invocation, path: Path) -> dict:

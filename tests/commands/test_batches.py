@@ -267,3 +267,11 @@ def test_chat_batch_text_is_byte_for_byte_what_chat_prints_for_each_prompt(invok
     assert batch.exit_code == 0, batch.stderr
     plain = "".join(invoke("chat", prompt, *extra).stdout for prompt in ("one", "two"))
     assert batch.stdout == plain
+
+
+def test_chat_batch_of_an_empty_prompts_file_names_that_file_in_one_line(invoke, fake, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n\n")
+    result = invoke("chat", "--batch", prompts)
+    assert result.exit_code == 4 and fake.calls("POST") == []
+    assert result.stderr.count("\n") == 1 and str(prompts) in result.stderr and "chat-batch.jsonl" not in result.stderr
