@@ -169,7 +169,10 @@ def results(batch_id, output_path):
         run.stdout.buffer.flush()
     if fmt == "table":
         output.render_list(summary.rows(), columns=["status", "requests"], fmt="table")
-    if summary.not_in_input:
+    if summary.input_gone:
+        run.notice(f"The input file {summary.input_gone} is gone, so the results are in the order of the output "
+                   "and error files, not the input's.")
+    elif summary.not_in_input:
         run.notice(f"{summary.not_in_input} results name a custom_id the input lacks; they are written last.")
 
 

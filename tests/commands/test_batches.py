@@ -275,3 +275,17 @@ def test_chat_batch_of_an_empty_prompts_file_names_that_file_in_one_line(invoke,
     result = invoke("chat", "--batch", prompts)
     assert result.exit_code == 4 and fake.calls("POST") == []
     assert result.stderr.count("\n") == 1 and str(prompts) in result.stderr and "chat-batch.jsonl" not in result.stderr
+
+
+def test_results_without_the_input_file_still_merge_every_answer_and_say_the_order_is_lost(invoke, fake,
+                                                                                           requests_file, tmp_path):
+    # Users delete the uploaded request file once a batch has run; its answers are still there to collect.
+    fake.state["batch_fail_ids"] = ["r1"]
+    batch = json.loads(invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "-q",
+                              "--format", "json").stdout)
+    assert invoke("files", "delete", batch["input_file_id"]).exit_code == 0
+    result = invoke("batches", "results", batch["id"])
+    assert result.exit_code == 0, result.stderr
+    merged = {line["custom_id"]: line["status"] for line in map(json.loads, result.stdout.splitlines())}
+    assert merged == {"r0": "completed", "r1": "failed", "r2": "completed", "r3": "completed"}
+    assert batch["input_file_id"] in result.stderr and "order" in result.stderr
