@@ -111,8 +111,9 @@ def _write(path: Path, lines) -> int:
     """Write the request lines; how many there were."""
     count = 0
     with open(path, "wb") as sink:
-        for count, line in enumerate(lines, 1):
+        for line in lines:
             sink.write(line)
+            count += 1
     return count
 
 
