@@ -91,6 +91,20 @@ def test_a_schema_file_that_is_not_json_is_refused_before_any_request(invoke, fa
     assert fake.calls("POST") == []
 
 
+@pytest.mark.parametrize("schema_text, named", [
+    ('{"type": "objekt"}', "'objekt'"),
+    ('{"type": "object", "properties": {"age": {"type": "int"}}}', "'int'"),
+])
+def test_a_schema_type_json_schema_lacks_is_refused_before_any_request(invoke, fake, tmp_path, schema_text, named):
+    # An unknown type matched every answer locally, so a typo checked nothing (and the API refuses it
+    # only after the request is paid for).
+    schema = tmp_path / "typo.json"
+    schema.write_text(schema_text)
+    result = invoke("chat", "--api", "responses", "--schema", schema, "x")
+    assert result.exit_code == 4 and named in result.stderr and "string" in result.stderr
+    assert fake.calls("POST") == []
+
+
 def test_tool_calls_are_shown_not_run(invoke, fake):
     fake.state["responses_tool_call"] = ("get_weather", '{"city": "Paris"}')
     result = invoke("chat", "--api", "responses", "weather?")
