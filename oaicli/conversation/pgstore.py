@@ -404,15 +404,15 @@ class PgStore:
         """Write a session and its turns as they are (ids, counts, question ids), in one transaction."""
         count = 0
         with self._connection() as db:
-            db.execute(f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            db.execute(f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                        (session.id, session.name, session.kind, session.model, session.system,
-                        session.created_at, session.updated_at))
+                        session.created_at, session.updated_at, session.conversation_id))
             with db.cursor().copy(f"COPY turns (session_id, {TURN_COLUMNS}) FROM STDIN") as copy:
                 for turn in turns:
                     copy.write_row((session.id, turn.id, turn.role, turn.content, turn.tokens, turn.encoding,
                                     turn.question_id, turn.model,
                                     json.dumps(turn.usage) if turn.usage is not None else None,
-                                    turn.created_at, turn.user_id))
+                                    turn.created_at, turn.user_id, turn.response_id))
                     count += 1
         return count
 

@@ -10,8 +10,9 @@ from oaicli.core.errors import InputError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
-SESSION_COLUMNS = "id, name, kind, model, system, created_at, updated_at"
-TURN_COLUMNS = "id, role, content, tokens, tokens_encoding, question_id, model, usage, created_at, user_id"
+SESSION_COLUMNS = "id, name, kind, model, system, created_at, updated_at, conversation_id"
+TURN_COLUMNS = ("id, role, content, tokens, tokens_encoding, question_id, model, usage, created_at, user_id, "
+                "response_id")
 
 @dataclass
 class Turn:
@@ -52,22 +53,23 @@ class Session:
     created_at: float
     updated_at: float
     kind: str = "named"  # "named" or "envelope"
+    conversation_id: str | None = None  # the server-side Conversation holding its context (--context server)
 
 
 
 def turn_from_row(row) -> Turn:
-    id_, role, content, tokens, encoding, question_id, model, usage, created_at, user_id = row
+    id_, role, content, tokens, encoding, question_id, model, usage, created_at, user_id, response_id = row
     return Turn(role=role, content=content, tokens=tokens, question_id=question_id, model=model,
                 usage=json.loads(usage) if usage else None, created_at=created_at, user_id=user_id,
-                id=id_, encoding=encoding)
+                id=id_, encoding=encoding, response_id=response_id)
 
 
 def session_from_row(row) -> Session | None:
     if row is None:
         return None
-    id_, name, kind, model, system, created_at, updated_at = row
+    id_, name, kind, model, system, created_at, updated_at, conversation_id = row
     return Session(id=id_, name=name, model=model, system=system, created_at=created_at,
-                   updated_at=updated_at, kind=kind)
+                   updated_at=updated_at, kind=kind, conversation_id=conversation_id)
 
 
 

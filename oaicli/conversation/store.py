@@ -455,16 +455,16 @@ class Store:
     def insert_copy(self, session: Session, turns) -> int:
         """Insert a session copied from another store, keeping its id, its turns' ids and cached counts
         (one transaction); the number of turns."""
-        rows = [(t.id, session.id, t.role, t.content, t.tokens, t.encoding, t.question_id, t.model,
-                 json.dumps(t.usage) if t.usage is not None else None, t.created_at, t.user_id) for t in turns]
+        rows = [(session.id, t.id, t.role, t.content, t.tokens, t.encoding, t.question_id, t.model,
+                 json.dumps(t.usage) if t.usage is not None else None, t.created_at, t.user_id, t.response_id)
+                for t in turns]
         try:
             with self._write() as db:
-                db.execute("INSERT INTO sessions (id, name, kind, model, system, created_at, updated_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (session.id, session.name, session.kind, session.model,
-                                                            session.system, session.created_at, session.updated_at))
-                db.executemany("INSERT INTO turns (id, session_id, role, content, tokens, tokens_encoding, "
-                               "question_id, model, usage, created_at, user_id) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute(f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (session.id, session.name, session.kind, session.model, session.system,
+                            session.created_at, session.updated_at, session.conversation_id))
+                db.executemany(f"INSERT INTO turns (session_id, {TURN_COLUMNS}) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot copy session {session.name!r}: {exc}.") from exc
         return len(rows)

@@ -427,16 +427,17 @@ def _fill(store):
     group = store.ensure_session("envelope:g:*", kind="envelope")
     store.add_exchange(group.id, Turn("user", "q", question_id="x", user_id="alice", model="gpt-4o"),
                        Turn("assistant", "a", question_id="x", user_id="alice", model="gpt-4o",
-                            usage={"total_tokens": 7}))
+                            usage={"total_tokens": 7}, response_id="resp_1"),
+                       conversation_id="conv_1")  # server-side context: both ids must survive the copy
     store.ensure_session("empty")
 
 
 def _dump_sqlite(path):
     with sqlite3.connect(path) as db:
-        return (db.execute("SELECT id, name, kind, model, system, created_at, updated_at FROM sessions "
-                           "ORDER BY id").fetchall(),
+        return (db.execute("SELECT id, name, kind, model, system, created_at, updated_at, conversation_id "
+                           "FROM sessions ORDER BY id").fetchall(),
                 db.execute("SELECT id, session_id, role, content, tokens, tokens_encoding, question_id, model, "
-                           "usage, created_at, user_id FROM turns ORDER BY id").fetchall())
+                           "usage, created_at, user_id, response_id FROM turns ORDER BY id").fetchall())
 
 
 def test_copy_sqlite_to_postgresql_and_back_loses_nothing(tmp_path, database):
@@ -448,11 +449,14 @@ def test_copy_sqlite_to_postgresql_and_back_loses_nothing(tmp_path, database):
         assert stores.copy_store(middle, back) == {"sessions": 3, "turns": 4}
         with pytest.raises(InputError, match="already holds sessions"):
             stores.copy_store(middle, back)
+        group = middle.get_session("envelope:g:*")
+        assert middle.conversation_of(group.id) == "conv_1" and middle.last_response_id(group.id) == "resp_1"
         trip = middle.get_session("trip")
         exchange(middle, trip, "after the copy", "new ids")  # the sequences were moved past the copied ids
         assert [t.id for t in middle.turns(trip.id)][-2:] == [5, 6]
     original, copied = _dump_sqlite(tmp_path / "from.db"), _dump_sqlite(tmp_path / "back.db")
     assert copied == original
+    assert copied[0][1][-1] == "conv_1" and copied[1][-1][-1] == "resp_1"
     assert [row[4] for row in copied[1][:2]] == [COUNTER.count_text("昨天下雨了"), COUNTER.count_text("会湿透")]
 
 
