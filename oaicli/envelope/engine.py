@@ -184,14 +184,26 @@ class Envelope:
                        parsed.session_name)
 
     def _begin_on_server(self, parsed: Parsed, session, speaker: str | None) -> Pending:
-        """Only the new question is sent; the context's Conversation holds the rest. A context without
-        one yet hands its local history to the runner, which seeds a new Conversation with it."""
+        """Only the new question is sent; the context's Conversation holds the rest."""
         conversation = self.store.conversation_of(session.id) if session else None
+        return self._on_server(parsed, session, speaker, conversation)
+
+    def _on_server(self, parsed: Parsed, session, speaker: str | None, conversation: str | None) -> Pending:
+        """The request for `conversation`; without one, the local history goes with it, and the runner
+        seeds a new Conversation with it."""
         history = [] if conversation or session is None else self.context.tail(
             self.store, session.id, parsed.question, speaker)
         return Pending(parsed.ids, parsed.question, session.id if session else None, history,
                        self._body(self.context.first_messages(parsed.question, speaker)), parsed.session_name,
                        conversation=conversation)
+
+    @staticmethod
+    def _conversation_gone(pending: Pending, error: Exception) -> bool:
+        """The server no longer has the context's stored Conversation (deleted, expired): the local store,
+        the source of truth, still holds every turn, so the context moves to a new one instead of answering
+        every later question with 2001. A Conversation made for this very turn is not retried."""
+        return (isinstance(error, ApiError) and error.status in (400, 404) and error.param == "conversation"
+                and pending.conversation is not None and pending.new_conversation is None)
 
     def _speaker(self, ids: dict) -> str | None:
         """In a group context its users share, the asker's user_id: user turns then carry it as `name`."""
@@ -258,6 +270,13 @@ class Envelope:
             try:
                 completion = yield pending
             except Exception as exc:
+                if self._conversation_gone(pending, exc):
+                    if notice:
+                        notice(f"The server no longer has conversation {pending.conversation} of "
+                               f"{parsed.session_name}; sending its history from the local store in a new one.")
+                    pending = self._on_server(parsed, self.store.get_session(parsed.session_name),
+                                              self._speaker(parsed.ids), None)
+                    continue
                 smaller = self.retry_smaller(pending) if is_context_error(exc) else None
                 if smaller is None:
                     return self.fail(pending, exc)

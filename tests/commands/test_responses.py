@@ -271,6 +271,25 @@ def test_envelope_server_failure_answers_an_error_and_leaves_no_conversation(inv
     assert items[0]["content"] == "a2"
 
 
+def test_envelope_context_survives_a_conversation_the_server_no_longer_has(invoke, fake):
+    # A Conversation can be deleted or expire on the server: the context would answer 2001 to every later
+    # question, though the local store still holds its whole history to seed a new one with.
+    ask = ("chat", "--envelope", "--api", "responses", "--context", "server")
+    assert json.loads(invoke(*ask, input=envelope_line("ann", "a1")).stdout)["code"] == 0
+    gone = posts(fake)[-1]["conversation"]
+    fake.state["conversations"].clear()
+    result = invoke(*ask, input=envelope_line("ann", "a2") + envelope_line("ann", "a3"))
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["code"] for a in answers] == [0, 0]
+    assert [a["data"]["answer"] for a in answers] == ["echo: a2", "echo: a3"]
+    assert result.stderr.count("local store") == 1 and gone in result.stderr
+    (conversation_id, record), = fake.state["conversations"].items()
+    assert conversation_id != gone and posts(fake)[-1]["conversation"] == conversation_id  # the new id is kept
+    texts = [i["content"] if isinstance(i["content"], str) else i["content"][0]["text"] for i in record["items"]]
+    assert texts == ["a1", "echo: a1", "a2", "echo: a2", "a3", "echo: a3"]
+    assert all(len(b["input"]) == 1 for b in posts(fake))  # still only the new question is sent
+
+
 def test_a_reset_session_starts_a_new_conversation(invoke, fake):
     invoke("chat", "--api", "responses", "--session", "c", "--context", "server", "one")
     assert invoke("sessions", "reset", "c", "--yes").exit_code == 0
