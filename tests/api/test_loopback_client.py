@@ -224,3 +224,19 @@ def test_unknown_error_body_from_a_proxy(invoke, fake):
     assert result.exit_code == 5
     assert result.stderr.startswith("Error: The server answered 502 Bad Gateway with an HTML page")
     assert "<html>" not in result.stderr
+
+
+# The fake itself: nothing from its threads reaches the process's stderr
+
+def test_a_failing_route_is_kept_in_the_fake_not_printed_into_the_command_output(invoke, fake):
+    def broken(request, reply):
+        raise RuntimeError("route failed on purpose")
+
+    fake.route("GET", "/v1/models")(broken)
+    fake.routes.insert(0, fake.routes.pop())  # ahead of the real models route
+    result = invoke("models", "list", "--max-retries", "0")
+    # socketserver prints "Exception occurred during processing of request" to sys.stderr before it
+    # closes the socket, i.e. while CliRunner still holds the swapped stderr of this command
+    assert result.exit_code == 5
+    assert "Exception occurred" not in result.stderr and "Traceback" not in result.stderr
+    assert len(fake.errors) == 1 and "route failed on purpose" in fake.errors[0]
