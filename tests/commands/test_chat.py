@@ -172,6 +172,17 @@ def test_several_choices_are_labelled(fake, invoke):
     assert result.stdout == "[0] echo: hi\n[1] echo: hi\n"
 
 
+def test_interleaved_choices_stream_as_one_readable_block_each(fake, invoke):
+    fake.state["interleave"] = True  # as OpenAI streams n > 1: the choices' tokens take turns
+    fake.state["answer"] = lambda messages: "one two three four five six seven"
+    result = invoke("chat", "-n", "3", "hi")
+    assert result.exit_code == 0, result.stderr
+    text = "one two three four five six seven"
+    assert result.stdout == f"[0] {text}\n[1] {text}\n[2] {text}\n"
+    as_json = json.loads(invoke("chat", "-n", "3", "hi", "--format", "json").stdout)  # unchanged
+    assert [c["message"]["content"] for c in as_json["choices"]] == [text] * 3
+
+
 def test_usage_goes_to_stderr_and_stdout_stays_clean(fake, invoke):
     result = invoke("chat", "--usage", "one two")
     assert result.stdout == "echo: one two\n"
