@@ -90,12 +90,17 @@ def _turn_row(turn) -> dict:
 
 
 def _print_conversation(session, turns) -> None:
+    """The conversation as text; on a terminal, control characters that envelope clients sent (in
+    user ids or messages) are shown escaped, so they cannot drive the terminal."""
+    from oaicli.cli import invocation
     from oaicli.output import writers as output
+    from oaicli.output.escape import printable
+    shown = printable if invocation.current().stdout_tty else str
     if session.system:
-        output.write(f"[system] {session.system}\n")
+        output.write(shown(f"[system] {session.system}\n"))
     for turn in turns:
         who = f"{turn.role} {turn.user_id}" if turn.user_id and turn.role == "user" else turn.role
-        output.write(f"[{who}] {turn.content}\n")
+        output.write(shown(f"[{who}] {turn.content}\n"))
 
 
 @sessions.command("export")
