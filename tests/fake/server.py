@@ -65,6 +65,12 @@ class Request:
             yield chunk
         self._body = b""
 
+    def abandon_body(self, after: int = 0) -> None:
+        """Read `after` bytes of the body and never the rest: with `reply.drop()` the socket closes with
+        data unread, so the client, still sending, sees the connection reset mid-upload."""
+        self._handler.rfile.read(after)
+        self._body = b""
+
     @property
     def body(self) -> bytes:
         if self._body is None:
