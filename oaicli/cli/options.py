@@ -82,6 +82,23 @@ list_options = _attach([
 ])
 
 
+class InputFile(click.ParamType):
+    """A path to read: checked by core.inputs, so a missing one is exit 4 like every other bad input
+    (click.Path(exists=True) makes it a usage error, exit 2); `-` means stdin where allowed."""
+
+    name = "file"
+
+    def __init__(self, what: str = "File", allow_dash: bool = False):
+        self.what = what
+        self.allow_dash = allow_dash
+
+    def convert(self, value, param, ctx):
+        if self.allow_dash and value == "-":
+            return value
+        from oaicli.core.inputs import input_file
+        return str(input_file(value, self.what))
+
+
 yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 
 

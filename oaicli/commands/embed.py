@@ -3,7 +3,7 @@
 import click
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command
+from oaicli.cli.options import InputFile, command
 from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["embed"]
@@ -20,7 +20,7 @@ def _output_path(ctx, param, value):
 
 @command(None, "embed")
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
-@click.option("-i", "--input-file", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("-i", "--input-file", type=InputFile(allow_dash=True),
               help="Read inputs from FILE, one per line (- for standard input).")
 @click.option("--field", metavar="NAME", help="The input file is JSONL; embed each line's NAME field.")
 @click.option("-m", "--model", help=f"Embedding model (default {DEFAULT_MODEL}).")

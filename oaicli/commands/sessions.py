@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.cli.options import command, yes_option
+from oaicli.cli.options import InputFile, command, yes_option
 from oaicli.core.models import DEFAULT_MODELS
 
 COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
@@ -131,7 +131,7 @@ def export_session(name, as_request):
 
 @command(sessions, "import")
 @click.argument("name")
-@click.argument("file", type=click.File("rb"))
+@click.argument("file", type=InputFile(allow_dash=True))
 @click.option("--replace", is_flag=True, help="Replace the turns of an existing session.")
 @click.option("--append", is_flag=True, help="Add to the turns of an existing session.")
 @click.option("-m", "--model", metavar="MODEL", help="The session's model.")
@@ -161,14 +161,18 @@ def import_session(name, file, replace, append, model):
     output.render_object({"name": name, "imported_turns": count})
 
 
-def _read_messages(file) -> tuple[list, str | None]:
+def _read_messages(path: str) -> tuple[list, str | None]:
     import json
+    import sys
 
     from oaicli.core.errors import InputError
-    name = getattr(file, "name", "-")
-    label = "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+    label = "stdin" if path == "-" else path
     try:
-        data = json.loads(file.read())
+        if path == "-":
+            data = json.loads(sys.stdin.buffer.read())
+        else:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read())
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{label} is not valid JSON: {exc}.", "Expected a messages array as `sessions export` prints it.")
     if isinstance(data, dict) and isinstance(data.get("messages"), list):

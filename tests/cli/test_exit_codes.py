@@ -168,3 +168,35 @@ def test_sigterm_mid_download_unwinds_leaving_no_partial_file_and_exits_143(oaic
             process.kill()
     assert process.returncode == 143 and stdout == "" and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+INPUT_PATH_COMMANDS = [
+    ["files", "upload", "{path}", "--purpose", "batch"],
+    ["fine-tunes", "prepare-data", "{path}"],
+    ["fine-tunes", "create", "--training-file", "{path}"],
+    ["sessions", "import", "s", "{path}"],
+    ["edit", "--instruction", "x", "--input-file", "{path}"],
+    ["embed", "-i", "{path}"],
+    ["audio", "transcribe", "{path}"],
+    ["audio", "translate", "{path}"],
+    ["image", "edit", "{path}", "--prompt", "x"],
+    ["image", "variation", "{path}"],
+]
+
+
+@pytest.mark.parametrize("args", INPUT_PATH_COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_a_missing_input_path_is_4_in_every_command(invoke, fake, tmp_path, args):
+    missing = tmp_path / "missing.file"
+    result = invoke(*[a.replace("{path}", str(missing)) for a in args])
+    assert result.exit_code == 4, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and str(missing) in result.stderr
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("args", INPUT_PATH_COMMANDS,
+                         ids=lambda args: " ".join(args[:2]))
+def test_a_folder_given_as_an_input_file_is_4_and_says_so(invoke, fake, tmp_path, args):
+    result = invoke(*[a.replace("{path}", str(tmp_path)) for a in args])
+    assert result.exit_code == 4, result.stderr
+    assert f"{tmp_path} is a directory" in result.stderr and "not found" not in result.stderr
+    assert fake.requests == []
