@@ -18,6 +18,7 @@ from pathlib import Path
 
 from oaicli.conversation.locks import FileLock, SessionMutex, digest
 from oaicli.core.errors import InputError, OaicliError
+from oaicli.core.home import unwritable
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -182,8 +183,8 @@ class Store:
             store = cls(connection, path)
             store._first_steps()
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(f"Cannot open the session store {path}: {exc}.",
-                             "Move the file aside to start a new store.") from exc
+            raise unwritable(path, exc) or StoreError(f"Cannot open the session store {path}: {exc}.",
+                                                      "Move the file aside to start a new store.") from exc
         return store
 
     def close(self) -> None:

@@ -54,9 +54,13 @@ def keys_path() -> Path:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file that may hold secrets: created 0600, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        from oaicli.core.home import unwritable
+        raise unwritable(path, exc) or exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
