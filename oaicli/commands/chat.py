@@ -48,8 +48,9 @@ def chat(prompt, **opts):
     """Chat with a model; streams the answer as it arrives.
 
     The prompt comes from the argument, or from stdin when it is `-` or piped (with both, stdin is
-    appended). With no prompt on a terminal, opens an interactive loop (/exit, /reset, /history;
-    a line of three double quotes starts and ends multi-line input; Ctrl-C cancels an answer).
+    appended). With no prompt on a terminal, opens an interactive loop (/help lists its commands:
+    /exit, /reset, /history; a line of three double quotes starts and ends multi-line input; Ctrl-C
+    cancels an answer).
     --session NAME keeps the conversation; without it nothing is stored.
 
     \b

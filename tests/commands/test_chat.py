@@ -384,6 +384,20 @@ def test_interactive_loop_keeps_context_and_runs_commands(fake, invoke):
     assert "Conversation cleared." in result.stderr and "No turns yet." in result.stderr
 
 
+def test_interactive_slash_commands_are_never_sent_or_stored(fake, invoke):
+    script = "/help\n/xyz\n/Reset-all\n//etc/hosts is what?\n/usr/bin is a folder\n/quit\nnever sent\n"
+    result = invoke("chat", "-i", "--session", "slash", input=script)
+    assert result.exit_code == 0, result.stderr
+    for command in ("/help", "/history", "/reset", "/exit", "/quit"):
+        assert command in result.stderr  # /help lists them
+    assert "Unknown command /xyz; nothing was sent." in result.stderr
+    assert "Unknown command /Reset-all; nothing was sent." in result.stderr
+    sent = [b["messages"][-1]["content"] for b in bodies(fake)]
+    assert sent == ["/etc/hosts is what?", "/usr/bin is a folder"]  # // escapes; a sentence is a question
+    assert [m["content"] for m in stored("slash") if m["role"] == "user"] == sent
+    assert invoke("chat", "-i", input="/exit\nnever sent\n").exit_code == 0 and len(bodies(fake)) == 2
+
+
 def test_interactive_loop_with_a_session_stores_turns_and_reports_errors(fake, invoke):
     fake.queue("POST", "/v1/chat/completions", Scripted(400, {"error": {"message": "bad thing", "type": "x"}}))
     result = invoke("chat", "-i", "--session", "loop", input="refused\naccepted\n")
