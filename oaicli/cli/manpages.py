@@ -45,10 +45,6 @@ ENVIRONMENT = [
 ]
 
 
-def _connection_names() -> set[str]:
-    return {param.name for param in options.connection_options(lambda: None).__click_params__}
-
-
 def escape(text: str) -> str:
     """Roff-escape text: backslashes, hyphens, and a leading dot or quote."""
     text = text.replace("\\", "\\e").replace("-", "\\-")
@@ -95,12 +91,7 @@ def _options(records: list[tuple[str, str]]) -> list[str]:
 
 def render(command: click.Command, ctx: click.Context) -> str:
     name = page_name(ctx)
-    shared = _connection_names()
-    own, common = [], []
-    for param in command.get_params(ctx):
-        record = param.get_help_record(ctx)
-        if record:
-            (common if param.name in shared else own).append(record)
+    own, common = options.split_help(command, ctx)
     usage = " ".join(command.collect_usage_pieces(ctx))
     lines = [f'.TH "{name.upper()}" "1" "" "oaicli {__version__}" "oaicli manual"',
              ".SH NAME", f"{escape(name)} \\- {escape(_summary(command))}",
@@ -115,9 +106,9 @@ def render(command: click.Command, ctx: click.Context) -> str:
                           f"{escape(_summary(sub))}. See \\fB{escape(name)}\\-{escape(sub_name)}\\fR(1)."]
     if own:
         lines += [".SH OPTIONS", *_options(own)]
-    if common:
-        lines += [".SH CONNECTION OPTIONS",
-                  ".PP", "Accepted before or after the subcommand.", *_options(common)]
+    if common:  # as --help shows them: one short section, described in oaicli(1)
+        lines += [".SH GLOBAL OPTIONS", ".PP", "Accepted before or after the command; described in \\fBoaicli\\fR(1).",
+                  ".PP", ".nf", *(escape(line) for line in options.pack([decl for decl, _ in common], 78)), ".fi"]
     if ctx.parent is None:
         lines += _root_sections()
     lines += [".SH SEE ALSO", _see_also(ctx)]

@@ -63,6 +63,47 @@ _CONNECTION = [
     _shared("-q", "--quiet", is_flag=True, default=None, help="No progress bars or notices on stderr."),
 ]
 connection_options = _attach(_CONNECTION)
+_SHARED_HELP = {param.name: param.help for param in _CONNECTION}
+GLOBAL_OPTIONS = "Global options (before or after the command; described in oaicli --help)"
+
+
+def split_help(command: click.Command, ctx: click.Context) -> tuple[list, list]:
+    """The (declaration, help) records of a command's own options, and of the shared connection options
+    it takes unchanged: --help and the man pages both list them from here, own options first. The root
+    command describes the shared ones in full (it is where they are documented); a command that rewords
+    one for itself (as follow does --timeout) lists it among its own."""
+    own, shared = [], []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record:
+            is_global = ctx.parent is not None and _SHARED_HELP.get(param.name, object()) == param.help
+            (shared if is_global else own).append(record)
+    return own, shared
+
+
+def pack(declarations: list[str], width: int) -> list[str]:
+    """Declarations side by side, as many to a line as fit: the short section of global options."""
+    lines, line = [], ""
+    for declaration in declarations:
+        if line and len(line) + 2 + len(declaration) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line}  {declaration}" if line else declaration
+    return lines + ([line] if line else [])
+
+
+class OaicliCommand(click.Command):
+    """A command whose --help lists its own options first and the shared ones in one short section."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own, shared = split_help(self, ctx)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section(GLOBAL_OPTIONS):
+                for line in pack([decl for decl, _ in shared], formatter.width - formatter.current_indent):
+                    formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
 
 _FORMAT_OPTIONS: dict[tuple[str, ...], click.Option] = {}
 
@@ -118,7 +159,7 @@ def command(group: click.Group | None, name: str | None = None, formats: tuple[s
     def decorate(func):
         make = click.command if group is None else group.command
         func = format_option(*formats)(func) if output else func
-        cmd = make(name, **attrs)(connection_options(func))
+        cmd = make(name, cls=OaicliCommand, **attrs)(connection_options(func))
         cmd.callback = with_invocation(cmd.callback)
         cmd.params.sort(key=lambda param: param.callback is _remember)
         return cmd

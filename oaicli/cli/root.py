@@ -29,6 +29,7 @@ LAZY_COMMANDS = {
     "files": "oaicli.commands.files.files",
     "fine-tunes": "oaicli.commands.fine_tunes.fine_tunes",
     "serve": "oaicli.commands.serve.serve",
+    "man": "oaicli.commands.man.man",
 }
 
 

@@ -46,6 +46,19 @@ def test_help_has_a_one_line_summary_and_an_example(invoke, path):
     assert re.search(r"(?m)^\s+Example:\n\s+\S", result.stdout), f"no `Example:` block in {path} --help"
 
 
+@pytest.mark.parametrize("path", [p for p in PATHS if p], ids=[" ".join(p) for p in PATHS if p])
+def test_help_lists_own_options_first_and_the_shared_ones_in_one_short_section(invoke, path):
+    text = invoke(*path, "--help").stdout
+    if "--api-key" not in text:  # a group: it lists its commands, which take the options
+        return
+    own, _, shared = text.partition("Global options (before or after the command; described in oaicli --help):")
+    assert "Options:" in own and shared, text
+    assert "--api-key" not in own and "--api-key KEY" in shared and "-q, --quiet" in shared
+    assert len(shared.strip().splitlines()) <= 4  # short: names only, described once in `oaicli --help`
+    assert "API key (else OPENAI_API_KEY" not in text
+    assert "API key (else OPENAI_API_KEY" in invoke("--help").stdout
+
+
 def test_every_command_module_is_reachable():
     assert {"models", "keys", "config"} <= {p[0] for p in PATHS if p}
     assert ("models", "list") in PATHS
@@ -83,7 +96,9 @@ def test_command_page_content():
     assert page.startswith('.TH "OAICLI-MODELS-LIST" "1" "" "oaicli')
     assert "oaicli\\-models\\-list \\- List the models the key can use\n" in page
     assert "\\fBoaicli models list\\fR [OPTIONS]" in page
-    assert "\\fB\\-\\-all\\fR" in page and "\\fB\\-\\-api\\-key KEY\\fR" in page
+    assert "\\fB\\-\\-all\\fR" in page
+    own, _, shared = page.partition(".SH GLOBAL OPTIONS")  # as --help: own options, then the shared ones' names
+    assert "api\\-key" not in own and "\\-\\-api\\-key KEY  \\-\\-base\\-url URL" in shared
     assert ".nf" in page and "Example:" in page
 
 
