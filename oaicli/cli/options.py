@@ -140,7 +140,8 @@ class InputFile(click.ParamType):
         return str(input_file(value, self.what))
 
 
-yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+yes_option = click.option("-y", "--yes", is_flag=True,
+                          help="Do not ask for confirmation (needed when stdin is not a terminal, as in scripts).")
 
 
 def wait_deadline() -> float | None:

@@ -93,7 +93,7 @@ def get_file(file_id):
 @click.argument("file_id")
 @yes_option
 def delete_file(file_id, yes):
-    """Delete a file. Asks first on a terminal.
+    """Delete a file. Asks first on a terminal; a script must pass --yes.
 
     \b
     Example:

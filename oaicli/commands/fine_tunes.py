@@ -312,7 +312,7 @@ def results(job_id, directory, api_name):
 def delete_model(model, yes):
     """Delete a fine-tuned model.
 
-    Sends DELETE /v1/models/MODEL; asks first on a terminal unless --yes.
+    Sends DELETE /v1/models/MODEL; asks first on a terminal, and a script must pass --yes.
 
     \b
     Example:

@@ -52,7 +52,7 @@ def get_model(model):
 @click.argument("model")
 @yes_option
 def delete_model(model, yes):
-    """Delete a fine-tuned model you own. Asks first on a terminal.
+    """Delete a fine-tuned model you own. Asks first on a terminal; a script must pass --yes.
 
     \b
     Example:

@@ -186,7 +186,7 @@ def _read_messages(path: str) -> tuple[list, str | None]:
 def reset_session(name, yes):
     """Forget a session's turns but keep the session.
 
-    The name, model and system prompt stay. Asks first on a terminal.
+    The name, model and system prompt stay. Asks first on a terminal; a script must pass --yes.
 
     \b
     Example:
@@ -225,7 +225,8 @@ def rename_session(old, new):
 def delete_session(name, yes):
     """Delete a session and all its turns.
 
-    The text is erased from the store file, not just hidden. Asks first on a terminal.
+    The text is erased from the store file, not just hidden. Asks first on a terminal; a script must
+    pass --yes.
 
     \b
     Example:

@@ -4,9 +4,15 @@ import sys
 
 import click
 
+from oaicli.core.errors import ExitCode, OaicliError
+
 
 def confirm_or_abort(question: str, assume_yes: bool) -> None:
-    """Ask on a terminal unless --yes; in a script (no terminal) there is nobody to ask."""
-    if assume_yes or not sys.stdin.isatty():
+    """Ask on a terminal unless --yes. In a script (stdin not a terminal) there is nobody to ask, and a
+    destructive command must not go ahead by accident: it is refused (exit 2) unless --yes was given."""
+    if assume_yes:
         return
+    if not sys.stdin.isatty():
+        raise OaicliError(f"{question} Not done: stdin is not a terminal, so nobody can confirm.",
+                          "Pass --yes to go ahead without asking.", exit_code=ExitCode.USAGE)
     click.confirm(question, abort=True, err=True)

@@ -200,3 +200,19 @@ def test_a_folder_given_as_an_input_file_is_4_and_says_so(invoke, fake, tmp_path
     assert result.exit_code == 4, result.stderr
     assert f"{tmp_path} is a directory" in result.stderr and "not found" not in result.stderr
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("args", [["sessions", "delete", "trip"], ["sessions", "reset", "trip"],
+                                  ["files", "delete", "file-1"], ["models", "delete", "ft:m"],
+                                  ["fine-tunes", "delete", "ft:m"]], ids=lambda args: " ".join(args[:2]))
+def test_destructive_commands_in_a_script_need_yes_and_exit_2(oaicli, fake, home, args):
+    from oaicli.conversation.store import Store
+    with Store.open(home / "sessions.db") as store:
+        store.import_messages("trip", [{"role": "user", "content": "hi"}])
+    result = oaicli(*args)  # stdin is a pipe: nobody can confirm
+    assert result.returncode == 2 and result.stdout == ""
+    assert one_error_line(result).endswith("Not done: stdin is not a terminal, so nobody can confirm. "
+                                           "Pass --yes to go ahead without asking.")
+    assert fake.calls("DELETE") == []
+    with Store.open(home / "sessions.db") as store:
+        assert len(store.export_messages("trip")) == 1

@@ -203,7 +203,7 @@ def test_list_get_and_delete(invoke, fake):
     assert [f["id"] for f in listed] == [tuned["id"]]
     assert fake.calls("GET", "/v1/files")[-1].query == {"purpose": "fine-tune"}
     assert json.loads(invoke("files", "get", other["id"], "--format", "json").stdout)["filename"] == "b.pdf"
-    result = invoke("files", "delete", other["id"], "--format", "json")
+    result = invoke("files", "delete", other["id"], "--yes", "--format", "json")
     assert result.exit_code == 0 and json.loads(result.stdout)["deleted"] is True
     assert other["id"] not in fake.state["files"]
     assert invoke("files", "get", other["id"]).exit_code == 4
