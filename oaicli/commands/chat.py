@@ -4,7 +4,7 @@ an interactive loop, and the JSON-lines envelope for upper applications."""
 import click
 from click.core import ParameterSource
 
-from oaicli.cli import invocation
+from oaicli.cli import completion, invocation
 from oaicli.cli.options import command, sampling_options
 from oaicli.core.models import DEFAULT_MODELS
 
@@ -22,7 +22,7 @@ def _check_messages(ctx, param, values):
 
 @command(None, "chat", formats=("text",))
 @click.argument("prompt", required=False)
-@click.option("-m", "--model", help=f"Model (default: the profile's models.chat, else {DEFAULT_MODEL}).")
+@click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Model (default: the profile's models.chat, else {DEFAULT_MODEL}).")
 @click.option("-s", "--system", help="System prompt.")
 @click.option("-g", "--message", "messages", nargs=2, multiple=True, callback=_check_messages,
               metavar="ROLE CONTENT", help="An explicit message before the prompt (few-shot examples); repeatable.")
@@ -30,7 +30,7 @@ def _check_messages(ctx, param, values):
 @click.option("--max-completion-tokens", type=click.IntRange(min=1), help="Most tokens to generate, reasoning "
               "included (newer models).")
 @click.option("--response-format", type=click.Choice(["text", "json_object"]), help="json_object: answer in JSON.")
-@click.option("--session", metavar="NAME", help="Create or continue a stored session.")
+@click.option("--session", metavar="NAME", shell_complete=completion.session_names, help="Create or continue a stored session.")
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent session.")
 @click.option("--context-window", type=click.IntRange(min=16), metavar="N",
               help="The model's context window in tokens (default: from the known-model table).")

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.cli import invocation
+from oaicli.cli import completion, invocation
 from oaicli.cli.options import InputFile, command
 from oaicli.core.models import DEFAULT_MODELS
 
@@ -15,7 +15,7 @@ FALLBACK_SYSTEM = ("You edit text. Apply the user's instruction to the text they
 @click.option("--instruction", required=True, help="How to change the input.")
 @click.option("--input", "input_text", metavar="TEXT", help="The text to edit (else --input-file, else stdin).")
 @click.option("--input-file", type=InputFile(allow_dash=True), help="Read the text to edit from FILE (- for stdin).")
-@click.option("-m", "--model", help=f"Model (default: the profile's models.edit, else {DEFAULT_MODEL}).")
+@click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Model (default: the profile's models.edit, else {DEFAULT_MODEL}).")
 @click.option("-n", "n", type=click.IntRange(min=1), help="How many edits to generate.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature, 0 to 2.")
 @click.option("--top-p", type=click.FloatRange(0, 1), help="Nucleus sampling, 0 to 1.")

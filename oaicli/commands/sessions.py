@@ -2,6 +2,7 @@
 
 import click
 
+from oaicli.cli import completion
 from oaicli.cli.options import InputFile, command, yes_option
 from oaicli.core.models import DEFAULT_MODELS
 
@@ -52,7 +53,7 @@ def list_sessions():
 
 
 @command(sessions, "show", formats=("text",))
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N turns.")
 def show_session(name, last):
     """Show a session's settings and turns.
@@ -104,7 +105,7 @@ def _print_conversation(session, turns) -> None:
 
 
 @sessions.command("export")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @click.option("--request", "as_request", is_flag=True,
               help="Print a whole /v1/chat/completions body: {\"model\": ..., \"messages\": [...]}.")
 def export_session(name, as_request):
@@ -130,7 +131,7 @@ def export_session(name, as_request):
 
 
 @command(sessions, "import")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @click.argument("file", type=InputFile(allow_dash=True))
 @click.option("--replace", is_flag=True, help="Replace the turns of an existing session.")
 @click.option("--append", is_flag=True, help="Add to the turns of an existing session.")
@@ -181,7 +182,7 @@ def _read_messages(path: str) -> tuple[list, str | None]:
 
 
 @command(sessions, "reset")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @yes_option
 def reset_session(name, yes):
     """Forget a session's turns but keep the session.
@@ -203,7 +204,7 @@ def reset_session(name, yes):
 
 
 @command(sessions, "rename")
-@click.argument("old")
+@click.argument("old", shell_complete=completion.session_names)
 @click.argument("new")
 def rename_session(old, new):
     """Rename a session.
@@ -220,7 +221,7 @@ def rename_session(old, new):
 
 
 @command(sessions, "delete")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @yes_option
 def delete_session(name, yes):
     """Delete a session and all its turns.

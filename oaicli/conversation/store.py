@@ -107,6 +107,21 @@ def default_path() -> Path:
     return settings.home_dir() / "sessions.db"
 
 
+def session_names(path: Path | None = None) -> list[str]:
+    """The names in the store, newest first, for shell completion: read-only, creating nothing."""
+    path = Path(path) if path else default_path()
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            return [row[0] for row in db.execute("SELECT name FROM sessions ORDER BY updated_at DESC")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+
+
 def _turn(row) -> Turn:
     id_, role, content, tokens, encoding, question_id, model, usage, created_at, user_id = row
     return Turn(role=role, content=content, tokens=tokens, question_id=question_id, model=model,

@@ -130,7 +130,7 @@ def complete(words: str) -> list[str]:
     result = subprocess.run([sys.executable, "-m", "oaicli"], env=env, capture_output=True, text=True, cwd=REPO,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines() if line]
 
 
 def test_completion_offers_subcommands():
@@ -153,3 +153,29 @@ def test_every_registered_command_has_the_name_it_is_listed_under():
     for name, path in LAZY_COMMANDS.items():
         command = subcommand(cli, name)
         assert command.name == name, f"{path} is listed as {name!r} but is named {command.name!r}"
+
+
+def test_completion_offers_session_names_from_the_store_without_a_request(home, fake):
+    from oaicli.conversation.store import Store
+    with Store.open(home / "sessions.db") as store:
+        for name in ("trip", "travel", "work"):
+            store.import_messages(name, [{"role": "user", "content": "hi"}])
+    assert sorted(complete("oaicli sessions show tr")) == ["travel", "trip"]  # OAICLI_HOME is `home`
+    assert sorted(complete("oaicli chat --session w")) == ["work"]
+    assert fake.requests == []
+
+
+def test_completion_offers_model_ids_that_models_list_saw(home, fake, invoke):
+    assert complete("oaicli chat -m gpt") == []  # nothing cached yet, and no request made for it
+    assert fake.requests == []
+    assert invoke("models", "list", "--format", "json").exit_code == 0
+    offered = complete("oaicli chat -m gpt")
+    assert offered and set(offered) <= {m["id"] for m in fake.state["models"]}
+    assert all(model.startswith("gpt") for model in offered)
+    assert complete("oaicli models get ") == sorted(m["id"] for m in fake.state["models"])
+    assert len(fake.requests) == 1  # only the list itself
+
+
+def test_completion_of_names_creates_no_store(home):
+    assert complete("oaicli sessions show ") == []
+    assert not home.exists()
