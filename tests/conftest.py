@@ -89,3 +89,13 @@ def run_process(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess
                             capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
     assert_no_key(result.stdout, result.stderr)
     return result
+
+
+def run_process_bytes(*args: bytes, input: bytes | None = None, env=None, timeout=60) -> subprocess.CompletedProcess:
+    """`python -m oaicli` with raw bytes for arguments and stdin, under a real UTF-8 locale (LANG=C.UTF-8
+    decodes stdin strictly, unlike the C locale's surrogateescape): for input that is not UTF-8."""
+    full_env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "oaicli", *args], input=input, env=full_env,
+                            capture_output=True, timeout=timeout, cwd=REPO)
+    assert_no_key(result.stdout, result.stderr)
+    return result

@@ -174,7 +174,7 @@ class ApiClient:
         response = self.send(method, path, json=body, params=params, timeout=timeout)
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
-                yield json.loads(response.read() or b"{}")
+                yield self._whole_answer(response, method, path)
                 return
             yield from self._events(response)
         except httpx.TransportError as exc:
@@ -182,6 +182,22 @@ class ApiClient:
                               "Nothing was saved; try again.") from exc
         finally:
             response.close()
+
+    def _whole_answer(self, response: httpx.Response, method: str, path: str) -> dict:
+        """A server that ignored `stream` answers with one JSON document; anything else (a proxy's or a
+        captive portal's HTML page with status 200) is a failed request, not an answer."""
+        body = response.read()
+        self._trace_body("<", body, response.headers.get("content-type", ""))
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            kind = response.headers.get("content-type", "").split(";")[0].strip() or "a body of no type"
+            raise StreamError(f"The server answered the streamed {method} {path} with {kind}, not an event "
+                              "stream or JSON (a proxy or login page?).",
+                              "Nothing was saved; check --base-url and your proxy settings.")
+        return document
 
     def _events(self, response: httpx.Response) -> Iterator[dict]:
         parser = SSEParser()
@@ -267,8 +283,9 @@ class ApiClient:
         if not self.settings.verbose:
             return
         request_id = response.headers.get("x-request-id", "-")
-        self.echo(f"< {response.status_code} {response.reason_phrase} in {seconds * 1000:.0f} ms "
-                   f"(x-request-id: {request_id})")
+        # A server or proxy may echo the key in any header it sends back: every trace line is redacted.
+        self.echo(redact(f"< {response.status_code} {response.reason_phrase} in {seconds * 1000:.0f} ms "
+                         f"(x-request-id: {request_id})"))
 
     def _trace_body(self, direction: str, body: bytes, content_type: str) -> None:
         if self.settings.verbose < 2 or not body:
@@ -428,5 +445,5 @@ def _widen_socket_reads() -> None:
 
 
 def _to_stderr(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(redact(text) + "\n")
     sys.stderr.flush()

@@ -5,7 +5,7 @@ Shared by `chat`, `complete`, the envelope and `serve`. The per-chunk path is ke
 lookups and a list append); the joining happens once, in `result()`.
 """
 
-from oaicli.core.errors import ApiError
+from oaicli.core.errors import ApiError, redact
 
 SAMPLING_FIELDS = ("temperature", "top_p", "n", "max_tokens", "presence_penalty", "frequency_penalty", "user",
                    "seed", "max_completion_tokens")
@@ -215,8 +215,9 @@ def _merge_text(target: dict, key: str, value) -> None:
 
 
 def answer_of(response: dict, index: int = 0) -> str:
-    """The text of one choice of a chat.completion or text_completion object."""
+    """The text of one choice of a chat.completion or text_completion object, any secret in it masked
+    (a server may echo the key in an answer; it is neither shown nor stored)."""
     for choice in response.get("choices") or ():
         if choice.get("index", 0) == index:
-            return (choice.get("message") or {}).get("content") or choice.get("text") or ""
+            return redact((choice.get("message") or {}).get("content") or choice.get("text") or "")
     return ""

@@ -2,6 +2,7 @@
 object as JSON, or each chunk as a JSON line; the usage line on stderr."""
 
 from oaicli.api.completions import Requester, answer_of
+from oaicli.core.errors import RedactingWriter
 from oaicli.output import writers as output
 
 
@@ -73,14 +74,18 @@ class AnswerDisplay:
             body["stream"] = True
             if self.want_usage:
                 body["stream_options"] = {"include_usage": True}
-        printer = Printer(self.invocation.stdout, labelled=self.labelled, strip_leading=self.strip_leading)
+        # A server may echo the key in an answer, even split across two deltas: masked all the same.
+        stdout = RedactingWriter(self.invocation.stdout)
+        printer = Printer(stdout, labelled=self.labelled, strip_leading=self.strip_leading)
         on_event = self._on_event(printer) if self.stream else None
         try:
             response = requester(body, on_event)
         except Exception:
             printer.finish()  # end a half-written answer's line, so the error line starts on its own
+            stdout.drain()
             raise
         self.show(response, printer)
+        stdout.drain()
         return response
 
     def _on_event(self, printer: Printer):

@@ -3,6 +3,7 @@
 import re
 
 from oaicli.chat.session import Chat
+from oaicli.chat.stdin import check_utf8
 from oaicli.core.errors import OaicliError
 from oaicli.output import writers as output
 
@@ -98,6 +99,7 @@ class InteractiveLoop:
     def turn(self, question: str) -> None:
         chat = self.chat
         try:
+            check_utf8(question, "That line")  # a pasted binary line is refused; the loop goes on
             if chat.session_name:
                 chat.session_turn(question)
             else:

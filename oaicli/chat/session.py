@@ -4,8 +4,13 @@ token counter."""
 
 import click
 
+from oaicli.api import responses as r
 from oaicli.api.completions import Requester, request_params
+from oaicli.api.responses import as_completion
+from oaicli.api.responses_wire import ResponsesRequester
+from oaicli.chat import schema as schemas
 from oaicli.chat.display import AnswerDisplay
+from oaicli.chat.responses_display import ResponsesDisplay
 from oaicli.conversation.turn import (
     TRANSCRIPT_STOP,
     Context,
@@ -14,7 +19,50 @@ from oaicli.conversation.turn import (
     shrink,
     transcript,
 )
-from oaicli.core.errors import ApiError, OaicliError, StreamError
+from oaicli.core.errors import ApiError, InputError, OaicliError, StreamError
+
+# Options only the Responses API takes, and chat options it has no field for.
+RESPONSES_ONLY = ("max_output_tokens", "reasoning_effort", "reasoning_summary", "schema", "store", "service_tier",
+                  "background")
+NOT_IN_RESPONSES = ("n", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "seed")
+OPENAI_HOSTS = ("api.openai.com",)
+
+
+def chat_api(requested: str | None, base_url: str) -> str | None:
+    """--api (or the profile's/OAICLI_CHAT_API's chat_api): auto is the Responses API at OpenAI, and
+    elsewhere too unless the server turned out not to answer /responses (see Chat.send), which is
+    remembered per base URL so later runs do not ask again."""
+    if requested != "auto":
+        return requested
+    from urllib.parse import urlsplit
+    if (urlsplit(base_url).hostname or "") in OPENAI_HOSTS:
+        return "responses"
+    return "chat" if _remembered().get(base_url.rstrip("/")) == "chat" else "auto"
+
+
+def _remembered_path():
+    from oaicli.core import settings
+    return settings.home_dir() / "chat_api.json"
+
+
+def _remembered() -> dict:
+    import json
+    try:
+        return json.loads(_remembered_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_no_responses(base_url: str) -> None:
+    import json
+
+    from oaicli.output.files import atomic_writer
+    known = {**_remembered(), base_url.rstrip("/"): "chat"}
+    try:
+        with atomic_writer(_remembered_path(), "w") as sink:
+            sink.write(json.dumps(known, indent=2) + "\n")
+    except (OSError, OaicliError):
+        pass  # a read-only home only costs asking /responses again next time
 
 
 class Chat:
@@ -32,8 +80,36 @@ class Chat:
         self.store = None
         if opts["continue_"]:
             self.session_name = self._latest_session()
+        self.api = chat_api(opts["api"] or invocation.settings.chat_api, invocation.settings.base_url)
+        self.context_mode = opts.get("context") or "local"
+        self._check_api_options()
+        self.schema = schemas.load(opts["schema"]) if opts.get("schema") else None
         self.requester = Requester(invocation.client())
         self.display = AnswerDisplay(invocation, fmt, opts, keep_usage=bool(self.session_name))
+
+    @property
+    def responses(self) -> bool:
+        """Whether turns go through POST /responses (auto: until the server says it has no such path)."""
+        return self.api in ("responses", "auto")
+
+    def _check_api_options(self) -> None:
+        given = [name for name in RESPONSES_ONLY if self.opts.get(name) not in (None, False)]
+        if self.api in ("responses", "auto"):
+            refused = [name for name in NOT_IN_RESPONSES if self.opts.get(name) not in (None, (), {})]
+            if refused:
+                raise click.UsageError(f"{_flag(refused[0])} has no Responses API field; use --api chat.")
+        elif given:
+            raise click.UsageError(f"{_flag(given[0])} needs --api responses.")
+        if self.context_mode != "local":
+            if self.api != "responses":
+                raise click.UsageError(f"--context {self.context_mode} needs --api responses (server-side "
+                                       "context exists only in OpenAI's Responses API).")
+            if not self.session_name:
+                raise click.UsageError(f"--context {self.context_mode} needs --session NAME.")
+            if self.opts.get("store") is False:
+                raise click.UsageError(f"--context {self.context_mode} needs stored responses; drop --no-store.")
+        if self.opts.get("background") and self.session_name:
+            raise click.UsageError("--background answers later, so it cannot be saved in a session; drop --session.")
 
     @property
     def completions(self) -> bool:
@@ -74,12 +150,48 @@ class Chat:
             model = self.opts["model"] or (session.model if session else None) or self.model
             system = self.system if self.system is not None else (session.system if session else None)
             context = self.context(model, system)
-            history = context.tail(store, session.id, question) if session else []
-            response = self.guarded(lambda: self.ask(context, history, question))
+            if self.context_mode == "local":
+                history = context.tail(store, session.id, question) if session else []
+                response = self.guarded(lambda: self.ask(context, history, question))
+                conversation = None
+            else:
+                response, conversation = self.guarded(lambda: self.server_turn(store, session, context, question))
             # Created (or its model and system updated) only now: a failed turn leaves no trace at all.
             session = store.ensure_session(self.session_name, model=model, system=system)
-            context.save(store, session.id, question, response)
+            context.save(store, session.id, question, response, conversation_id=conversation)
         return response
+
+    def server_turn(self, store, session, context, question: str) -> tuple[dict, str | None]:
+        """A turn whose context the server holds: only the instructions and the new question are sent.
+
+        previous: chained with previous_response_id on the newest stored answer; server: in the session's
+        Conversation, created on first use holding the local history. A session with no server-side
+        context yet sends its local history once. Returns the answer and a Conversation id to record
+        (None: nothing new to record). A Conversation made for a turn that then fails is deleted, so
+        both sides stay as they were."""
+        new = context.first_messages(question)
+        if self.context_mode == "previous":
+            previous = store.last_response_id(session.id) if session else None
+            if previous:
+                return self.send(new, previous_response_id=previous), None
+            return self.ask(context, context.tail(store, session.id, question) if session else [], question), None
+        conversation = store.conversation_of(session.id) if session else None
+        if conversation:
+            return self.send(new, conversation=conversation), None
+        history = context.tail(store, session.id, question) if session else []
+        created = self.requester.client.post("/conversations", json={"items": [
+            {"type": "message", "role": turn.role, "content": turn.content} for turn in history]})["id"]
+        try:
+            return self.send(new, conversation=created), created
+        except BaseException:
+            self._delete_quietly(f"/conversations/{created}")
+            raise
+
+    def _delete_quietly(self, path: str) -> None:
+        try:
+            self.requester.client.delete(path)
+        except OaicliError:
+            self.notice(f"Could not delete {path.rsplit('/', 1)[-1]} on the server; it holds no turns.")
 
     def context(self, model: str | None = None, system: str | None = None):
         self.model = model or self.model
@@ -117,10 +229,59 @@ class Chat:
                         f"{(len(history) - len(smaller)) // 2} oldest exchanges.")
             return self.send(context.messages(smaller, question))
 
-    def send(self, messages: list[dict]) -> dict:
+    def send(self, messages: list[dict], **server_context) -> dict:
+        if self.responses:
+            try:
+                return self.send_responses(messages, **server_context)
+            except ApiError as exc:
+                if self.api != "auto" or exc.status not in (404, 405):
+                    raise
+                self.notice("This server has no /responses; using /chat/completions (remembered for "
+                            "this base URL).")
+                self.api = "chat"
+                _remember_no_responses(self.invocation.settings.base_url)
         self.requester.use_completions(self.completions)
         self.display.strip_leading = self.completions
         return self.display.send(self.requester, self.body(messages))
+
+    def send_responses(self, messages: list[dict], previous_response_id: str | None = None,
+                       conversation: str | None = None) -> dict:
+        body = self.responses_body(messages, previous_response_id, conversation)
+        client = self.requester.client
+        if self.opts.get("background"):
+            return self.started_in_background(client.post("/responses", json=body))
+        display = ResponsesDisplay(self.invocation, self.fmt, self.opts, self.schema)
+        return display.send(ResponsesRequester(client, self.notice), body)
+
+    def responses_body(self, messages: list[dict], previous_response_id=None, conversation=None) -> dict:
+        opts = self.opts
+        try:
+            body = r.request_body(
+                self.model, messages,
+                max_output_tokens=opts.get("max_output_tokens") or opts["max_completion_tokens"] or opts["max_tokens"],
+                reasoning_effort=opts.get("reasoning_effort"), reasoning_summary=opts.get("reasoning_summary"),
+                response_format=opts["response_format"], schema=self.schema, store=opts.get("store"),
+                service_tier=opts.get("service_tier"), previous_response_id=previous_response_id,
+                conversation=conversation, background=bool(opts.get("background")))
+        except ValueError as exc:
+            raise InputError(f"Cannot make the request: {exc}.") from None
+        for name in ("temperature", "top_p", "user"):
+            if opts.get(name) is not None:
+                body[name] = opts[name]
+        body.update(opts.get("params") or {})
+        return body
+
+    def started_in_background(self, response: dict) -> dict:
+        from oaicli.output import writers as output
+        if self.fmt == "json":
+            output.write(output.dumps(response), stream=self.invocation.stdout)
+        elif self.fmt == "jsonl":
+            output.write_json_line(response, self.invocation.stdout)
+        else:
+            output.write(response.get("id") or "", stream=self.invocation.stdout)
+        self.notice(f"Response {response.get('id')} is {response.get('status')} in the background; "
+                    f"follow it with `oaicli responses follow {response.get('id')}`.")
+        return as_completion(response)
 
     def body(self, messages: list[dict]) -> dict:
         if not self.completions:
@@ -134,3 +295,7 @@ class Chat:
         body.pop("response_format", None)
         body.pop("max_completion_tokens", None)
         return body
+
+
+def _flag(name: str) -> str:
+    return "-n" if name == "n" else "--" + name.replace("_", "-")

@@ -29,6 +29,9 @@ LAZY_COMMANDS = {
     "files": "oaicli.commands.files.files",
     "fine-tunes": "oaicli.commands.fine_tunes.fine_tunes",
     "serve": "oaicli.commands.serve.serve",
+    # Until the generated groups take hand-written verbs (extra_commands), these groups hold only those.
+    "batches": "oaicli.commands.batches.batches",
+    "responses": "oaicli.commands.responses.responses",
     "man": "oaicli.commands.man.man",
 }
 
@@ -92,18 +95,38 @@ class RootGroup(LazyGroup):
             return ExitCode.INTERRUPTED if interrupted else ExitCode.FAILURE
         except OaicliError as exc:
             if os.environ.get("OAICLI_DEBUG"):
-                raise
+                _print_traceback(exc)
             click.echo(exc.one_line(), err=True)
             return exc.exit_code
         except BrokenPipeError:
             _silence_stdout()
             return ExitCode.FAILURE
+        except UnicodeError as exc:  # text from an argument, stdin or a file that is not UTF-8
+            if os.environ.get("OAICLI_DEBUG"):
+                _print_traceback(exc)
+            click.echo(_not_utf8_line(exc), err=True)
+            return ExitCode.REQUEST
         except Exception as exc:  # a bug: still one line, never the key
             if os.environ.get("OAICLI_DEBUG"):
-                raise
+                _print_traceback(exc)
+                return ExitCode.FAILURE
             click.echo(redact(f"Error: unexpected {exc.__class__.__name__}: {exc}. "
                               "Run again with OAICLI_DEBUG=1 for a traceback."), err=True)
             return ExitCode.FAILURE
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """OAICLI_DEBUG=1: the traceback, printed through the redactor (its messages may quote the key)."""
+    import traceback
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    click.echo(redact(text.rstrip("\n")), err=True)
+
+
+def _not_utf8_line(exc: UnicodeError) -> str:
+    """Python hands undecodable bytes of argv (and of stdin in a C locale) on as lone surrogates, which
+    fail only when the request is encoded: say which text was wrong, not which codec complained."""
+    return redact(f"Error: some text given to oaicli (an argument, standard input or a file) is not valid "
+                  f"UTF-8 text ({exc.__class__.__name__}: {exc.reason}). Pass UTF-8 text; convert it with iconv.")
 
 
 def _help_width(max_width: int) -> int:

@@ -94,7 +94,7 @@ def speak(text, output, model, voice, response_format, speed):
       oaicli audio speak "Your build is ready." --voice nova -o ready.mp3
     """
     from oaicli.media import audio as audio_files
-    text = audio_files.check_speech_text(text)
+    text = audio_files.check_speech_text(text, invocation.current().stdin)
     _ready(None if output == "-" else output)
     body = {"model": model or invocation.current().settings.default_model("speak"), "input": text, "voice": voice,
             "response_format": response_format or _format_for(output)}

@@ -35,8 +35,33 @@ def _check_messages(ctx, param, values):
 @click.option("--context-window", type=click.IntRange(min=16), metavar="N",
               help="The model's context window in tokens (default: from the known-model table).")
 @click.option("--max-history", type=click.IntRange(min=0), metavar="N", help="Send at most N earlier exchanges (question and answer pairs).")
-@click.option("--api", type=click.Choice(["chat", "completions"]),
-              help="completions: hold the conversation through /v1/completions (automatic for GPT-3 models).")
+@click.option("--api", type=click.Choice(["chat", "completions", "responses", "auto"]),
+              help="chat: /v1/chat/completions (the default); responses: /v1/responses; auto: responses at "
+              "OpenAI, else chat unless the server answers /responses; completions: a transcript through "
+              "/v1/completions (automatic for GPT-3 models). Default: OAICLI_CHAT_API or the profile's chat_api.")
+@click.option("--max-output-tokens", type=click.IntRange(min=1), metavar="N",
+              help="Responses: most tokens to generate, reasoning included.")
+@click.option("--reasoning-effort", type=click.Choice(["none", "minimal", "low", "medium", "high"]),
+              help="Responses: how hard a reasoning model thinks.")
+@click.option("--reasoning-summary", type=click.Choice(["auto", "concise", "detailed"]),
+              help="Responses: stream a summary of the reasoning to stderr (hidden with -q).")
+@click.option("--schema", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Responses: answer in JSON matching this JSON Schema (structured output); the answer is "
+              "checked locally before it is printed.")
+@click.option("--store/--no-store", default=None, help="Responses: whether the server keeps the response "
+              "(default: it does, for 30 days).")
+@click.option("--service-tier", type=click.Choice(["auto", "default", "flex", "priority"]),
+              help="Responses: the processing tier.")
+@click.option("--background", is_flag=True, help="Responses: start the answer in the background and print its "
+              "id; collect it with `oaicli responses follow ID`.")
+@click.option("--context", type=click.Choice(["local", "previous", "server"]),
+              help="With --session and --api responses: local (default) sends the history from the local "
+              "store; previous chains on the last answer (previous_response_id); server keeps it in a "
+              "Conversation. The local store records every turn either way.")
+@click.option("--batch", "batch_file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="Answer every line of FILE (a JSON prompt string or messages array) through the Batch API "
+              "at half price; prints the batch id, or the answers with --wait.")
+@click.option("--wait", is_flag=True, help="With --batch: follow the batch and print the answers.")
 @click.option("-i", "--interactive", is_flag=True, help="The interactive loop even when stdin is not a terminal.")
 @click.option("--envelope", is_flag=True, help="Answer JSON request lines from stdin (see the README).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
@@ -60,7 +85,16 @@ def chat(prompt, **opts):
       oaicli chat --session trip "It rained yesterday and I had no umbrella"
       oaicli chat --session trip "And if I had one?"
       echo '{"version":"1.0.0","pars":{"user_id":"1","question":"Hi"}}' | oaicli chat --envelope
+      oaicli chat --api responses --reasoning-summary auto --usage -m o4-mini "Why is the sky blue?"
+      oaicli chat --api responses --schema person.schema.json "Invent a person"
+      oaicli chat --api responses --session trip --context server "Plan day one"
+      oaicli chat --batch prompts.jsonl --wait --format jsonl > answers.jsonl
     """
+    if opts["batch_file"]:
+        from oaicli.jobs import batch_modes
+        return batch_modes.chat_batch(opts, invocation.current())
+    if opts["wait"]:
+        raise click.UsageError("--wait only applies with --batch.")
     if opts["envelope"]:
         from oaicli.envelope import stdio
         return stdio.run(prompt, opts, invocation.current())

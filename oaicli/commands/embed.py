@@ -35,7 +35,11 @@ def _output_path(ctx, param, value):
               callback=_output_path, help="Also write the vectors to FILE.npy or FILE.csv (then stdout stays empty).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
               help="Element type of a .npy output.")
-def embed(texts, input_file, field, model, dimensions, encoding_format, concurrency, batch_size, output, dtype):
+@click.option("--batch", "use_batch", is_flag=True, help="Send the requests as one Batch API job (half price); "
+              "prints the batch id, or with --wait writes the vectors as without --batch.")
+@click.option("--wait", is_flag=True, help="With --batch: follow the batch and write the vectors.")
+def embed(texts, input_file, field, model, dimensions, encoding_format, concurrency, batch_size, output, dtype,
+          use_batch, wait):
     """Embed texts from arguments, a file or standard input.
 
     Each TEXT, each line of --input-file, or each line of standard input is one input.
@@ -48,11 +52,14 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
     Example:
       oaicli embed "a red fox" "a brown dog" --format jsonl
       oaicli embed -i docs.jsonl --field text -m text-embedding-3-small -o vectors.npy
+      oaicli embed --batch --wait -i docs.txt -o vectors.npy
     """
     from oaicli.media import embeddings
     from oaicli.output import writers as out
     if field and not input_file:
         raise click.UsageError("--field needs --input-file.")
+    if wait and not use_batch:
+        raise click.UsageError("--wait only applies with --batch.")
     if output:
         from oaicli.output.files import ready_file
         ready_file(output)
@@ -63,11 +70,35 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
     with _open_inputs(texts, input_file, field) as (inputs, total):
         source = _non_empty(embeddings.batches(inputs, max_inputs=batch_size))
         api = invocation.current().client()
+        if use_batch:
+            _as_batch(body, source, output, dtype, wait)
+            return
         if output:
             count = _to_file(api, body, source, output, dtype, concurrency, total)
             out.notice(f"Wrote {count} embeddings to {output}.")
         else:
             _to_stdout(api, body, source, out.resolve_format(), concurrency, total)
+
+
+def _as_batch(body, source, output, dtype, wait) -> None:
+    import contextlib
+
+    from oaicli.jobs import batch_modes
+    from oaicli.media import embeddings
+    from oaicli.output import writers as out
+    from oaicli.output.files import atomic_writer
+    run = invocation.current()
+    if not output:
+        writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(
+            out.resolve_format(), embeddings.TableWriter)()
+        batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        return
+    # Without --wait nothing is written, so the file is not created.
+    with atomic_writer(output) if wait else contextlib.nullcontext() as sink:
+        writer = embeddings.file_writer(output, sink, dtype) if wait else None
+        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+    if wait:
+        out.notice(f"Wrote {count} embeddings to {output}.")
 
 
 def _non_empty(batches):

@@ -372,7 +372,7 @@ def _follow(api, flavour, job_id: str) -> int:
     try:
         job = fine_tuning.follow(api, flavour, job_id, emit, wait_deadline(), sleep=api.sleep)
     except KeyboardInterrupt:
-        fine_tuning.interrupted(job_id)
+        fine_tuning.interrupted(job_id, invocation.current().say)
     fine_tuning.outcome(job)
     model = job.get("fine_tuned_model") or ""
     if fmt == "plain":

@@ -51,6 +51,12 @@ MIGRATIONS = [
         CREATE INDEX turns_tail ON turns (session_id, id);
         CREATE INDEX turns_question ON turns (session_id, question_id) WHERE question_id IS NOT NULL;
     """),
+    # Server-side context (chat --api responses --context previous|server): the Responses API id of each
+    # stored answer, and the Conversation a session is mapped to.
+    (2, "response ids and conversations", """
+        ALTER TABLE turns ADD COLUMN response_id TEXT;
+        ALTER TABLE sessions ADD COLUMN conversation_id TEXT;
+    """),
 ]
 
 _NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -76,6 +82,7 @@ class Turn:
     user_id: str | None = None
     id: int | None = None
     encoding: str | None = None
+    response_id: str | None = None  # the Responses API id of an answer (server-side context)
     dirty: bool = field(default=False, repr=False, compare=False)  # count computed, not yet cached
 
     def message(self, named: bool = False) -> dict:
@@ -120,6 +127,14 @@ def session_names(path: Path | None = None) -> list[str]:
             db.close()
     except sqlite3.Error:
         return []
+
+
+def _make_folder(folder: Path) -> None:
+    """oaicli's own data folder is created private (0700); any other folder as mkdir -p would."""
+    from oaicli.core import settings
+    if folder == settings.home_dir():
+        settings.ensure_home()
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _turn(row) -> Turn:
@@ -191,7 +206,7 @@ class Store:
         """Open (creating if needed) the store; runs any migrations not yet applied."""
         path = Path(path) if path else default_path()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             if not path.exists():  # conversations are private: the file (and SQLite's -wal/-shm) 0600
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             connection = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
@@ -407,21 +422,40 @@ class Store:
                     return turn, answer
         return None
 
-    def add_exchange(self, session_id: int, question: Turn, answer: Turn, *, counter=None) -> None:
+    def add_exchange(self, session_id: int, question: Turn, answer: Turn, *, counter=None,
+                     conversation_id: str | None = None) -> None:
         """Store a question and its answer in ONE transaction: both rows or neither.
 
-        With a counter, both turns' token counts are cached at once."""
+        With a counter, both turns' token counts are cached at once. A `conversation_id` maps the session
+        to that server-side Conversation in the same transaction."""
         now = time.time()
         if counter is not None:
             for turn in (question, answer):
                 content_tokens(turn, counter)
         rows = [(session_id, t.role, t.content, t.tokens, t.encoding if t.tokens is not None else None,
                  t.question_id, t.model, json.dumps(t.usage) if t.usage is not None else None,
-                 t.created_at or now, t.user_id) for t in (question, answer)]
+                 t.created_at or now, t.user_id, t.response_id) for t in (question, answer)]
         with self._write() as db:
             db.executemany("INSERT INTO turns (session_id, role, content, tokens, tokens_encoding, question_id, "
-                           "model, usage, created_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                           "model, usage, created_at, user_id, response_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           rows)
             db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+            if conversation_id is not None:
+                db.execute("UPDATE sessions SET conversation_id = ? WHERE id = ?", (conversation_id, session_id))
+
+    def last_response_id(self, session_id: int) -> str | None:
+        """The Responses API id of the session's newest turn when it is an answer that has one: what the
+        next turn chains on with previous_response_id."""
+        with self.lock:
+            row = self.db.execute("SELECT role, response_id FROM turns WHERE session_id = ? ORDER BY id DESC "
+                                  "LIMIT 1", (session_id,)).fetchone()
+        return row[1] if row and row[0] == "assistant" else None
+
+    def conversation_of(self, session_id: int) -> str | None:
+        """The server-side Conversation (conv_...) this session is mapped to, if any."""
+        with self.lock:
+            row = self.db.execute("SELECT conversation_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row[0] if row else None
 
     @contextlib.contextmanager
     def exclusive(self, session_name: str):
@@ -442,7 +476,9 @@ class Store:
         session = self.require_session(name)
         with self._write() as db:
             removed = db.execute("DELETE FROM turns WHERE session_id = ?", (session.id,)).rowcount
-            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (time.time(), session.id))
+            # A reset session starts a new server-side context too.
+            db.execute("UPDATE sessions SET updated_at = ?, conversation_id = NULL WHERE id = ?",
+                       (time.time(), session.id))
         self._checkpoint()
         return removed
 

@@ -79,11 +79,12 @@ class Context:
         self.extra_messages = extra_messages or []
         self.counter = tokens.counter_for(model)
 
-    def save(self, store, session_id: int, question: str, response: dict, *, counted: bool = True, **ids) -> None:
+    def save(self, store, session_id: int, question: str, response: dict, *, counted: bool = True,
+             conversation_id: str | None = None, **ids) -> None:
         """Write the finished exchange in one transaction, with its token counts when they were needed
         (an uncounted first exchange is counted, and cached, by the next tail)."""
         store.add_exchange(session_id, *self.turns(question, response, **ids),
-                           counter=self.counter if counted else None)
+                           counter=self.counter if counted else None, conversation_id=conversation_id)
 
     def fits_uncounted(self, question: str, speaker: str | None = None) -> bool:
         """Whether system, -g messages and question certainly fit with no history, without a tokenizer
@@ -133,7 +134,7 @@ class Context:
         asked = Turn(role="user", content=question, question_id=question_id, model=model, usage=None,
                      created_at=now, user_id=user_id)
         answered = Turn(role="assistant", content=answer, question_id=question_id, model=model, usage=usage,
-                        created_at=now, user_id=user_id)
+                        created_at=now, user_id=user_id, response_id=response.get("response_id"))
         return asked, answered
 
 

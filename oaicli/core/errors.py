@@ -18,27 +18,104 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143  # SIGTERM (128 + 15, as shells report it): a cancelled CI job
 
 
-_secrets: set[str] = set()
+_secrets: dict[str, str] = {}  # each form a secret can take in text -> its mask, longest form first
+_starts: str = ""  # the first characters of the forms: text without any of them cannot hold one
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a value that must never be printed (an API key, a serve token)."""
-    if value and len(value) >= 4:
-        _secrets.add(value)
+    """Remember a value that must never be printed (an API key, a serve token), in every form it can
+    take in an error text: as given, with its whitespace folded, escaped as Python's repr of str and
+    bytes shows it (header errors), as JSON escapes it (a server echoing it), and URL-encoded."""
+    global _starts
+    if not value or len(value) < 4:
+        return
+    forms = {**_secrets, **{form: mask(value) for form in _forms(value) if len(form) >= 4 and form not in _secrets}}
+    _secrets.clear()
+    _secrets.update(sorted(forms.items(), key=lambda item: -len(item[0])))  # a longer form holds a shorter
+    _starts = "".join({form[0] for form in _secrets})
+
+
+def _forms(value: str) -> set[str]:
+    import json
+    from urllib.parse import quote, quote_plus
+    encoded = value.encode("utf-8", errors="surrogateescape")  # argv bytes that were not UTF-8 come back
+    return {value, " ".join(value.split()), repr(value)[1:-1], repr(encoded)[2:-1], json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1], quote(encoded, safe=""), quote_plus(encoded, safe=""),
+            encoded.decode("latin-1")}  # bytes shown as latin-1 text, as HTTP libraries do
 
 
 def mask(secret: str | None) -> str:
+    """A secret as it may be shown: its first 3 and last 4 characters, escaped (a line break in them
+    prints as a backslash and n, never as itself)."""
     if not secret:
         return ""
     if len(secret) <= 12:
         return "*" * len(secret)
-    return f"{secret[:3]}...{secret[-4:]}"
+    return f"{secret[:3]}...{secret[-4:]}".encode("unicode_escape").decode("ascii")
 
 
 def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, mask(secret))
+    """`text` with every registered secret, in each of its forms, replaced by its mask."""
+    for form, shown in _secrets.items():
+        if form in text:
+            text = text.replace(form, shown)
     return text
+
+
+class PieceRedactor:
+    """Redacts text that arrives in pieces (a streamed answer), so that a secret split across two pieces
+    is masked too. Only a tail that could be the start of a secret is held back, until the next piece
+    or `drain()`; any other text passes at once."""
+
+    def __init__(self):
+        self.tail = ""
+
+    def feed(self, text: str) -> str:
+        text = self.tail + text
+        if not any(first in text for first in _starts):  # most deltas: nothing a secret could begin with
+            self.tail = ""
+            return text
+        text = redact(text)
+        keep = _unfinished(text)
+        self.tail = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def drain(self) -> str:
+        """The text held back, once the last piece has come."""
+        text, self.tail = self.tail, ""
+        return text
+
+
+class RedactingWriter:
+    """A text stream whose writes go through a PieceRedactor (for a printer of streamed answers)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.redactor = PieceRedactor()
+
+    def write(self, text: str) -> None:
+        self.stream.write(self.redactor.feed(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def drain(self) -> None:
+        self.stream.write(self.redactor.drain())
+        self.stream.flush()
+
+
+def _unfinished(text: str) -> int:
+    """The length of the longest end of `text` that some secret's form starts with. Only the places
+    where a form's first character stands are tried (a streamed answer's deltas are a few characters)."""
+    earliest = len(text)
+    for first in _starts:
+        at = text.find(first, max(0, len(text) - len(next(iter(_secrets))) + 1))
+        while at != -1 and at < earliest:
+            if any(form.startswith(text[at:]) for form in _secrets):
+                earliest = at
+                break
+            at = text.find(first, at + 1)
+    return len(text) - earliest
 
 
 class OaicliError(Exception):

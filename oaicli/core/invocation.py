@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
+from oaicli.core.errors import redact
 from oaicli.core.settings import Settings
 
 
@@ -71,8 +72,9 @@ class Invocation:
             self.say(text)
 
     def say(self, text: str) -> None:
-        """A line on stderr whatever --quiet says (errors, traces, interactive prompts)."""
-        self.stderr.write(text + "\n")
+        """A line on stderr whatever --quiet says (errors, traces, interactive prompts), never with a key
+        in it: a server's error text, echoed header or dropped-connection message may quote it."""
+        self.stderr.write(redact(text) + "\n")
         self.stderr.flush()
 
     def call_on_close(self, close: Callable[[], None]) -> None:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import click
 
-from oaicli.core.errors import ConfigError, register_secret
+from oaicli.core.errors import ConfigError, mask, register_secret
 from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -35,6 +35,9 @@ FIELDS = {
     "timeout": Field(("OAICLI_TIMEOUT",), 600.0, float, lambda v: v > 0, "a number of seconds above 0"),
     "max_retries": Field(("OAICLI_MAX_RETRIES",), 2, int, lambda v: v >= 0, "a whole number, 0 or more"),
     "format": Field(("OAICLI_FORMAT",)),
+    # chat's default --api (a profile's `chat_api`): chat, completions, responses or auto.
+    "chat_api": Field(("OAICLI_CHAT_API",), None, str, lambda v: v in ("chat", "completions", "responses", "auto"),
+                      "chat, completions, responses or auto"),
 }
 
 
@@ -52,10 +55,27 @@ def keys_path() -> Path:
     return home_dir() / "keys.json"
 
 
+def ensure_home() -> Path:
+    """The config and data directory, created private (0700) when oaicli creates it: it holds keys and
+    conversations. An existing directory is left as its owner set it (OAICLI_HOME may name any folder)."""
+    path = home_dir()
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            os.chmod(path, 0o700)  # mkdir's mode is masked by the umask; 0700 whatever it is
+    return path
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a file that may hold secrets: created 0600, replaced atomically."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        if path.parent == home_dir():
+            ensure_home()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError as exc:
@@ -75,6 +95,7 @@ def load_keys() -> dict[str, str]:
     path = keys_path()
     if not path.exists():
         return {}
+    _make_private(path)
     try:
         keys = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -85,7 +106,17 @@ def load_keys() -> dict[str, str]:
     return keys
 
 
+def _make_private(path: Path) -> None:
+    """oaicli's own keys file, if an older version or a copy left it readable by others: 0600 again."""
+    if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        try:
+            os.chmod(path, 0o600)
+        except OSError:  # not ours to change (another owner): reading it still works
+            pass
+
+
 def save_key(profile: str, key: str) -> Path:
+    check_header_value("The API key", key, "to store")
     keys = load_keys()
     keys[profile] = key
     write_private(keys_path(), json.dumps(keys, indent=2) + "\n")
@@ -196,17 +227,48 @@ class Settings:
         return self.profile.get("models", {}).get(command) or (DEFAULT_MODELS[command] if fallback is None else fallback)
 
     def require_key(self) -> str:
+        """The key, and the organization and project sent beside it, checked before any request."""
         if self.api_key:
+            check_header_value("The API key", self.api_key, self.source("api_key"))
+            for name in ("organization", "project"):
+                if getattr(self, name):
+                    check_header_value(f"The {name}", getattr(self, name), self.source(name))
             return self.api_key
         raise ConfigError(
             "No API key.",
             "Set OPENAI_API_KEY, pass --api-key, or store one with `oaicli keys set`.")
 
     def as_rows(self) -> list[dict]:
-        from oaicli.core.errors import mask
         rows = [{"setting": "profile", "value": self.profile_name, "source": self.profile_source}]
         for name in FIELDS:
             value, source = self._resolved[name]
             shown = mask(value) if name == "api_key" else value
             rows.append({"setting": name, "value": "" if shown is None else shown, "source": source})
         return rows
+
+
+def check_header_value(what: str, value: str, source: str) -> None:
+    """Refuse, as one config error showing the value masked, a key (organization, project) that cannot
+    go in an HTTP header: a pasted newline, a non-ASCII or non-UTF-8 character, a control character.
+    Sent, it would fail inside the HTTP library, whose error text quotes the whole header."""
+    for position, char in enumerate(value, 1):
+        if " " <= char <= "~":
+            continue
+        raise ConfigError(f"{what} ({source}: {mask(value)}) contains {_describe_char(char)} at character "
+                          f"{position}, which cannot go in an HTTP header.",
+                          "Set it again as it was issued: ASCII letters, digits and punctuation only "
+                          "(a pasted key may carry its line break).")
+    if value != value.strip():
+        raise ConfigError(f"{what} ({source}: {mask(value)}) starts or ends with a space, which cannot go "
+                          "in an HTTP header.", "Set it again without the space.")
+
+
+def _describe_char(char: str) -> str:
+    names = {"\n": "a line break (LF)", "\r": "a carriage return (CR)", "\t": "a tab"}
+    if char in names:
+        return names[char]
+    if "\udc80" <= char <= "\udcff":
+        return "a byte that is not UTF-8"
+    if char < " " or char == "\x7f":
+        return f"a control character (0x{ord(char):02x})"
+    return f"a non-ASCII character ({char.encode('unicode_escape').decode('ascii')})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from oaicli.api.completions import answer_of
 from oaicli.conversation.turn import Context, is_context_error, shrink
-from oaicli.core.errors import ApiError, InputError, NetworkError, redact
+from oaicli.core.errors import ApiError, InputError, NetworkError, PieceRedactor, redact
 
 VERSION = "1.0.0"
 SPOKEN_MAJOR = "1"
@@ -56,6 +56,10 @@ class Pending:
     session_name: str = ""
     retried: bool = False
     counted: bool = True  # False: a first question sent without loading the tokenizer
+    # Server-side context (--context server): the context's Conversation, or None while it has none yet;
+    # then `history` is what the runner seeds a new one with, and `new_conversation` records its id.
+    conversation: str | None = None
+    new_conversation: str | None = None
 
 
 def response(code: int, msg: str, data: dict | None = None) -> dict:
@@ -76,8 +80,9 @@ class Envelope:
     def __init__(self, store, *, model: str, system: str | None, group_shared: bool = False,
                  max_question_chars: int = 32000, answer_tokens: int | None = None,
                  context_window: int | None = None, stream: bool = False, extra_params: dict | None = None,
-                 max_history: int | None = None, include_usage: bool = True):
+                 max_history: int | None = None, include_usage: bool = True, server_context: bool = False):
         self.store = store
+        self.server_context = server_context
         self.model = model
         self.system = system
         self.group_shared = group_shared
@@ -118,7 +123,7 @@ class Envelope:
         if not isinstance(raw, dict):
             return response(Codes.NOT_JSON, "the line is not a JSON object")
         pars = raw.get("pars")
-        ids = {k: pars[k] for k in ID_FIELDS if isinstance(pars, dict) and isinstance(pars.get(k), str)}
+        ids = {k: pars[k] for k in ID_FIELDS if isinstance(pars, dict) and _is_text(pars.get(k))}
         problem = _version_problem(raw.get("version")) or self._pars_problem(pars)
         if problem:
             return response(problem[0], problem[1], ids)
@@ -143,6 +148,9 @@ class Envelope:
         for name in ("group_id", "question_id"):
             if pars.get(name) is not None and not isinstance(pars[name], str):
                 return Codes.BAD_FIELD, f"pars.{name} must be a string, not {_json_type(pars[name])}"
+        for name in ("user_id", "question", "group_id", "question_id"):
+            if isinstance(pars.get(name), str) and not _is_text(pars[name]):
+                return Codes.BAD_FIELD, f"pars.{name} is not valid Unicode text (it holds a lone surrogate)"
         if len(pars["question"]) > self.max_question_chars:
             return Codes.TOO_LONG, (f"pars.question has {len(pars['question'])} characters; "
                                     f"the limit is {self.max_question_chars}")
@@ -159,6 +167,8 @@ class Envelope:
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
         session_id = session.id if session else None
         speaker = self._speaker(parsed.ids)
+        if self.server_context:
+            return self._begin_on_server(parsed, session, speaker)
         if session is None or not self.store.count_turns(session.id):
             if self.context.fits_uncounted(parsed.question, speaker):  # no tokenizer needed for a first question
                 return Pending(parsed.ids, parsed.question, session_id, [],
@@ -171,6 +181,16 @@ class Envelope:
             return response(Codes.CONTEXT_TOO_LONG, exc.message, parsed.ids)
         return Pending(parsed.ids, parsed.question, session_id, history, self._body(messages),
                        parsed.session_name)
+
+    def _begin_on_server(self, parsed: Parsed, session, speaker: str | None) -> Pending:
+        """Only the new question is sent; the context's Conversation holds the rest. A context without
+        one yet hands its local history to the runner, which seeds a new Conversation with it."""
+        conversation = self.store.conversation_of(session.id) if session else None
+        history = [] if conversation or session is None else self.context.tail(
+            self.store, session.id, parsed.question, speaker)
+        return Pending(parsed.ids, parsed.question, session.id if session else None, history,
+                       self._body(self.context.first_messages(parsed.question, speaker)), parsed.session_name,
+                       counted=session is not None, conversation=conversation)
 
     def _speaker(self, ids: dict) -> str | None:
         """In a group context its users share, the asker's user_id: user turns then carry it as `name`."""
@@ -214,7 +234,8 @@ class Envelope:
             pending.session_id = self.store.ensure_session(pending.session_name, model=self.model,
                                                            system=self.system, kind="envelope").id
         self.context.save(self.store, pending.session_id, pending.question, completion, counted=pending.counted,
-                          question_id=pending.ids["question_id"], user_id=pending.ids["user_id"])
+                          question_id=pending.ids["question_id"], user_id=pending.ids["user_id"],
+                          conversation_id=pending.new_conversation)
         return response(Codes.OK, "ok", {**pending.ids, "answer": answer_of(completion),
                                          "model": completion.get("model") or self.model,
                                          "usage": completion.get("usage")})
@@ -226,7 +247,7 @@ class Envelope:
         return response(code, msg, ids)
 
     def delta_line(self, pending: Pending, text: str) -> dict:
-        return response(Codes.OK, "delta", {**pending.ids, "delta": text})
+        return response(Codes.OK, "delta", {**pending.ids, "delta": redact(text)})
 
 
 def classify(error: Exception) -> tuple[int, str]:
@@ -251,9 +272,22 @@ def _version_problem(version) -> tuple[int, str] | None:
     if version is None:
         return Codes.BAD_VERSION, f"version is missing; this program speaks {VERSION}"
     if not isinstance(version, str) or version.split(".")[0] != SPOKEN_MAJOR:
-        return Codes.BAD_VERSION, f"version {json.dumps(version, ensure_ascii=False)} is not supported; " \
+        shown = json.dumps(version, ensure_ascii=not _is_text(json.dumps(version, ensure_ascii=False)))
+        return Codes.BAD_VERSION, f"version {shown} is not supported; " \
                                   f"this program speaks {VERSION}"
     return None
+
+
+def _is_text(value) -> bool:
+    """A string that can be stored and written as UTF-8: JSON's \\ud800 escapes decode to lone surrogates,
+    which cannot."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_type(value) -> str:
@@ -266,6 +300,25 @@ def _json_type(value) -> str:
     if isinstance(value, dict):
         return "an object"
     return "null" if value is None else type(value).__name__
+
+
+class DeltaWriter:
+    """Writes a streamed answer's pieces as delta lines, redacted as a whole: a key a server echoes split
+    across two pieces is still masked (a tail that could start it waits for the next piece or drain())."""
+
+    def __init__(self, write_text):
+        self.write_text = write_text
+        self.redactor = PieceRedactor()
+
+    def __call__(self, text: str) -> None:
+        text = self.redactor.feed(text)
+        if text:
+            self.write_text(text)
+
+    def drain(self) -> None:
+        text = self.redactor.drain()
+        if text:
+            self.write_text(text)
 
 
 # The stdin/stdout driver used by `chat --envelope`: I/O lives here, the rules above.
@@ -281,9 +334,11 @@ class LineRunner:
     wait, so memory stays flat however long the input; the room lets lines of other contexts get past a
     context that has many lines queued."""
 
-    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, notice=None):
+    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, notice=None, conversations=None):
         self.engine = engine  # its Store is shared by the threads (it serializes its statements)
         self.call = call  # call(request_body, on_delta) -> the assembled completion
+        # With server-side context: create(history turns) -> a new Conversation's id, and delete(id).
+        self.conversations = conversations
         self.write = write  # write(response dict), thread-safe, flushed
         self.concurrency = concurrency
         self.notice = notice or (lambda text: None)
@@ -298,11 +353,17 @@ class LineRunner:
         self._run_pool(lines)
 
     def _one(self, line) -> None:
-        parsed = self.engine.parse(line)
+        parsed = self._parse(line)
         if isinstance(parsed, dict):
             self.write(parsed)
         else:
             self.answer(parsed)
+
+    def _parse(self, line) -> "Parsed | dict":
+        try:
+            return self.engine.parse(line)
+        except Exception as exc:  # a bug in parsing: one coded line, and the loop goes on
+            return self.engine.fail(None, exc)
 
     def answer(self, parsed: Parsed) -> None:
         engine = self.engine
@@ -317,8 +378,9 @@ class LineRunner:
     def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
         pending = engine.begin(parsed)
         while not isinstance(pending, dict):
+            deltas = self._delta_writer(engine, pending)
             try:
-                completion = self.call(pending.request_body, self._delta_writer(engine, pending))
+                completion = self._call(engine, pending, deltas)
             except Exception as exc:
                 smaller = engine.retry_smaller(pending) if is_context_error(exc) else None
                 if smaller is None:
@@ -329,13 +391,31 @@ class LineRunner:
                 continue
             if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
                 return None
+            if deltas is not None:
+                deltas.drain()
             return engine.finish(pending, completion)
         return pending
 
-    def _delta_writer(self, engine: Envelope, pending: Pending):
+    def _call(self, engine: Envelope, pending: Pending, deltas) -> dict:
+        """Ask; a context kept on the server gets its Conversation first (deleted again when the
+        question then fails, so the server is left as it was, like the local store)."""
+        if not engine.server_context:
+            return self.call(pending.request_body, deltas)
+        if pending.conversation is None:
+            pending.conversation = pending.new_conversation = self.conversations.create(pending.history)
+        try:
+            return self.call({**pending.request_body, "conversation": pending.conversation}, deltas)
+        except BaseException:
+            if pending.new_conversation:
+                self.conversations.delete(pending.new_conversation)
+                pending.conversation = pending.new_conversation = None
+            raise
+
+    def _delta_writer(self, engine: Envelope, pending: Pending) -> "DeltaWriter | None":
         if not engine.stream:
             return None
-        return lambda text: None if self._stopping.is_set() else self.write(engine.delta_line(pending, text))
+        return DeltaWriter(lambda text: None if self._stopping.is_set() else
+                           self.write(engine.delta_line(pending, text)))
 
     def _run_pool(self, lines) -> None:
         queues: dict[tuple, deque] = {}
@@ -362,7 +442,7 @@ class LineRunner:
             for line in lines:
                 if not line.strip():
                     continue
-                parsed = self.engine.parse(line)
+                parsed = self._parse(line)
                 if isinstance(parsed, dict):
                     self.write(parsed)
                     continue

@@ -10,7 +10,7 @@ import click
 
 from oaicli.api.polling import pause
 from oaicli.core import settings
-from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
+from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError, redact
 from oaicli.output.files import atomic_writer
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -116,6 +116,7 @@ def _remembered() -> dict:
 def _remember(base_url: str, name: str) -> None:
     known = {**_remembered(), base_url: name}
     try:
+        settings.ensure_home()
         with atomic_writer(remembered_path(), "w") as sink:
             sink.write(json.dumps(known, indent=2) + "\n")
     except (OSError, OaicliError):
@@ -190,8 +191,9 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
         delay = MIN_DELAY if fresh or status != last_status else min(delay * 1.6, MAX_DELAY)
         last_status = status
         if lost is not None:
-            output.notice(f"Lost contact with the server ({lost.message.rstrip('.')}); "
-                          f"trying again in {delay:.0f}s.")
+            # The server's own error text, which may quote the key: redacted even without -v.
+            output.notice(redact(f"Lost contact with the server ({lost.message.rstrip('.')}); "
+                                 f"trying again in {delay:.0f}s."))
         pause(deadline, delay, sleep, f"Job {job_id} is still {status or 'unreachable'}",
               f"Resume with `oaicli fine-tunes follow {job_id}`.")
 
@@ -208,10 +210,11 @@ def outcome(job: dict) -> None:
         raise OaicliError(f"Fine-tuning job {job_id} was cancelled.", exit_code=ExitCode.JOB_CANCELLED)
 
 
-def interrupted(job_id: str) -> None:
-    click.echo(f"\nStopped following {job_id}; the job goes on.\n"
-               f"  Resume: oaicli fine-tunes follow {job_id}\n"
-               f"  Cancel: oaicli fine-tunes cancel {job_id}", err=True)
+def interrupted(job_id: str, say) -> None:
+    """After Ctrl-C: `say` (a line on stderr) how to resume or cancel, then exit 130."""
+    say(f"\nStopped following {job_id}; the job goes on.\n"
+        f"  Resume: oaicli fine-tunes follow {job_id}\n"
+        f"  Cancel: oaicli fine-tunes cancel {job_id}")
     raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 

@@ -1,7 +1,6 @@
 """Local side of `oaicli audio`: checks before upload, and streaming transcripts and speech to their sinks."""
 
 import json
-import sys
 from pathlib import Path
 
 import httpx
@@ -47,9 +46,10 @@ def check_language(code: str) -> str:
     return code.lower()
 
 
-def check_speech_text(text: str) -> str:
+def check_speech_text(text: str, stdin) -> str:
+    """TEXT, or `stdin` read whole when TEXT is `-`; refused when empty or over the API's limit."""
     if text == "-":
-        text = sys.stdin.read()
+        text = stdin.read()
     if not text.strip():
         raise InputError("Nothing to say: TEXT is empty.")
     if len(text) > MAX_SPEECH_CHARS:

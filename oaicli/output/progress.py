@@ -36,6 +36,16 @@ def progress_bar(total: int | None, label: str):
         yield bar
 
 
+@contextlib.contextmanager
+def count_bar(label: str, unit: str, stream=None):
+    """A bar of things done out of a total that may change (a batch's requests): the caller sets `total`
+    and `n`, the description and postfix, then calls refresh(). Shown on `stream` (stderr by default)."""
+    from tqdm import tqdm
+    with tqdm(total=None, desc=label, unit=unit, file=stream or sys.stderr, leave=True,
+              dynamic_ncols=_columns() > 0, ncols=None if _columns() > 0 else 80) as bar:
+        yield bar
+
+
 def _columns() -> int:
     import os
     try:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import click
 
-from oaicli.core.errors import ConfigError
+from oaicli.core.errors import ConfigError, redact
 from oaicli.core.invocation import Invocation, active
 from oaicli.output.escape import printable
 
@@ -51,7 +51,7 @@ def color_enabled(stream=None) -> bool:
 def write(text: str, newline: bool = True, stream=None) -> None:
     """Write a result to stdout (the invocation's) and flush at once, so pipes see each piece as it is made."""
     stream = stream or _stdout()
-    stream.write(text + ("\n" if newline else ""))
+    stream.write(redact(text) + ("\n" if newline else ""))
     stream.flush()
 
 
@@ -74,7 +74,7 @@ def notice(text: str) -> None:
     if invocation:
         invocation.notice(text)
     else:
-        click.echo(text, err=True)
+        click.echo(redact(text), err=True)
 
 
 def format_cell(key: str, value) -> str:

@@ -98,10 +98,11 @@ def test_unreachable_server_is_5(oaicli):
     assert one_error_line(result).startswith(f"Error: Cannot reach http://127.0.0.1:{port}:")
 
 
-def test_debug_reraises_with_a_traceback(oaicli):
+def test_debug_prints_a_traceback_and_keeps_the_exit_code(oaicli):
     result = oaicli("models", "list", env={"OAICLI_DEBUG": "1"})
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "Traceback (most recent call last)" in result.stderr and "ConfigError: No API key." in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: No API key.")
 
 
 def test_version_and_help_are_0(oaicli):

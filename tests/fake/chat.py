@@ -10,6 +10,7 @@ Knobs in `server.state`:
   400 context_length_exceeded, like OpenAI;
 - `reject_stream_options`: 400 for any request with stream_options (an older server);
 - `no_edits`: /v1/edits answers 404, like today's OpenAI;
+- `stream_html`: a streamed request is answered 200 with an HTML page (a proxy's login page);
 - `interleave`: a streamed chat with n > 1 sends the choices' chunks in turn, as OpenAI does.
 The time each stream's first chunk with text was flushed (time.time()) is appended to `state["first_chunk_at"]`.
 """
@@ -135,6 +136,8 @@ def install(server):
 
 def _sse(reply, events, state):
     """Like Reply.sse, and records when the first chunk left (for the latency benchmark)."""
+    if state.get("stream_html"):
+        return reply.raw(200, b"<!doctype html><html><body>Please sign in to the proxy</body></html>", "text/html")
     reply._head(200, "text/event-stream", None, {"Cache-Control": "no-cache", "Connection": "close"})
     reply._handler.close_connection = True
     out = reply._handler.wfile
@@ -143,7 +146,7 @@ def _sse(reply, events, state):
     for index, event in enumerate(events):
         if drop_after is not None and index >= drop_after:
             return reply.drop()
-        out.write(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
+        out.write(b"data: " + json.dumps(reply.echoed(event), ensure_ascii=False).encode() + b"\n\n")
         out.flush()
         if first_text and _has_text(event):
             first_text = False

@@ -3,6 +3,11 @@
 Routes live in sibling modules (`tests/fake/models.py`, ...), each with `install(server)`.
 Tests script failures with `server.queue(...)`: one-shot replies served before the route's own
 handler, in order, for retries, error bodies and dropped connections.
+
+A hostile server, for the tests that the key never appears: with `state["echo_key"]` every answer
+carries the request's key in its headers (x-request-id among them) and every JSON object or stream
+event in an `echo_key` field; with `state["fail_with_key"] = STATUS` every authorized request is
+answered STATUS with an error text quoting the key as given, repr'd, JSON-escaped and URL-encoded.
 """
 
 import importlib
@@ -14,11 +19,12 @@ import traceback
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 EAGER_BODY = 16 << 20
 
-ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes"]
+ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes", "responses",
+                 "batches", "conversations"]
 
 
 @dataclass
@@ -106,14 +112,17 @@ class Request:
 class Reply:
     """Writes answers: JSON, OpenAI errors, SSE streams, raw bytes, or a dropped connection."""
 
-    def __init__(self, handler: "Handler"):
+    def __init__(self, handler: "Handler", echo_key: str | None = None):
         self._handler = handler
         self.sent = False
+        self.echo_key = echo_key  # the request's key, to echo back (state["echo_key"])
 
     def _head(self, status: int, content_type: str, length: int | None, headers: dict | None = None):
         self._handler.send_response(status)
         self._handler.send_header("Content-Type", content_type)
-        self._handler.send_header("x-request-id", f"req_{id(self._handler):x}")
+        self._handler.send_header("x-request-id", self.echo_key or f"req_{id(self._handler):x}")
+        if self.echo_key:
+            self._handler.send_header("x-echoed-authorization", f"Bearer {self.echo_key}")
         if length is not None:
             self._handler.send_header("Content-Length", str(length))
         for name, value in (headers or {}).items():
@@ -122,6 +131,7 @@ class Reply:
         self.sent = True
 
     def json(self, obj, status: int = 200, headers: dict | None = None):
+        obj = self.echoed(obj)
         body = json.dumps(obj, ensure_ascii=False).encode()
         self._head(status, "application/json", len(body), headers)
         self._handler.wfile.write(body)
@@ -129,6 +139,10 @@ class Reply:
     def error(self, status: int, message: str, type: str = "invalid_request_error", code=None,
               headers: dict | None = None, param=None):
         self.json({"error": {"message": message, "type": type, "param": param, "code": code}}, status, headers)
+
+    def echoed(self, obj):
+        """A JSON object or event with the request's key in it, in echo mode."""
+        return {**obj, "echo_key": self.echo_key} if self.echo_key and isinstance(obj, dict) else obj
 
     def raw(self, status: int, body: bytes, content_type: str = "text/plain", headers: dict | None = None):
         self._head(status, content_type, len(body), headers)
@@ -150,7 +164,7 @@ class Reply:
             if drop_after is not None and index >= drop_after:
                 self.drop()
                 return
-            data = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+            data = event if isinstance(event, str) else json.dumps(self.echoed(event), ensure_ascii=False)
             out.write(f"data: {data}\n\n".encode())
             out.flush()
             if delay:
@@ -275,6 +289,10 @@ class QuietHTTPServer(ThreadingHTTPServer):
         self.errors.append(traceback.format_exc())
 
 
+def _key_of(request: Request) -> str | None:
+    return request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.headers.get("api-key")
+
+
 class Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAI
     protocol_version = "HTTP/1.1"
@@ -291,7 +309,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str):
         request = Request(self, method)
-        reply = Reply(self)
+        reply = Reply(self, _key_of(request) if self.fake.state.get("echo_key") else None)
         scripted = self._next_scripted(method, request.path)
         if scripted is not None:
             self._record(request, request.body)
@@ -305,16 +323,25 @@ class Handler(BaseHTTPRequestHandler):
                 eager = request.length <= EAGER_BODY
                 recorded = self._record(request, request.body if eager else b"")
                 if getattr(handler, "public", False) or self._authorized(request, reply):
-                    handler(request, reply)
+                    if self.fake.state.get("fail_with_key"):
+                        self._fail_with_key(request, reply)
+                    else:
+                        handler(request, reply)
                 if not eager:
                     recorded.body = request.body
                 return
         self._record(request, request.body)
         reply.error(404, f"Unknown path {method} {request.path}", code="unknown_url")
 
+    def _fail_with_key(self, request: Request, reply: Reply):
+        key = _key_of(request)
+        reply.error(self.fake.state["fail_with_key"],
+                    f"Incorrect API key provided: {key}. As repr {key!r}, as bytes {key.encode()!r}, "
+                    f"as JSON {json.dumps(key)}, URL-encoded {quote(key, safe='')}.", code="invalid_api_key")
+
     def _authorized(self, request: Request, reply: Reply) -> bool:
         """Like OpenAI: no key is a 401; with `state["valid_keys"]` set, so is any other key (echoed back)."""
-        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.headers.get("api-key")
+        key = _key_of(request)
         if not key:
             reply.error(401, "You didn't provide an API key.", code=None)
             return False

@@ -1,0 +1,143 @@
+"""Batches (the Batch API, half price): submit a checked request file, follow a batch to its end, and
+merge its output and error files into results in input order."""
+
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from oaicli.api.polling import pause
+from oaicli.api.uploads import upload_one
+from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
+from oaicli.jobs import batch_file, batch_results
+
+TERMINAL = {"completed", "failed", "cancelled", "expired"}
+MIN_DELAY, MAX_DELAY = 2.0, 30.0
+
+
+def check(path: Path, endpoint: str | None, say) -> batch_file.Report:
+    """Validate every line; on any problem list them (by line number) through `say` and refuse."""
+    try:
+        with open(path, "rb") as handle:
+            report = batch_file.validate(handle, endpoint, max_line_bytes=batch_file.MAX_LINE_BYTES)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    if not report.ok:
+        for problem in report.problems:
+            say(f"{path}: {problem}")
+        more = report.problem_count - len(report.problems)
+        raise InputError(f"{path}: {report.problem_count} problem(s){f' ({more} not listed)' if more else ''}; "
+                         "nothing was uploaded.", "Fix the lines and submit again.")
+    return report
+
+
+def submit(api, path: Path, endpoint: str | None, progress_bar, notice, say, metadata: dict | None = None) -> dict:
+    """Check, upload (purpose batch, the Uploads API when large) and create the batch; the batch object."""
+    report = check(path, endpoint, say)
+    notice(f"Checked {report.lines} requests for {report.endpoint}.")
+    uploaded = upload_one(api, path, "batch", progress_bar, notice)
+    body = {"input_file_id": uploaded["id"], "endpoint": report.endpoint, "completion_window": "24h"}
+    if metadata:
+        body["metadata"] = metadata
+    return api.post("/batches", json=body)
+
+
+def counts(batch: dict) -> tuple[int, int, int]:
+    """(completed, failed, total) requests."""
+    numbers = batch.get("request_counts") or {}
+    return numbers.get("completed") or 0, numbers.get("failed") or 0, numbers.get("total") or 0
+
+
+def status_line(batch: dict) -> str:
+    done, failed, total = counts(batch)
+    return f"Batch {batch.get('id')}: {batch.get('status')}, {done} completed, {failed} failed of {total}."
+
+
+def follow(api, batch_id: str, on_change, deadline: float | None, sleep=time.sleep) -> dict:
+    """Poll until the batch ends, calling `on_change(batch)` when its status or counts change; the final
+    batch. Network errors, 429 and 5xx (after the client's own retries) only pause the loop."""
+    delay, last = MIN_DELAY, None
+    while True:
+        try:
+            batch = api.get(f"/batches/{batch_id}")
+        except (NetworkError, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
+                raise
+            batch = None
+        if batch is not None:
+            state = (batch.get("status"), counts(batch))
+            if state != last:
+                on_change(batch)
+                delay = MIN_DELAY
+            else:
+                delay = min(delay * 1.5, MAX_DELAY)
+            last = state
+            if batch.get("status") in TERMINAL:
+                return batch
+        pause(deadline, delay, sleep, f"Batch {batch_id} is still {last[0] if last else 'unreachable'}",
+              f"Resume with `oaicli batches follow {batch_id}`.")
+
+
+def outcome(batch: dict) -> None:
+    """The exit codes of `fine-tunes follow`: 6 failed, 7 cancelled or expired (0 completed)."""
+    status, batch_id = batch.get("status"), batch.get("id")
+    if status == "failed":
+        errors = (batch.get("errors") or {}).get("data") or []
+        first = errors[0] if errors else {}
+        where = f" (line {first['line']})" if first.get("line") else ""
+        raise OaicliError(f"Batch {batch_id} failed: {first.get('message') or 'no reason given'}{where}.",
+                          exit_code=ExitCode.JOB_FAILED)
+    if status in ("cancelled", "expired"):
+        raise OaicliError(f"Batch {batch_id} was {status}; `oaicli batches results {batch_id}` has the requests "
+                          "that ran.", exit_code=ExitCode.JOB_CANCELLED)
+
+
+def interrupted(batch_id: str, say) -> None:
+    say(f"\nStopped following {batch_id}; the batch goes on.\n"
+        f"  Resume: oaicli batches follow {batch_id}\n"
+        f"  Cancel: oaicli batches cancel {batch_id}")
+    raise click.exceptions.Exit(ExitCode.INTERRUPTED)
+
+
+def download_files(api, batch: dict, directory: Path, bar_for) -> list[Path]:
+    """The batch's output and error files, saved as BATCH_ID.output.jsonl and BATCH_ID.errors.jsonl."""
+    from oaicli.output.files import download_target
+    saved = []
+    for key, suffix in (("output_file_id", "output"), ("error_file_id", "errors")):
+        if batch.get(key):
+            path = directory / f"{batch['id']}.{suffix}.jsonl"
+            with download_target(path) as sink, bar_for(path.name) as bar:
+                api.download(f"/files/{batch[key]}/content", sink, bar, what=f"{suffix} file", where=path)
+            saved.append(path)
+    return saved
+
+
+def results(api, batch_id: str, sink) -> batch_results.Summary:
+    """Merge the batch's output and error files into `sink` (binary) in the order of its input file,
+    which is read back from the API. Each file is spooled to a temporary file, never held in memory."""
+    batch = api.get(f"/batches/{batch_id}")
+    if batch.get("status") not in TERMINAL:
+        raise InputError(f"Batch {batch_id} is still {batch.get('status')}; it has no results yet.",
+                         f"Wait with `oaicli batches follow {batch_id}`.")
+    with contextlib.ExitStack() as stack:
+        files = {}
+        for key in ("input_file_id", "output_file_id", "error_file_id"):
+            if batch.get(key):
+                handle = stack.enter_context(tempfile.TemporaryFile())
+                api.download(f"/files/{batch[key]}/content", handle, _NoBar(), what=key.split("_")[0] + " file")
+                handle.seek(0)
+                files[key] = handle
+        if "input_file_id" not in files:
+            raise OaicliError(f"Batch {batch_id} names no input file.", exit_code=ExitCode.REQUEST)
+        return batch_results.merge(files["input_file_id"], files.get("output_file_id"), files.get("error_file_id"),
+                                   sink)
+
+
+class _NoBar:
+    def update(self, amount: int) -> None:
+        pass
+
+    def reset(self, total=None) -> None:
+        pass

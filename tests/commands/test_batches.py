@@ -1,0 +1,173 @@
+"""batches submit/follow/results and the batch modes of chat and embed, against the loopback fake's
+Batch API (validating -> in_progress -> finalizing -> completed, with output and error files); bad
+request files refused whole before any upload; Ctrl-C during follow leaves the batch running."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, TEST_KEY
+
+
+def request(custom_id: str, text: str, url: str = "/v1/chat/completions") -> dict:
+    body = ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+            if url == "/v1/chat/completions" else {"model": "text-embedding-3-small", "input": text})
+    return {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
+
+
+@pytest.fixture
+def requests_file(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(request(f"r{i}", f"question {i}")) + "\n" for i in range(4)))
+    return path
+
+
+def test_submit_wait_follows_to_completed_and_downloads_the_files(invoke, fake, requests_file, tmp_path):
+    fake.state["batch_fail_ids"] = ["r2"]
+    result = invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    batch = json.loads(result.stdout)
+    assert batch["status"] == "completed" and batch["request_counts"] == {"total": 4, "completed": 3, "failed": 1}
+    upload = fake.calls("POST", "/v1/files")[0]
+    assert b'name="purpose"\r\n\r\nbatch' in upload.body
+    created = fake.calls("POST", "/v1/batches")[0].json()
+    assert created["endpoint"] == "/v1/chat/completions" and created["completion_window"] == "24h"
+    # one status line per change in a pipe, in the order the batch went through them
+    statuses = [line.split(": ")[1].split(",")[0] for line in result.stderr.splitlines() if line.startswith("Batch ")]
+    assert statuses == ["in_progress", "in_progress", "finalizing", "completed"]
+    output = (tmp_path / f"{batch['id']}.output.jsonl").read_text().splitlines()
+    errors = (tmp_path / f"{batch['id']}.errors.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["custom_id"] for line in output) == ["r0", "r1", "r3"]
+    assert [json.loads(line)["custom_id"] for line in errors] == ["r2"]
+
+
+def test_results_merge_in_input_order_and_table_summarises(invoke, fake, requests_file, tmp_path):
+    fake.state["batch_fail_ids"] = ["r1"]
+    batch_id = json.loads(invoke("batches", "submit", requests_file, "--format", "json").stdout)["id"]
+    early = invoke("batches", "results", batch_id)
+    assert early.exit_code == 4 and "has no results yet" in early.stderr
+    assert invoke("batches", "follow", batch_id, "-d", tmp_path, "-q").exit_code == 0
+    merged = [json.loads(line) for line in invoke("batches", "results", batch_id).stdout.splitlines()]
+    assert [m["custom_id"] for m in merged] == ["r0", "r1", "r2", "r3"]  # the fake's output file is reversed
+    assert [m["status"] for m in merged] == ["completed", "failed", "completed", "completed"]
+    assert merged[0]["response"]["choices"][0]["message"]["content"] == "echo: question 0"
+    assert merged[1]["status_code"] == 400 and "scripted failure" in merged[1]["error"]["message"]
+    target = tmp_path / "results.jsonl"
+    assert invoke("batches", "results", batch_id, "-o", target).exit_code == 0
+    assert [json.loads(line) for line in target.read_text().splitlines()] == merged
+    table = invoke("batches", "results", batch_id, "--format", "table").stdout
+    assert [line.split() for line in table.splitlines()[2:]] == [["completed", "3"], ["failed", "1"],
+                                                                 ["missing", "0"], ["total", "4"]]
+
+
+def test_follow_exit_codes_for_failed_and_cancelled_batches(invoke, fake, tmp_path):
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(json.dumps(request("a", "x")) + "\n")
+    batch_id = json.loads(invoke("batches", "submit", wrong, "--format", "json").stdout)["id"]
+    fake.state["batches"][batch_id]["errors"] = [{"code": "invalid", "message": "scripted failure", "line": 1}]
+    failed = invoke("batches", "follow", batch_id, "-d", tmp_path)
+    assert failed.exit_code == 6 and "scripted failure (line 1)" in failed.stderr
+    other = json.loads(invoke("batches", "submit", wrong, "--format", "json").stdout)["id"]
+    fake.state["batches"][other]["batch"]["status"] = "cancelling"
+    cancelled = invoke("batches", "follow", other, "-d", tmp_path)
+    assert cancelled.exit_code == 7 and "was cancelled" in cancelled.stderr
+
+
+def test_follow_times_out_with_exit_8_and_says_how_to_resume(invoke, fake, requests_file, tmp_path):
+    fake.state["batch_polls_per_step"] = 1000
+    batch_id = json.loads(invoke("batches", "submit", requests_file, "--format", "json").stdout)["id"]
+    invoke.obj["sleep"] = lambda seconds: __import__("time").sleep(0.01)
+    result = invoke("batches", "follow", batch_id, "--timeout", "0.05", "-d", tmp_path)
+    assert result.exit_code == 8 and f"oaicli batches follow {batch_id}" in result.stderr
+
+
+@pytest.mark.parametrize("lines, endpoint, expected", [
+    ([request("a", "x"), request("a", "y")], None, "line 2: custom_id 'a' repeats line 1"),
+    ([request("a", "x"), request("b", "y", url="/v1/embeddings")], None,
+     "line 2: url /v1/embeddings does not match the batch's endpoint /v1/chat/completions"),
+    ([request("a", "x"), "not json"], None, "line 2: the line is not JSON"),
+    ([request("a", "x")], "/v1/embeddings", "line 1: url /v1/chat/completions does not match"),
+    ([{**request("a", "x"), "url": "/v1/unknown"}], None, "line 1: url '/v1/unknown' is not an endpoint"),
+])
+def test_a_bad_line_refuses_the_whole_file_before_any_upload(invoke, fake, tmp_path, lines, endpoint, expected):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    result = invoke("batches", "submit", path, *(["--endpoint", endpoint] if endpoint else []))
+    assert result.exit_code == 4
+    assert expected in result.stderr and "nothing was uploaded" in result.stderr
+    assert fake.calls("POST") == []
+
+
+def test_an_unknown_endpoint_option_and_an_over_size_line_are_refused(invoke, fake, tmp_path, monkeypatch):
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps(request("a", "x" * 5000)) + "\n" + json.dumps(request("b", "y")) + "\n")
+    unknown = invoke("batches", "submit", path, "--endpoint", "/v1/unknown")
+    assert unknown.exit_code == 2 and "/v1/unknown" in unknown.stderr
+    from oaicli.jobs import batch_file
+    monkeypatch.setattr(batch_file, "MAX_LINE_BYTES", 1000)
+    big = invoke("batches", "submit", path)
+    assert big.exit_code == 4 and "line 1: the line is 5," in big.stderr and "over the 1,000-byte limit" in big.stderr
+    assert fake.calls("POST") == []
+
+
+def test_chat_batch_writes_the_answers_as_chat_would(invoke, fake, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\n\n[{"role": "user", "content": "two"}]\n"three"\n')
+    result = invoke("chat", "--batch", prompts, "--wait", "-s", "Be brief.", "--temperature", "0.5")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "echo: one\necho: two\necho: three\n"
+    jsonl = invoke("chat", "--batch", prompts, "--wait", "--format", "jsonl", "-q")
+    answers = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [a["object"] for a in answers] == ["chat.completion"] * 3
+    started = invoke("chat", "--batch", prompts)
+    assert started.stdout.strip().startswith("batch_") and "oaicli batches results" in started.stderr
+    uploaded = fake.state["files"][fake.calls("POST", "/v1/batches")[0].json()["input_file_id"]]["blob"].content
+    first = json.loads(uploaded.splitlines()[0])
+    assert first["body"]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert first["body"]["temperature"] == 0.5
+
+
+def test_chat_batch_refuses_a_bad_prompt_line_before_any_request(invoke, fake, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\nnot json\n')
+    result = invoke("chat", "--batch", prompts)
+    assert result.exit_code == 4 and "line 2" in result.stderr
+    assert fake.calls("POST") == []
+
+
+def test_embed_batch_writes_vectors_in_input_order_like_embed(invoke, fake, tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("alpha\nbeta\n\ngamma\n")
+    result = invoke("embed", "--batch", "--wait", "-i", docs, "--batch-size", "2", "--format", "jsonl", "-q")
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["index"], line["input"]) for line in lines] == [(0, "alpha"), (1, "beta"), (2, "gamma")]
+    from tests.fake.batches import _vector
+    assert [line["embedding"] for line in lines] == [_vector(t) for t in ("alpha", "beta", "gamma")]
+    vectors = tmp_path / "v.npy"
+    assert invoke("embed", "--batch", "--wait", "-i", docs, "-o", vectors, "-q").exit_code == 0
+    assert vectors.read_bytes().startswith(b"\x93NUMPY") and b"(3, 8)" in vectors.read_bytes()[:128]
+    later = tmp_path / "later.npy"
+    started = invoke("embed", "--batch", "-i", docs, "-o", later)
+    assert started.stdout.strip().startswith("batch_") and not later.exists()
+
+
+def test_ctrl_c_during_follow_leaves_the_batch_running_and_says_how_to_follow_again(fake, home, requests_file):
+    fake.state["batch_polls_per_step"] = 1000  # stays in_progress while followed
+    env = {**os.environ, "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY, "OAICLI_HOME": str(home)}
+    submitted = subprocess.run([sys.executable, "-m", "oaicli", "batches", "submit", str(requests_file),
+                                "--format", "json"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    batch_id = json.loads(submitted.stdout)["id"]
+    process = subprocess.Popen([sys.executable, "-m", "oaicli", "batches", "follow", batch_id],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    assert process.stderr.readline().startswith(b"Batch " + batch_id.encode())  # following has started
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert f"Resume: oaicli batches follow {batch_id}".encode() in err and out == b""
+    assert fake.calls("POST", f"/v1/batches/{batch_id}/cancel") == []
+    assert fake.state["batches"][batch_id]["batch"]["status"] == "validating"
