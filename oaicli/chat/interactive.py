@@ -61,10 +61,9 @@ class InteractiveLoop:
 
     def run_command(self, command: str) -> None:
         if command == "/help":
-            width = max(map(len, COMMANDS))
-            self.invocation.say("\n".join(f"  {name:<{width}}  {what}" for name, what in COMMANDS.items())
-                                + '\n  """       start and end a multi-line question\n'
-                                + "  //text     send a line that starts with /")
+            lines = {**COMMANDS, '"""': "start and end a multi-line question", "//text": "send a line that starts with /"}
+            width = max(map(len, lines))
+            self.invocation.say("\n".join(f"  {name:<{width}}  {what}" for name, what in lines.items()))
         elif command == "/reset":
             self.reset()
         elif command == "/history":
