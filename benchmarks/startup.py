@@ -1,5 +1,6 @@
-"""Start-up benchmark (issue 2): `oaicli --help` and `oaicli models list --help` against `python -c pass`
-and `python -c "import click"`, all with the venv's interpreter, interleaved, medians compared.
+"""Start-up benchmark (issues 2 and 11): `oaicli --help`, `oaicli models list --help` and the generated
+`oaicli vector-stores --help` and `oaicli vector-stores create --help` against `python -c pass` and
+`python -c "import click"`, all with the venv's interpreter, interleaved, medians compared.
 Goal: at most 1.3 x the `import click` baseline.
 
     .venv/bin/python benchmarks/startup.py [--runs 40] [--importtime]
@@ -27,6 +28,8 @@ def main() -> int:
         "python -c 'import click'": [py, "-c", "import click"],
         "oaicli --help": _common.oaicli("--help"),
         "oaicli models list --help": _common.oaicli("models", "list", "--help"),
+        "oaicli vector-stores --help": _common.oaicli("vector-stores", "--help"),
+        "oaicli vector-stores create --help": _common.oaicli("vector-stores", "create", "--help"),
         "python -m oaicli --help": [py, "-m", "oaicli", "--help"],
     }
     print(_common.describe_machine())
@@ -34,7 +37,8 @@ def main() -> int:
     _common.report(results, baseline="python -c 'import click'",
                    title=f"Start-up, median of {args.runs} interleaved runs:")
     click_result = results["python -c 'import click'"]
-    for name in ("oaicli --help", "oaicli models list --help"):
+    for name in ("oaicli --help", "oaicli models list --help", "oaicli vector-stores --help",
+                 "oaicli vector-stores create --help"):
         ratio = results[name].median / click_result.median
         cpu_ratio = results[name].cpu_median / click_result.cpu_median
         print(f"{name}: {ratio:.2f} x import click in wall time, {cpu_ratio:.2f} x in CPU time (goal <= {GOAL})"

@@ -19,10 +19,12 @@ AZURE_DEPLOYMENT_PATHS = ("/chat/completions", "/completions", "/embeddings", "/
 
 class ApiClient:
     def __init__(self, settings: settings_module.Settings, transport: httpx.BaseTransport | None = None,
-                 sleep=time.sleep, max_connections: int | None = None, echo=None):
+                 sleep=time.sleep, max_connections: int | None = None, echo=None, admin: bool = False):
         """`max_connections`: for a client shared by many threads (serve); all of them are kept alive.
-        `echo` writes one line for the user (retry notices, -v traces); stderr by default."""
+        `echo` writes one line for the user (retry notices, -v traces); stderr by default.
+        `admin`: authenticate with OPENAI_ADMIN_KEY (the organization's admin endpoints)."""
         self.settings = settings
+        self.admin = admin
         self.echo = echo or _to_stderr
         self.sleep = sleep
         self.max_retries = settings.max_retries
@@ -43,7 +45,7 @@ class ApiClient:
         )
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.require_key()
+        key = self.settings.require_admin_key() if self.admin else self.settings.require_key()
         headers = {"User-Agent": "oaicli/0.1"}
         if self.azure:
             headers["api-key"] = key
@@ -80,6 +82,8 @@ class ApiClient:
         try:
             return json.loads(body)
         except ValueError as exc:
+            if parse == "json-or-text":  # an operation that may answer text (transcripts as srt, vtt)
+                return body.decode("utf-8", errors="replace")
             raise NetworkError(f"The server answered {method} {path} with something that is not JSON.",
                                "Is --base-url pointing at an OpenAI-compatible API?") from exc
 
@@ -124,7 +128,10 @@ class ApiClient:
             if self.retry.retries(response.status_code, last):
                 self.retry.wait(response, attempt, f"HTTP {response.status_code}")
                 continue
-            raise _with_model_hint(error_from_response(response), path, json if json is not None else data)
+            error = _with_model_hint(error_from_response(response), path, json if json is not None else data)
+            if self.admin and error.status in (401, 403):
+                error.hint = "This endpoint needs an organization admin key in OPENAI_ADMIN_KEY (`oaicli config show`)."
+            raise error
         raise AssertionError("unreachable")
 
     def _network_error(self, exc: httpx.TransportError, method: str, url, uploading: bool = False) -> NetworkError:
@@ -166,17 +173,19 @@ class ApiClient:
     # Streaming
 
     def stream_events(self, path: str, body: dict | None, method: str = "POST", params=None,
-                      timeout: float | None = None) -> Iterator[dict]:
+                      timeout: float | None = None, require_done: bool = True, files=None,
+                      headers=None) -> Iterator[dict]:
         """Yield each server-sent event's JSON as soon as it arrives; `[DONE]` ends the stream.
 
-        A stream that breaks, or ends without `[DONE]`, raises StreamError: never a silent success.
+        A stream that breaks, or ends without `[DONE]`, raises StreamError: never a silent success
+        (`require_done=False` for APIs that end with a typed last event instead, as Responses does).
         A server that ignores `stream` and answers with one JSON document yields that document."""
-        response = self.send(method, path, json=body, params=params, timeout=timeout)
+        response = self.send(method, path, json=body, params=params, timeout=timeout, files=files, headers=headers)
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 yield self._whole_answer(response, method, path)
                 return
-            yield from self._events(response)
+            yield from self._events(response, require_done)
         except httpx.TransportError as exc:
             raise StreamError(f"The connection dropped mid-stream: {_describe(exc)}.",
                               "Nothing was saved; try again.") from exc
@@ -199,7 +208,7 @@ class ApiClient:
                               "Nothing was saved; check --base-url and your proxy settings.")
         return document
 
-    def _events(self, response: httpx.Response) -> Iterator[dict]:
+    def _events(self, response: httpx.Response, require_done: bool = True) -> Iterator[dict]:
         parser = SSEParser()
         for chunk in response.iter_bytes():
             for event in parser.feed(chunk):
@@ -212,6 +221,8 @@ class ApiClient:
                 return
             if event.data.strip():
                 yield self._decode_event(event.data)
+        if not require_done:
+            return
         raise StreamError("The stream ended before the server said it was done ([DONE] missing).",
                           "Nothing was saved; try again.")
 
@@ -249,12 +260,12 @@ class ApiClient:
 
     # Downloads
 
-    def download(self, path: str, sink, bar, *, method: str = "GET", json=None, what: str = "download",
-                 where: object = None) -> int:
+    def download(self, path: str, sink, bar, *, method: str = "GET", json=None, params=None, files=None,
+                 what: str = "download", where: object = None) -> int:
         """Stream a body into `sink` (output.files.download_target: an atomic file or stdout), counting
         bytes on `bar` (output.progress.progress_bar, reset to the body's length); the bytes written."""
         _widen_socket_reads()
-        response = self.send(method, path, json=json)
+        response = self.send(method, path, json=json, params=params, files=files)
         counted = _CountingSink(sink)
         try:
             bar.reset(total=int(response.headers.get("content-length") or 0) or None)

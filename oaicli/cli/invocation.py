@@ -65,8 +65,8 @@ def _client_factory(root: click.Context):
     """Tests inject an httpx transport (and a sleep) through the root context's obj."""
     obj = root.obj if isinstance(root.obj, dict) else {}
 
-    def make(invocation):
+    def make(invocation, admin=False):
         from oaicli.api.client import ApiClient  # httpx: loaded only by commands that send a request
         return ApiClient(invocation.settings, transport=obj.get("transport"), sleep=obj.get("sleep", time.sleep),
-                         echo=invocation.say)
+                         echo=invocation.say, admin=admin)
     return make

@@ -11,7 +11,7 @@ import click
 
 from oaicli.cli.invocation import FLAGS_KEY, flag, with_invocation
 
-FORMATS = ("table", "json", "jsonl")
+FORMATS = ("table", "json", "jsonl", "yaml")
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value):
@@ -37,10 +37,11 @@ def _copy(param: click.Option) -> click.Option:
     return clone
 
 
-def _attach(params: list[click.Option]):
-    """A decorator adding `params`, in order, as stacked @click.option decorators would."""
+def _attach(params: list[click.Option], copy: bool = True):
+    """A decorator adding `params`, in order, as stacked @click.option decorators would; `copy=False` for options
+    no command adjusts, which every command may then share (Click keeps no state in an Option)."""
     def decorate(func):
-        for param in map(_copy, reversed(params)):
+        for param in map(_copy if copy else (lambda same: same), reversed(params)):
             if isinstance(func, click.Command):
                 func.params.append(param)
             else:
@@ -108,12 +109,22 @@ class OaicliCommand(click.Command):
 _FORMAT_OPTIONS: dict[tuple[str, ...], click.Option] = {}
 
 
+# The filters every command's output takes (output/writers.py applies them). No command adjusts them, so all
+# share the same two objects: copying them for each of the ~370 commands cost `oaicli --help` ~1.5 ms.
+_FILTERS = [
+    _shared("--jq", metavar="EXPR", help="Filter the JSON result with a jq program (as gh --jq): --jq '.[].id'."),
+    _shared("-r", "--raw-output", is_flag=True, default=None,
+            help="Print strings without quotes, as jq -r (list commands' --raw is the API's page object)."),
+]
+
+
 def format_option(*extra: str):
-    """--format, with any command-specific formats (such as `plain`) added to the usual three."""
+    """--format, with any command-specific formats (such as `plain`) added to the usual four, and the filters."""
     if extra not in _FORMAT_OPTIONS:
         _FORMAT_OPTIONS[extra] = _shared("--format", "format", type=click.Choice(FORMATS + extra),
                                          help="Output format; default table on a terminal, json otherwise (or OAICLI_FORMAT).")
-    return _attach([_FORMAT_OPTIONS[extra]])
+    with_format, with_filters = _attach([_FORMAT_OPTIONS[extra]]), _attach(_FILTERS, copy=False)
+    return lambda func: with_format(with_filters(func))
 
 
 list_options = _attach([

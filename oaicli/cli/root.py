@@ -29,10 +29,31 @@ LAZY_COMMANDS = {
     "files": "oaicli.commands.files.files",
     "fine-tunes": "oaicli.commands.fine_tunes.fine_tunes",
     "serve": "oaicli.commands.serve.serve",
-    # Until the generated groups take hand-written verbs (extra_commands), these groups hold only those.
-    "batches": "oaicli.commands.batches.batches",
-    "responses": "oaicli.commands.responses.responses",
     "man": "oaicli.commands.man.man",
+    "api": "oaicli.commands.api.api",
+    "usage": "oaicli.commands.usage.usage",
+    "costs": "oaicli.commands.usage.costs",
+}
+
+# The generated commands (issue 11): one group per top-level group of the compiled operations table
+# (oaicli/api/operations/summaries.py), built by this function when the group is used.
+GENERATED_GROUP = "oaicli.commands.generated.commands.generated_group"
+
+# Hand-written verbs that join a generated group: group name -> a module exporting `extra_commands`, a list
+# of Click commands added to the generated ones (`oaicli batches submit` beside the generated `batches list`).
+# A hand-written verb wins over a generated one of the same name. The module is imported only when its group
+# is used.
+EXTRA_COMMANDS = {
+    "batches": "oaicli.commands.batches",
+    "responses": "oaicli.commands.responses",
+}
+
+# A generated subtree shown under another name because a hand-written command holds its own: `oaicli chat`
+# is the chat command, so the stored chat completions (the table's `chat completions ...`) are
+# `oaicli chat-completions list/get/update/delete/messages`. (A hand-written *group* of a generated group's
+# name, such as `audio`, instead gains the generated verbs it lacks: `audio voices`, `audio voice-consents`.)
+GENERATED_ALIASES = {
+    "chat-completions": (("chat", "completions"), "Stored chat completions: list, get, update, delete, messages."),
 }
 
 
@@ -60,7 +81,45 @@ class LazyGroup(click.Group):
 
 
 class RootGroup(LazyGroup):
-    """A group whose main() maps every error to one stderr line and a documented exit code."""
+    """A group whose main() maps every error to one stderr line and a documented exit code, and which lists
+    the generated groups from the operations table's small index beside the hand-written commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_generated_summaries()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not (isinstance(command, click.Group) and cmd_name in _generated_summaries()):
+            return command
+        if cmd_name in GENERATED_ALIASES:
+            (group, *words), _summary = GENERATED_ALIASES[cmd_name]
+            return _load(GENERATED_GROUP)(group, words=tuple(words), alias=cmd_name)
+        if cmd_name not in _generated_names():
+            return command
+        if command is not None and not isinstance(command, click.Group):
+            return command
+        # A hand-written group of a generated group's name keeps its help and its verbs, which win.
+        extras = list(command.commands.values()) if command is not None else _extra_commands(cmd_name)
+        help_text = command.help if command is not None else None
+        return _load(GENERATED_GROUP)(cmd_name, extra_commands=extras, help=help_text)
+
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        """Click's listing, except that generated groups are described from the index alone: listing all of
+        them must not read a group's own file or build its commands (`oaicli --help` stays within 1.3x
+        `import click`)."""
+        summaries = _generated_summaries()
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in summaries and name not in self.lazy_subcommands:
+                rows.append((name, _shortened(summaries[name], formatter.width - 6 - len(name))))
+                continue
+            # A hand-written command's own help (not merged with its generated twin: that would load the table).
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         code = self._guarded(args, prog_name or "oaicli", complete_var, extra)
@@ -70,7 +129,11 @@ class RootGroup(LazyGroup):
 
     def invoke(self, ctx):
         _unwind_on_sigterm()
-        return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except (OaicliError, click.ClickException) as exc:
+            exc.as_json = _errors_as_json(ctx)  # read here: the context is gone when main() reports it
+            raise
 
     def make_context(self, info_name, args, parent=None, **extra):
         # Subcommands' contexts inherit the width, so Click's help formatter never imports shutil.
@@ -85,7 +148,10 @@ class RootGroup(LazyGroup):
         except click.exceptions.Exit as exc:
             return exc.exit_code
         except click.ClickException as exc:
-            exc.show()
+            if getattr(exc, "as_json", False):
+                _show_json_error(exc.format_message(), exc.exit_code, "usage" if exc.exit_code == 2 else "invalid_input")
+            else:
+                exc.show()
             return exc.exit_code
         except (click.Abort, KeyboardInterrupt) as exc:
             interrupted = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
@@ -96,7 +162,12 @@ class RootGroup(LazyGroup):
         except OaicliError as exc:
             if os.environ.get("OAICLI_DEBUG"):
                 _print_traceback(exc)
-            click.echo(exc.one_line(), err=True)
+            if getattr(exc, "as_json", False):
+                _show_json_error(exc.message, exc.exit_code, getattr(exc, "type", None) or type(exc).__name__,
+                                 hint=exc.hint, status=getattr(exc, "status", None), code=getattr(exc, "code", None),
+                                 request_id=getattr(exc, "request_id", None))
+            else:
+                click.echo(exc.one_line(), err=True)
             return exc.exit_code
         except BrokenPipeError:
             _silence_stdout()
@@ -113,6 +184,55 @@ class RootGroup(LazyGroup):
             click.echo(redact(f"Error: unexpected {exc.__class__.__name__}: {exc}. "
                               "Run again with OAICLI_DEBUG=1 for a traceback."), err=True)
             return ExitCode.FAILURE
+
+
+def _errors_as_json(ctx: click.Context) -> bool:
+    """`--format json` on the command line applies to errors too, for a script that reads them from stderr. Only
+    the flag: a default format from OAICLI_FORMAT or a profile leaves the one-line errors people read."""
+    from oaicli.cli.invocation import FLAGS_KEY
+    return ctx.find_root().meta.get(FLAGS_KEY, {}).get("format") == "json"
+
+
+def _show_json_error(message: str, exit_code: int, kind: str, **details) -> None:
+    """One JSON object on stderr: {"error": {message, type, exit_code, and status, code, hint, request_id
+    when known}}; redacted like every other error."""
+    import json
+    error = {"message": message, "type": kind, "exit_code": int(exit_code)}
+    error.update({k: v for k, v in details.items() if v is not None})
+    click.echo(redact(json.dumps({"error": error}, ensure_ascii=False)), err=True)
+
+
+def _generated_summaries() -> dict[str, str]:
+    """Listed generated groups and aliases -> their one-line summaries: groups left wholly to hand-written
+    commands (`models`, `files`) and deprecated ones are not listed (they still run: `oaicli assistants ...`)."""
+    from oaicli.api import operations
+    groups = operations.index()["groups"]
+    listed = {name: entry["summary"] for name, entry in groups.items()
+              if not entry.get("handwritten") and not entry.get("deprecated")}
+    for alias, ((group, *_words), summary) in GENERATED_ALIASES.items():
+        listed.pop(group, None)
+        listed[alias] = summary
+    return listed
+
+
+def _generated_names() -> set[str]:
+    from oaicli.api import operations
+    return set(operations.index()["groups"])
+
+
+def _extra_commands(group: str) -> list[click.Command]:
+    module = EXTRA_COMMANDS.get(group)
+    return list(importlib.import_module(module).extra_commands) if module else []
+
+
+def _load(dotted: str):
+    module_name, attribute = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _shortened(text: str, limit: int) -> str:
+    limit = max(limit, 45)
+    return text if len(text) <= limit else text[:limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 def _print_traceback(exc: BaseException) -> None:

@@ -26,12 +26,13 @@ def is_terminal(stream) -> bool:
 @dataclass
 class Invocation:
     settings: Settings
-    client_factory: Callable[["Invocation"], Any]  # returns an api.client.ApiClient (core may not import api)
+    client_factory: Callable[..., Any]  # (invocation, admin=False) -> api.client.ApiClient (core may not import api)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     formats: tuple[str, ...] | None = None  # the formats this command accepts (None: any)
     _client: Any = None
+    _admin_client: Any = None
     _closers: list = field(default_factory=list)
 
     @property
@@ -65,6 +66,13 @@ class Invocation:
             self._client = self.client_factory(self)
             self.call_on_close(self._client.close)
         return self._client
+
+    def admin_client(self):
+        """A client that authenticates with the admin key (OPENAI_ADMIN_KEY), for the organization's endpoints."""
+        if self._admin_client is None:
+            self._admin_client = self.client_factory(self, admin=True)
+            self.call_on_close(self._admin_client.close)
+        return self._admin_client
 
     def notice(self, text: str) -> None:
         """Tell the user something on stderr, unless --quiet."""

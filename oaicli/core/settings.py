@@ -27,6 +27,8 @@ class Field:
 
 FIELDS = {
     "api_key": Field(("OPENAI_API_KEY",)),
+    # The organization's admin key, for the admin endpoints (usage, costs, projects, keys): the official SDKs' variable.
+    "admin_key": Field(("OPENAI_ADMIN_KEY",)),
     "base_url": Field(("OPENAI_BASE_URL", "OPENAI_API_BASE"), DEFAULT_BASE_URL),
     "organization": Field(("OPENAI_ORG_ID", "OPENAI_ORGANIZATION")),
     "project": Field(("OPENAI_PROJECT_ID",)),
@@ -39,6 +41,9 @@ FIELDS = {
     "chat_api": Field(("OAICLI_CHAT_API",), None, str, lambda v: v in ("chat", "completions", "responses", "auto"),
                       "chat, completions, responses or auto"),
 }
+
+
+SECRET_FIELDS = ("api_key", "admin_key")
 
 
 def home_dir() -> Path:
@@ -171,6 +176,7 @@ class Settings:
         self.profile = profiles.get(self.profile_name, {})
         self._resolved = {name: self._resolve(name, field) for name, field in FIELDS.items()}
         register_secret(self._resolved["api_key"][0])
+        register_secret(self._resolved["admin_key"][0])
 
     def _profile_choice(self) -> tuple[str, str]:
         if self.flags.get("profile"):
@@ -238,11 +244,17 @@ class Settings:
             "No API key.",
             "Set OPENAI_API_KEY, pass --api-key, or store one with `oaicli keys set`.")
 
+    def require_admin_key(self) -> str:
+        if self.admin_key:
+            return self.admin_key
+        raise ConfigError("No admin key: this is an organization admin endpoint, sent with OPENAI_ADMIN_KEY.",
+                          "Set OPENAI_ADMIN_KEY to an admin key (platform.openai.com, Organization > Admin keys).")
+
     def as_rows(self) -> list[dict]:
         rows = [{"setting": "profile", "value": self.profile_name, "source": self.profile_source}]
         for name in FIELDS:
             value, source = self._resolved[name]
-            shown = mask(value) if name == "api_key" else value
+            shown = mask(value) if name in SECRET_FIELDS else value
             rows.append({"setting": name, "value": "" if shown is None else shown, "source": source})
         return rows
 

@@ -1,4 +1,5 @@
-"""The output layer: renders any result as a table, one JSON document, or JSON lines, on stdout only."""
+"""The output layer: renders any result as a table, one JSON or YAML document, or JSON lines, on stdout only;
+`--jq EXPR` filters the document and `-r/--raw-output` prints strings without quotes, for every command."""
 
 import json
 import os
@@ -101,19 +102,32 @@ def _header(column: str) -> str:
     return click.style(column, bold=True) if color_enabled() else column
 
 
+# A list's table starts with what identifies an item and when it was made; the other plain fields follow in the
+# API's order, up to MAX_COLUMNS in all (nested objects are left to --format json/yaml, which show everything).
+LEADING_COLUMNS = ("id", "name", "status", "created_at", "created")
+MAX_COLUMNS = 8
+
+
 def _columns_of(rows: list[dict]) -> list[str]:
     seen: dict[str, None] = {}
+    nested: set[str] = set()
     for row in rows:
-        seen.update(dict.fromkeys(row))
-    return list(seen)
+        if isinstance(row, dict):
+            seen.update(dict.fromkeys(row))
+            nested.update(k for k, v in row.items() if isinstance(v, (dict, list)))
+    leading = [c for c in LEADING_COLUMNS if c in seen and not (c == "status" and "name" in seen)]
+    rest = [c for c in seen if c not in leading and c not in nested]
+    columns = (leading + rest)[:MAX_COLUMNS]
+    return columns or list(seen)
 
 
 def render_list(page_or_items, columns: list[str] | None = None, raw: bool = False, fmt: str | None = None) -> None:
     """Render a list result: the items (or, with --raw and json, the API's page object)."""
     fmt = fmt or resolve_format()
     items = page_or_items.get("data", []) if isinstance(page_or_items, dict) else list(page_or_items)
-    if fmt == "json":
-        write(dumps(page_or_items if raw and isinstance(page_or_items, dict) else items))
+    document = page_or_items if raw and isinstance(page_or_items, dict) else items
+    if _filter_asked() or fmt in ("json", "yaml"):
+        write_document(document, fmt)
     elif fmt == "jsonl":
         for item in items:
             write_json_line(item)
@@ -126,8 +140,8 @@ def render_list(page_or_items, columns: list[str] | None = None, raw: bool = Fal
 def render_object(obj: dict, fields: list[str] | None = None, fmt: str | None = None) -> None:
     """Render one object: as a two-column table of its fields, or as JSON."""
     fmt = fmt or resolve_format()
-    if fmt == "json":
-        write(dumps(obj))
+    if _filter_asked() or fmt in ("json", "yaml"):
+        write_document(obj, fmt)
     elif fmt == "jsonl":
         write_json_line(obj)
     else:
@@ -135,3 +149,82 @@ def render_object(obj: dict, fields: list[str] | None = None, fmt: str | None = 
         rows = [[_header(k), format_cell(k, obj.get(k))] for k in keys]
         from tabulate import tabulate
         write(tabulate(rows, tablefmt="plain", disable_numparse=True))
+
+
+def render_answer(answer, fmt: str | None = None, whole: bool = False) -> None:
+    """Any API answer: a list page as a list (a table of its items; in JSON the items, or the page object with
+    --raw or `whole`, as `oaicli api` prints it), an object as an object, text as it is."""
+    if is_page(answer):
+        render_list(answer, fmt=fmt, raw=whole or bool(_flag("raw")))
+    elif isinstance(answer, dict):
+        render_object(answer, fmt=fmt)
+    elif isinstance(answer, str) and not _filter_asked():
+        write(answer, newline=not answer.endswith("\n"))
+    else:
+        write_document(answer, fmt or resolve_format())
+
+
+def is_page(answer) -> bool:
+    return isinstance(answer, dict) and isinstance(answer.get("data"), list) and answer.get("object") in ("list", "page")
+
+
+def render_events(events) -> None:
+    """Server-sent events as they arrive: one compact JSON line each (jsonl whatever the format, since a stream
+    is a sequence), or each filtered through --jq."""
+    for event in events:
+        if _filter_asked():
+            write_document(event, "json", compact=True)
+        else:
+            write_json_line(event)
+
+
+def write_document(document, fmt: str, compact: bool = False) -> None:
+    """One JSON document (or YAML), after --jq when given; -r prints strings without quotes, as `jq -r`."""
+    expression = _flag("jq")
+    results = _jq(expression, document) if expression else [document]
+    for result in results:
+        if isinstance(result, str) and _flag("raw_output"):
+            write(result)
+        elif fmt == "yaml" and not expression:
+            write(yaml_text(result), newline=False)
+        elif compact or (expression and fmt == "jsonl"):
+            write_json_line(result)
+        else:
+            write(dumps(result))
+
+
+def yaml_text(document) -> str:
+    """YAML by PyYAML (libyaml's emitter when present): block style, keys in the API's order, Unicode kept.
+    Imported only for --format yaml."""
+    import yaml
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(document, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def _jq(expression: str, document) -> list:
+    """The results of a jq program (the `jq` package, bindings to jq's own C library), imported only when
+    --jq is given. A program that does not compile or fails on this input is bad input (exit 4)."""
+    import jq
+
+    from oaicli.core.errors import InputError
+    try:
+        program = jq.compile(expression)
+    except ValueError as exc:
+        raise InputError(f"--jq: {_first_line(exc)}.", "See https://jqlang.org/manual/ for the syntax.")
+    try:
+        return program.input_value(document).all()
+    except ValueError as exc:
+        raise InputError(f"--jq: {_first_line(exc)}.")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else exc.__class__.__name__
+
+
+def _flag(name: str):
+    invocation = active()
+    return invocation.settings.flags.get(name) if invocation else None
+
+
+def _filter_asked() -> bool:
+    return bool(_flag("jq"))

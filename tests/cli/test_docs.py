@@ -42,7 +42,7 @@ def test_help_has_a_one_line_summary_and_an_example(invoke, path):
     assert summary.endswith("."), summary
     result = invoke(*path, "--help")
     assert result.exit_code == 0, result.stderr
-    assert " ".join(summary.split()) in " ".join(result.stdout.split())
+    assert _unwrapped(summary) in _unwrapped(result.stdout)
     assert re.search(r"(?m)^\s+Example:\n\s+\S", result.stdout), f"no `Example:` block in {path} --help"
 
 
@@ -57,6 +57,11 @@ def test_help_lists_own_options_first_and_the_shared_ones_in_one_short_section(i
     assert len(shared.strip().splitlines()) <= 4  # short: names only, described once in `oaicli --help`
     assert "API key (else OPENAI_API_KEY" not in text
     assert "API key (else OPENAI_API_KEY" in invoke("--help").stdout
+
+
+def _unwrapped(text: str) -> str:
+    """Text as one line: Click wraps help at spaces and after hyphens (`input-` / `items`)."""
+    return re.sub(r"-\s+", "-", " ".join(text.split()))
 
 
 def test_every_command_module_is_reachable():
@@ -179,3 +184,15 @@ def test_completion_offers_model_ids_that_models_list_saw(home, fake, invoke):
 def test_completion_of_names_creates_no_store(home):
     assert complete("oaicli sessions show ") == []
     assert not home.exists()
+
+
+def test_completion_covers_generated_groups_verbs_and_enum_values():
+    assert complete("oaicli vector-st") == ["vector-stores"]
+    assert complete("oaicli vector-stores files ") == ["content", "create", "delete", "get", "list", "update"]
+    assert "/v1/embeddings" in complete("oaicli batches create --endpoint ")
+    assert complete("oaicli admin usage completions --bucket-width ") == ["1m", "1h", "1d"]
+
+
+def test_man_pages_cover_generated_commands():
+    page = (MAN_DIR / "oaicli-vector-stores-create.1").read_text(encoding="utf-8")
+    assert "POST /vector_stores" in page and "\\-\\-name" in page

@@ -36,5 +36,5 @@ def test_the_options_come_in_order_own_options_first():
     names = [p.name for p in cmd.params]
     assert names[0] == "mine"
     assert names[1:] == ["api_key", "base_url", "organization", "project", "api_type", "api_version", "profile",
-                         "timeout", "max_retries", "verbose", "quiet", "format"]
-    assert next(p for p in cmd.params if p.name == "format").type.choices == ("table", "json", "jsonl", "text")
+                         "timeout", "max_retries", "verbose", "quiet", "format", "jq", "raw_output"]
+    assert next(p for p in cmd.params if p.name == "format").type.choices == ("table", "json", "jsonl", "yaml", "text")

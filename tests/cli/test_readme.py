@@ -28,6 +28,13 @@ def test_snippet_runs(snippet, fake, tmp_path):
     (tmp_path / "train.jsonl").write_text("".join(
         f'{{"messages": [{{"role": "user", "content": "Q{n}"}}, {{"role": "assistant", "content": "A{n}"}}]}}\n'
         for n in range(3)))
+    (tmp_path / "docs").mkdir()
+    for name, text in (("refunds.md", "Refunds take five days."), ("shipping.md", "We ship worldwide.")):
+        (tmp_path / "docs" / name).write_text(text)
+    (tmp_path / "requests.jsonl").write_text("".join(
+        f'{{"custom_id": "r{n}", "method": "POST", "url": "/v1/chat/completions", '
+        f'"body": {{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Q{n}"}}]}}}}\n'
+        for n in range(3)))
     bin_dir = Path(sys.executable).parent  # `oaicli` as the README's reader has it: the installed script
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", snippet], env=env, cwd=tmp_path,

@@ -143,9 +143,9 @@ def test_follow_as_a_process_while_events_appear_by_the_clock(fake):
 
 def test_follow_refuses_a_format_from_the_environment_it_does_not_have(invoke, fake, monkeypatch):
     job = add_job(fake)
-    monkeypatch.setenv("OAICLI_FORMAT", "yaml")
+    monkeypatch.setenv("OAICLI_FORMAT", "xml")
     result = invoke("fine-tunes", "follow", job["id"])
-    assert result.exit_code == 3 and "Format 'yaml'" in result.stderr and result.stdout == ""
+    assert result.exit_code == 3 and "Format 'xml'" in result.stderr and result.stdout == ""
     monkeypatch.setenv("OAICLI_FORMAT", "plain")
     result = invoke("fine-tunes", "follow", job["id"])
     assert result.stdout == fake.state["ft_jobs"][job["id"]]["job"]["fine_tuned_model"] + "\n"

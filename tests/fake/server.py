@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 EAGER_BODY = 16 << 20
 
 ROUTE_MODULES = ["models", "chat", "images", "embeddings", "audio", "moderations", "files", "fine_tunes", "responses",
-                 "batches", "conversations"]
+                 "batches", "conversations", "vector_stores"]
 
 
 @dataclass

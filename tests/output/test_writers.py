@@ -63,10 +63,10 @@ def test_oaicli_format_env_sets_the_default_and_the_flag_wins(served, monkeypatc
 
 
 def test_unknown_default_format_is_one_clear_line(served, monkeypatch):
-    monkeypatch.setenv("OAICLI_FORMAT", "yaml")
+    monkeypatch.setenv("OAICLI_FORMAT", "xml")
     result = served("models", "list")
     assert result.exit_code == 3 and result.stdout == ""
-    assert result.stderr == ("Error: Format 'yaml' (env OAICLI_FORMAT) is not one of table, json, jsonl. "
+    assert result.stderr == ("Error: Format 'xml' (env OAICLI_FORMAT) is not one of table, json, jsonl, yaml. "
                              "Pass --format, or fix OAICLI_FORMAT or the profile's format.\n")
     assert json.loads(served("models", "list", "--format", "json").stdout)  # the flag still wins
 
@@ -78,8 +78,8 @@ def test_profile_format_is_a_default(served, home):
 
 
 def test_bad_format_is_a_usage_error(served):
-    result = served("models", "list", "--format", "yaml")
-    assert result.exit_code == 2 and "'yaml' is not one of" in result.stderr and result.stdout == ""
+    result = served("models", "list", "--format", "xml")
+    assert result.exit_code == 2 and "'xml' is not one of" in result.stderr and result.stdout == ""
 
 
 def test_object_as_table_and_json(served):
@@ -138,11 +138,11 @@ def test_table_columns_line_up_with_wide_characters():
 def test_answer_commands_check_a_default_format_too(fake, invoke, monkeypatch):
     """chat, complete and edit read the format through the output layer, so a bad OAICLI_FORMAT is the
     same one clear line there (before, they silently printed text) and nothing is sent."""
-    monkeypatch.setenv("OAICLI_FORMAT", "yaml")
+    monkeypatch.setenv("OAICLI_FORMAT", "xml")
     for args in (["chat", "hi"], ["complete", "hi"], ["edit", "--instruction", "fix", "--input", "x"]):
         result = invoke(*args)
         assert result.exit_code == 3 and result.stdout == "", args
-        assert result.stderr.startswith("Error: Format 'yaml' (env OAICLI_FORMAT) is not one of table, json, jsonl, text.")
+        assert result.stderr.startswith("Error: Format 'xml' (env OAICLI_FORMAT) is not one of table, json, jsonl, yaml, text.")
     assert fake.calls("POST", "/v1/chat/completions") == [] and fake.calls("POST", "/v1/edits") == []
     monkeypatch.setenv("OAICLI_FORMAT", "json")
     assert json.loads(invoke("chat", "hi").stdout)["object"] == "chat.completion"
