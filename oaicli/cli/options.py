@@ -41,11 +41,12 @@ def _attach(params: list[click.Option], copy: bool = True):
     """A decorator adding `params`, in order, as stacked @click.option decorators would; `copy=False` for options
     no command adjusts, which every command may then share (Click keeps no state in an Option)."""
     def decorate(func):
-        for param in map(_copy if copy else (lambda same: same), reversed(params)):
-            if isinstance(func, click.Command):
-                func.params.append(param)
-            else:
-                func.__dict__.setdefault("__click_params__", []).append(param)
+        made = map(_copy if copy else (lambda same: same), params)
+        if isinstance(func, click.Command):  # a built command lists its params in display order already
+            func.params.extend(made)
+            return func
+        for param in reversed(list(made)):  # Click reverses the decorators' list
+            func.__dict__.setdefault("__click_params__", []).append(param)
         return func
     return decorate
 

@@ -53,7 +53,7 @@ def test_help_lists_own_options_first_and_the_shared_ones_in_one_short_section(i
         return
     own, _, shared = text.partition("Global options (before or after the command; described in oaicli --help):")
     assert "Options:" in own and shared, text
-    assert "--api-key" not in own and "--api-key KEY" in shared and "-q, --quiet" in shared
+    assert "--api-key KEY" not in own and "--api-key KEY" in shared and "-q, --quiet" in shared
     assert len(shared.strip().splitlines()) <= 4  # short: names only, described once in `oaicli --help`
     assert "API key (else OPENAI_API_KEY" not in text
     assert "API key (else OPENAI_API_KEY" in invoke("--help").stdout
