@@ -189,3 +189,11 @@ def describe_machine() -> str:
     import platform
     return f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} " \
            f"{platform.machine()}, {os.cpu_count()} CPUs; interpreter {PYTHON}"
+
+
+def uptime() -> str:
+    """`uptime`'s line (load averages): the machine is shared, so every figure is printed with it."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -143,13 +143,12 @@ class Chat:
         return self.send(messages)
 
     def session_turn(self, question: str) -> dict:
-        """Read the tail, ask, save: all while holding the session's lock, so processes take turns."""
+        """Read the tail, ask, save, while holding the session's lock, so processes take turns. What may be
+        slow and needs no lock (building the token encoding, counting the tail) is done before taking it."""
         store = self.open_store()
+        self.prepare_tail(store, question)
         with store.exclusive(self.session_name):
-            session = store.get_session(self.session_name)
-            model = self.opts["model"] or (session.model if session else None) or self.model
-            system = self.system if self.system is not None else (session.system if session else None)
-            context = self.context(model, system)
+            session, context = self.session_context(store)
             if self.context_mode == "local":
                 history = context.tail(store, session.id, question) if session else []
                 response = self.guarded(lambda: self.ask(context, history, question))
@@ -157,9 +156,28 @@ class Chat:
             else:
                 response, conversation = self.guarded(lambda: self.server_turn(store, session, context, question))
             # Created (or its model and system updated) only now: a failed turn leaves no trace at all.
-            session = store.ensure_session(self.session_name, model=model, system=system)
+            session = store.ensure_session(self.session_name, model=context.model, system=context.system)
             context.save(store, session.id, question, response, conversation_id=conversation)
         return response
+
+    def prepare_tail(self, store, question: str) -> None:
+        """Fit the tail once without the lock: when its upper bounds do not settle it, this builds the
+        encoding (0.1-0.3 s) and caches the turns' counts, so the fit under the lock only reads them.
+        Another process may add a turn in between; the fit under the lock still decides, counting at most
+        that turn. (Server-held contexts send no history, so they need no preparing.)"""
+        if self.context_mode != "local":
+            return
+        session, context = self.session_context(store)
+        if session is not None:
+            context.tail(store, session.id, question)
+
+    def session_context(self, store):
+        """The stored session (None when new) and the context it is continued with: -m and -s when given,
+        else the session's own model and system prompt."""
+        session = store.get_session(self.session_name)
+        model = self.opts["model"] or (session.model if session else None) or self.model
+        system = self.opts["system"] if self.opts["system"] is not None else (session.system if session else None)
+        return session, self.context(model, system)
 
     def server_turn(self, store, session, context, question: str) -> tuple[dict, str | None]:
         """A turn whose context the server holds: only the instructions and the new question are sent.

@@ -25,8 +25,9 @@ def _output_path(ctx, param, value):
 @click.option("--field", metavar="NAME", help="The input file is JSONL; embed each line's NAME field.")
 @click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Embedding model (default {DEFAULT_MODEL}).")
 @click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3 and later).")
-@click.option("--encoding-format", type=click.Choice(["float", "base64"]), default="float", show_default=True,
-              help="How the API sends vectors; base64 is smaller on the wire and decoded to floats here.")
+@click.option("--encoding-format", type=click.Choice(["float", "base64"]), default="base64", show_default=True,
+              help="How the API sends vectors: base64 (float32, 4x smaller, decoded here) or float JSON, printed back "
+                   "as the server wrote it.")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Requests in flight at once.")
 @click.option("--batch-size", type=click.IntRange(1, 2048), default=256, show_default=True,
@@ -89,14 +90,13 @@ def _as_batch(body, source, output, dtype, wait) -> None:
     from oaicli.output.files import atomic_writer
     run = invocation.current()
     if not output:
-        writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(
-            out.resolve_format(), embeddings.TableWriter)()
-        batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        batch_modes.embed_batch(run, body, source, _stdout_writer(out.resolve_format()) if wait else None, wait,
+                                embeddings.read_vectors)
         return
     # Without --wait nothing is written, so the file is not created.
     with atomic_writer(output) if wait else contextlib.nullcontext() as sink:
         writer = embeddings.file_writer(output, sink, dtype) if wait else None
-        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.decode)
+        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.read_vectors)
     if wait:
         out.notice(f"Wrote {count} embeddings to {output}.")
 
@@ -114,21 +114,41 @@ def _non_empty(batches):
 
 def _to_stdout(api, body, source, fmt, concurrency, total) -> int:
     from oaicli.media import embeddings
-    writer = {"jsonl": embeddings.JsonlWriter, "json": embeddings.JsonWriter}.get(fmt, embeddings.TableWriter)()
+    writer = _stdout_writer(fmt)
     with _bar(total) as bar:
         count = embeddings.run(api, body, source, writer, concurrency, bar)
     writer.close()
     return count
 
 
+def _stdout_writer(fmt: str):
+    from oaicli.media import embeddings
+    from oaicli.output import writers as out
+    _say_if_slow()
+    if fmt in ("jsonl", "json"):
+        stdout = invocation.current().stdout
+        stdout.flush()  # the writers print bytes: nothing written as text may come after them
+        return (embeddings.JsonlWriter if fmt == "jsonl" else embeddings.JsonWriter)(stdout.buffer)
+    return embeddings.TableWriter(lambda rows: out.write(out.table(rows, ["index", "input", "dimensions", "norm"])))
+
+
 def _to_file(api, body, source, path, dtype, concurrency, total) -> int:
     from oaicli.media import embeddings
     from oaicli.output.files import atomic_writer
+    if path.suffix.lower() == ".csv" or dtype == "float64":
+        _say_if_slow()  # float32 .npy is as fast without numpy
     with atomic_writer(path) as sink, _bar(total) as bar:
         writer = embeddings.file_writer(path, sink, dtype)
         count = embeddings.run(api, body, source, writer, concurrency, bar)
         writer.close()
     return count
+
+
+def _say_if_slow() -> None:
+    from oaicli.media import embeddings
+    from oaicli.output import writers as out
+    if not embeddings.Matrix.fast:
+        out.notice(embeddings.SLOWER_WITHOUT_NUMPY)
 
 
 def _bar(total):

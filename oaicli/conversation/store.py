@@ -13,6 +13,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,6 +196,49 @@ def _unanswered(group: list[Turn]) -> bool:
     return len(group) == 1 and group[0].role == "user"
 
 
+def newest_exchanges(store, session_id: int) -> Iterator[list[Turn]]:
+    """The session's answered exchanges, newest first, read backwards in growing batches so that a walk
+    that stops early reads only the tail. Works on any store with `_rows_before`."""
+    pending: list[Turn] = []  # turns newer than the last user turn seen, newest first
+    before, batch = None, _FIRST_BATCH
+    while True:
+        rows = store._rows_before(session_id, before, batch)
+        if not rows:
+            break
+        for row in rows:
+            pending.append(_turn(row))
+            if pending[-1].role == "user":
+                group, pending = list(reversed(pending)), []
+                if not _unanswered(group):  # not history (see group_exchanges)
+                    yield group
+        before = rows[-1][0]
+        batch = min(batch * 4, 4096)
+    if pending:  # turns before the first user turn (an imported greeting)
+        yield list(reversed(pending))
+
+
+def take_newest(exchanges: Iterable[list[Turn]], token_budget: int | None, max_exchanges: int | None,
+                cost: Callable[[Turn], int]) -> tuple[list[Turn], bool]:
+    """The newest exchanges (given newest first) while their `cost` fits `token_budget`, at most
+    `max_exchanges`, oldest first; and whether the budget (not the session's length or the cap) stopped it."""
+    kept: list[list[Turn]] = []
+    spent = 0
+    if max_exchanges is None or max_exchanges > 0:
+        for group in exchanges:
+            group_cost = sum(cost(turn) for turn in group)
+            if token_budget is not None and spent + group_cost > token_budget:
+                return _oldest_first(kept), True
+            spent += group_cost
+            kept.append(group)
+            if max_exchanges is not None and len(kept) >= max_exchanges:
+                break
+    return _oldest_first(kept), False
+
+
+def _oldest_first(groups: list[list[Turn]]) -> list[Turn]:
+    return [turn for group in reversed(groups) for turn in group]
+
+
 class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path):
         self.db = connection
@@ -352,42 +396,10 @@ class Store:
         Walks the session backwards from its newest turn and stops at the first exchange that does not
         fit, so only the tail is read. Counts missing from the store (or made for another tokenizer)
         are computed and cached."""
-        if max_turns is not None and max_turns <= 0:
-            return []
-        kept: list[list[Turn]] = []
-        pending: list[Turn] = []  # turns newer than the last user turn seen, newest first
-        state = {"spent": 0}
-
-        def take(group: list[Turn]) -> bool:
-            """Keep the exchange if it fits; False when the walk must stop."""
-            if _unanswered(group):
-                return True  # not history (see group_exchanges)
-            cost = sum(turn_cost(t, counter, named) for t in group)
-            if token_budget is not None and state["spent"] + cost > token_budget:
-                return False
-            state["spent"] += cost
-            kept.append(group)
-            return max_turns is None or len(kept) < max_turns
-
-        before, batch, going = None, _FIRST_BATCH, True
-        while going:
-            rows = self._rows_before(session_id, before, batch)
-            if not rows:
-                if pending:  # turns before the first user turn (an imported greeting)
-                    take(list(reversed(pending)))
-                break
-            for row in rows:
-                pending.append(_turn(row))
-                if pending[-1].role == "user":
-                    group, pending = list(reversed(pending)), []
-                    if not take(group):
-                        going = False
-                        break
-            before = rows[-1][0]
-            batch = min(batch * 4, 4096)
-        history = [turn for group in reversed(kept) for turn in group]
-        self._cache_counts(history)
-        return history
+        kept, _ = take_newest(newest_exchanges(self, session_id), token_budget, max_turns,
+                              lambda turn: turn_cost(turn, counter, named))
+        self._cache_counts(kept)
+        return kept
 
     def _rows_before(self, session_id: int, before: int | None, limit: int):
         with self.lock:

@@ -17,8 +17,6 @@ COMPLETIONS_MODELS = {"text-davinci-003", "text-davinci-002", "text-davinci-001"
 USER_LABEL = "User:"
 ASSISTANT_LABEL = "Assistant:"
 TRANSCRIPT_STOP = ["\n" + USER_LABEL]
-# More than any tokenizer's per-message overhead (3 or 4) plus the role's tokens.
-PER_MESSAGE_BOUND = 8
 
 
 def completions_only(model: str) -> bool:
@@ -79,38 +77,29 @@ class Context:
         self.extra_messages = extra_messages or []
         self.counter = tokens.counter_for(model)
 
-    def save(self, store, session_id: int, question: str, response: dict, *, counted: bool = True,
-             conversation_id: str | None = None, **ids) -> None:
-        """Write the finished exchange in one transaction, with its token counts when they were needed
-        (an uncounted first exchange is counted, and cached, by the next tail)."""
+    def save(self, store, session_id: int, question: str, response: dict, *, conversation_id: str | None = None,
+             **ids) -> None:
+        """Write the finished exchange in one transaction, with its token counts when the encoding is
+        loaded anyway; else uncounted (cheap), to be counted and cached by the first tail that needs it."""
         store.add_exchange(session_id, *self.turns(question, response, **ids),
-                           counter=self.counter if counted else None, conversation_id=conversation_id)
-
-    def fits_uncounted(self, question: str, speaker: str | None = None) -> bool:
-        """Whether system, -g messages and question certainly fit with no history, without a tokenizer
-        (loading one takes about half a second): a token is never shorter than one UTF-8 byte."""
-        from oaicli.conversation import budget as context
-        texts = [self.system or "", question, _name(speaker) or ""]
-        texts += [str(m.get("content") or "") for m in self.extra_messages]
-        upper = sum(len(text.encode("utf-8")) + PER_MESSAGE_BOUND for text in texts) + 3
-        return upper <= context.request_budget(self.window, self.answer_tokens)
+                           counter=self.counter if self.counter.loaded else None, conversation_id=conversation_id)
 
     def first_messages(self, question: str, speaker: str | None = None) -> list[dict]:
-        """The messages of a session's first question (no history), when fits_uncounted said so."""
+        """System, -g messages and the question, with no history (the server holds the context)."""
         messages = [{"role": "system", "content": self.system}] if self.system else []
         return messages + list(self.extra_messages) + _question(question, speaker)
 
     def tail(self, store, session_id: int, question: str, speaker: str | None = None) -> list:
-        """The newest stored turns that can fit, read from the end of the session.
+        """The newest stored turns that can fit, read from the end of the session; the encoding is
+        loaded only when their upper bounds do not settle it (see budget.py).
 
         `speaker`: the asking user's id in a context several users share; every user turn is then sent
         with its speaker's `name`, so the model knows who said what."""
-        from oaicli.conversation import budget as context
-        budget = context.budget(system=self.system, question=_question(question, speaker), counter=self.counter,
-                                context_window=self.window, answer_tokens=self.answer_tokens,
-                                prefix=self.extra_messages)
-        return store.tail(session_id, token_budget=max(budget, 0), max_turns=self.max_history,
-                          counter=self.counter, named=speaker is not None)
+        from oaicli.conversation import budget
+        fixed = budget.system_messages(self.system) + self.extra_messages + _question(question, speaker)
+        return budget.fit_tail(store, session_id, fixed=fixed, counter=self.counter, context_window=self.window,
+                               answer_tokens=self.answer_tokens, max_history=self.max_history,
+                               named=speaker is not None)
 
     def messages(self, history: list, question: str, speaker: str | None = None) -> list[dict]:
         """system, explicit -g messages, the newest history that fits, the question; the -g messages

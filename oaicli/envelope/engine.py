@@ -55,7 +55,6 @@ class Pending:
     request_body: dict
     session_name: str = ""
     retried: bool = False
-    counted: bool = True  # False: a first question sent without loading the tokenizer
     # Server-side context (--context server): the context's Conversation, or None while it has none yet;
     # then `history` is what the runner seeds a new one with, and `new_conversation` records its id.
     conversation: str | None = None
@@ -169,11 +168,6 @@ class Envelope:
         speaker = self._speaker(parsed.ids)
         if self.server_context:
             return self._begin_on_server(parsed, session, speaker)
-        if session is None or not self.store.count_turns(session.id):
-            if self.context.fits_uncounted(parsed.question, speaker):  # no tokenizer needed for a first question
-                return Pending(parsed.ids, parsed.question, session_id, [],
-                               self._body(self.context.first_messages(parsed.question, speaker)),
-                               parsed.session_name, counted=False)
         try:
             history = self.context.tail(self.store, session.id, parsed.question, speaker) if session else []
             messages = self.context.messages(history, parsed.question, speaker)
@@ -190,7 +184,7 @@ class Envelope:
             self.store, session.id, parsed.question, speaker)
         return Pending(parsed.ids, parsed.question, session.id if session else None, history,
                        self._body(self.context.first_messages(parsed.question, speaker)), parsed.session_name,
-                       counted=session is not None, conversation=conversation)
+                       conversation=conversation)
 
     def _speaker(self, ids: dict) -> str | None:
         """In a group context its users share, the asker's user_id: user turns then carry it as `name`."""
@@ -233,7 +227,7 @@ class Envelope:
         if pending.session_id is None:
             pending.session_id = self.store.ensure_session(pending.session_name, model=self.model,
                                                            system=self.system, kind="envelope").id
-        self.context.save(self.store, pending.session_id, pending.question, completion, counted=pending.counted,
+        self.context.save(self.store, pending.session_id, pending.question, completion,
                           question_id=pending.ids["question_id"], user_id=pending.ids["user_id"],
                           conversation_id=pending.new_conversation)
         return response(Codes.OK, "ok", {**pending.ids, "answer": answer_of(completion),

@@ -44,8 +44,8 @@ def chat_batch(opts, invocation) -> int:
 
 def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> int:
     """The embedding requests `embed` would send (grouped as it groups them), as one batch; with `wait`,
-    every vector (read with `decode`, media/embeddings') goes to `writer` in input order. The texts are kept for the writer (a batch holds at
-    most 50,000 inputs)."""
+    every group's vectors (read with `decode`, media/embeddings' read_vectors) go to `writer` in input
+    order. The texts are kept for the writer (a batch holds at most 50,000 inputs)."""
     groups = list(source)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "embed-batch.jsonl"
@@ -67,7 +67,7 @@ def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> i
     for number, group in enumerate(groups):
         if number in by_index:
             data = sorted(by_index[number].get("data", []), key=lambda item: item.get("index", 0))
-            writer.write(group.start, group.texts, [decode(item["embedding"]) for item in data])
+            writer.write(group.start, group.texts, decode([item["embedding"] for item in data]))
             count += len(group.texts)
     writer.close()
     _failed_exit(failed)

@@ -24,10 +24,22 @@ def atomic_writer(destination: Path, mode: str = "wb", durable: bool = True):
             if durable:
                 os.fsync(sink.fileno())
         with _cannot_write(destination):
-            os.replace(temporary, destination)
+            _move_into_place(temporary, destination, durable)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _move_into_place(temporary: Path, destination: Path, durable: bool) -> None:
+    """Rename the finished file to its name. A durable write keeps rename's atomic replace (the old file or
+    the new one, always). A download that can be fetched again (not durable, like curl -o) removes the old
+    file first: renaming over an existing file makes ext4 write the new file's blocks out inside rename()
+    (its replace-via-rename safeguard, auto_da_alloc), 0.26-0.46 s for 1 GiB; the name is then absent for
+    an instant, never half-written."""
+    if not durable:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(destination)
+    os.replace(temporary, destination)
 
 
 def ready_directory(directory: Path) -> Path:

@@ -419,3 +419,29 @@ def test_a_client_closed_mid_request_does_not_retry():
     with pytest.raises(NetworkError):
         harness.client.get("/models")
     assert harness.sleeps == [] and len(harness.requests) == 1
+
+
+class CountingBar:
+    def __init__(self):
+        self.updates: list[int] = []
+
+    def update(self, amount: int) -> None:
+        self.updates.append(amount)
+
+    def reset(self, total=None) -> None:
+        self.total = total
+
+
+def test_a_download_counts_every_byte_on_the_bar_but_updates_it_at_most_once_a_mib():
+    import io
+    body = bytes(range(256)) * (14 * 1024 + 3)  # 3.5 MiB and a bit, in 4 KiB pieces and an odd tail
+
+    def pieces():
+        for start in range(0, len(body), 4096):
+            yield body[start:start + 4096]
+    harness = Harness([httpx.Response(200, content=pieces())])
+    sink, bar = io.BytesIO(), CountingBar()
+    assert harness.client.download("/files/f/content", sink, bar) == len(body)
+    assert sink.getvalue() == body
+    assert sum(bar.updates) == len(body)
+    assert len(bar.updates) <= len(body) // client_module.BAR_STEP + 1  # not one per read: tqdm costs ~0.1 s a GiB

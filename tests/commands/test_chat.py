@@ -226,6 +226,62 @@ def test_session_sends_the_earlier_turns(fake, invoke):
     assert len(stored("trip")) == 4
 
 
+def test_a_follow_up_that_fits_by_its_bytes_loads_no_token_encoding(fake, invoke, monkeypatch):
+    from oaicli.conversation import tokens
+    monkeypatch.setattr(tokens, "_encodings", {})
+    for i in range(11):
+        assert invoke("chat", "--session", "s", f"question {i} 如果带了呢").exit_code == 0
+    assert len(bodies(fake)[-1]["messages"]) == 21  # the 10 stored exchanges and the question
+    assert tokens._encodings == {}  # a history far inside the window is never counted
+
+
+def test_the_encoding_is_built_and_the_tail_counted_outside_the_session_lock(fake, invoke, monkeypatch):
+    """8 processes on one session wait for each other's whole turn; building the encoding (0.1-0.3 s) and
+    counting the stored tail must not be part of what they wait for."""
+    from oaicli.conversation import tokens
+    from oaicli.conversation.store import Store
+    long = "tell me more about it " * 20  # over the window by its bytes, inside it by its tokens
+    for i in range(3):
+        assert invoke("chat", "--session", "s", "--context-window", "1200", f"{i} {long}").exit_code == 0
+    with Store.open() as store:  # as a fresh process sees them: counts not cached yet
+        store.db.execute("UPDATE turns SET tokens = NULL, tokens_encoding = NULL")
+    inside = {"now": False}
+    built_inside, counted_inside = [], []
+    real_exclusive, real_get_encoding, real_count_text = Store.exclusive, tokens.get_encoding, tokens.TokenCounter.count_text
+
+    def exclusive(self, name):
+        import contextlib
+
+        @contextlib.contextmanager
+        def held():
+            with real_exclusive(self, name):
+                inside["now"] = True
+                try:
+                    yield
+                finally:
+                    inside["now"] = False
+        return held()
+
+    def get_encoding(name):
+        if name not in tokens._encodings:
+            built_inside.append(inside["now"])
+        return real_get_encoding(name)
+
+    def count_text(self, text):
+        if long in text:
+            counted_inside.append(inside["now"])
+        return real_count_text(self, text)
+
+    monkeypatch.setattr(Store, "exclusive", exclusive)
+    monkeypatch.setattr(tokens, "get_encoding", get_encoding)
+    monkeypatch.setattr(tokens.TokenCounter, "count_text", count_text)
+    monkeypatch.setattr(tokens, "_encodings", {})
+    assert invoke("chat", "--session", "s", "--context-window", "1200", "and then?").exit_code == 0
+    assert len(bodies(fake)[-1]["messages"]) == 7  # every stored exchange was sent
+    assert built_inside == [False]  # built once, before the lock was taken
+    assert counted_inside and not any(counted_inside)  # the stored turns were counted, never under the lock
+
+
 def test_session_keeps_model_and_system(fake, invoke):
     invoke("chat", "--session", "s", "-m", "gpt-4o", "-s", "be terse", "first")
     invoke("chat", "--session", "s", "second")

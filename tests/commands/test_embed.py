@@ -20,13 +20,74 @@ def jsonl(stdout):
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-def test_texts_to_jsonl_with_the_default_model(fake, invoke):
+def test_texts_to_jsonl_with_the_default_model_and_base64(fake, invoke):
     result = invoke("embed", "a red fox", "a dog", "--format", "jsonl")
     assert result.exit_code == 0, result.stderr
-    assert jsonl(result.stdout) == [{"index": 0, "input": "a red fox", "embedding": vector_for("a red fox")},
-                                    {"index": 1, "input": "a dog", "embedding": vector_for("a dog")}]
+    lines = jsonl(result.stdout)
+    assert [(line["index"], line["input"]) for line in lines] == [(0, "a red fox"), (1, "a dog")]
+    # every printed float reads back to the float32 the server sent
+    assert [f32(line["embedding"]) for line in lines] == [f32(vector_for("a red fox")), f32(vector_for("a dog"))]
     assert fake.calls("POST", "/v1/embeddings")[0].json() == {
-        "model": "text-embedding-ada-002", "encoding_format": "float", "input": ["a red fox", "a dog"]}
+        "model": "text-embedding-ada-002", "encoding_format": "base64", "input": ["a red fox", "a dog"]}
+
+
+def test_float_encoding_is_honoured_and_printed_as_the_server_wrote_it(fake, invoke):
+    result = invoke("embed", "a red fox", "--encoding-format", "float", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout) == [{"index": 0, "input": "a red fox", "embedding": vector_for("a red fox")}]
+    assert fake.calls("POST", "/v1/embeddings")[0].json()["encoding_format"] == "float"
+
+
+def test_a_server_answering_floats_to_a_base64_request_is_understood(fake, invoke):
+    fake.queue("POST", "/v1/embeddings", Scripted(body={"object": "list", "data": [
+        {"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}]}))
+    result = invoke("embed", "x", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout)[0]["embedding"] == [0.5, -0.25]
+
+
+def test_a_server_refusing_base64_is_asked_again_with_float_for_the_rest_of_the_run(fake, invoke):
+    fake.queue("POST", "/v1/embeddings", Scripted(status=400, body={"error": {
+        "message": "encoding_format 'base64' is not supported", "type": "invalid_request_error",
+        "param": "encoding_format"}}))
+    result = invoke("embed", "a", "b", "c", "--batch-size", "1", "-c", "1", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout) == [{"index": i, "input": t, "embedding": vector_for(t)} for i, t in enumerate("abc")]
+    assert [c.json()["encoding_format"] for c in fake.calls("POST", "/v1/embeddings")] == \
+        ["base64", "float", "float", "float"]
+
+
+def test_other_rejections_are_not_retried_as_float(fake, invoke):
+    fake.queue("POST", "/v1/embeddings", Scripted(status=400, body={"error": {"message": "model not found"}}))
+    result = invoke("embed", "a", "--format", "jsonl")
+    assert result.exit_code == ExitCode.REQUEST and "model not found" in result.stderr
+    assert len(fake.calls("POST", "/v1/embeddings")) == 1
+
+
+@pytest.mark.parametrize("data", [
+    [{"index": 0, "embedding": [0.5, 0.1]}, {"index": 1, "embedding": [0.5]}],
+    [{"index": 0, "embedding": [0.5]}, {"index": 1, "embedding": "AAAAPw=="}],
+])
+def test_an_answer_oaicli_cannot_read_is_a_server_error(fake, invoke, data):
+    fake.queue("POST", "/v1/embeddings", Scripted(body={"object": "list", "data": data}))
+    result = invoke("embed", "x", "y", "--format", "jsonl")
+    assert result.exit_code == ExitCode.SERVER
+    assert "The server's embeddings cannot be read: " in result.stderr
+    assert result.stdout == ""
+
+
+def test_without_numpy_the_same_values_are_written_and_it_says_so_once(fake, invoke, tmp_path, monkeypatch):
+    with_numpy = invoke("embed", "a", "b", "c", "--batch-size", "1", "--format", "jsonl")
+    monkeypatch.setattr(embeddings, "numpy", None)
+    monkeypatch.setattr(embeddings.Matrix, "fast", False)
+    without = invoke("embed", "a", "b", "c", "--batch-size", "1", "--format", "jsonl")
+    assert without.exit_code == 0, without.stderr
+    assert without.stderr.count("numpy is not installed") == 1 and "numpy" not in with_numpy.stderr
+    assert [f32(line["embedding"]) for line in jsonl(without.stdout)] == \
+        [f32(line["embedding"]) for line in jsonl(with_numpy.stdout)]
+    assert "numpy" not in invoke("embed", "a", "--format", "jsonl", "-q").stderr
+    npy = invoke("embed", "a", "-o", tmp_path / "v.npy")  # float32 .npy is as fast without numpy: no notice
+    assert npy.exit_code == 0 and "numpy is not installed" not in npy.stderr
 
 
 def test_order_is_kept_under_concurrency_retries_and_a_drop(fake, invoke, tmp_path):
@@ -39,8 +100,8 @@ def test_order_is_kept_under_concurrency_retries_and_a_drop(fake, invoke, tmp_pa
     result = invoke("embed", "-i", tmp_path / "in.txt", "--batch-size", "5", "-c", "4", "--format", "jsonl",
                     "--max-retries", "3")
     assert result.exit_code == 0, result.stderr
-    assert [(r["index"], r["input"], r["embedding"]) for r in jsonl(result.stdout)] == \
-        [(i, text, vector_for(text)) for i, text in enumerate(lines)]
+    assert [(r["index"], r["input"], f32(r["embedding"])) for r in jsonl(result.stdout)] == \
+        [(i, text, f32(vector_for(text))) for i, text in enumerate(lines)]
     assert len(fake.calls("POST", "/v1/embeddings")) == 8 + 3
     assert result.stderr.count("Retrying in") == 3
 
@@ -136,7 +197,7 @@ def test_base64_is_decoded_to_floats_and_dimensions_sent(fake, invoke):
     result = invoke("embed", "x", "--encoding-format", "base64", "--dimensions", "4", "-m",
                     "text-embedding-3-small", "--format", "jsonl")
     assert result.exit_code == 0, result.stderr
-    assert jsonl(result.stdout)[0]["embedding"] == f32(vector_for("x", 4))
+    assert f32(jsonl(result.stdout)[0]["embedding"]) == f32(vector_for("x", 4))
     assert fake.calls("POST", "/v1/embeddings")[0].json() == {
         "model": "text-embedding-3-small", "encoding_format": "base64", "dimensions": 4, "input": ["x"]}
 
@@ -150,7 +211,7 @@ def test_table_shows_dimensions_and_norm(fake, invoke):
     result = invoke("embed", "a red fox", "--format", "table")
     norm = sum(x * x for x in vector_for("a red fox")) ** 0.5
     row = result.stdout.splitlines()[-1].split()
-    assert row == ["0", "a", "red", "fox", "16", f"{norm:.4f}"]
+    assert row == ["0", "a", "red", "fox", "1536", f"{norm:.4f}"]
     assert result.stdout.splitlines()[0].split() == ["index", "input", "dimensions", "norm"]
 
 
@@ -174,9 +235,8 @@ def test_npy_output_parses_back(fake, invoke, tmp_path, dtype):
     assert result.stdout == ""
     assert "Wrote 3 embeddings to" in result.stderr
     header, rows = read_npy(out)
-    assert header["shape"] == (3, 16) and header["fortran_order"] is False
-    expected = [vector_for(t) for t in "abc"]
-    assert rows == ([f32(v) for v in expected] if dtype == "float32" else expected)
+    assert header["shape"] == (3, 1536) and header["fortran_order"] is False
+    assert rows == [f32(vector_for(t)) for t in "abc"]  # base64 carries float32, exact in float64 too
 
 
 def test_csv_output(fake, invoke, tmp_path):
@@ -184,9 +244,9 @@ def test_csv_output(fake, invoke, tmp_path):
     result = invoke("embed", "a, with comma", "b", "-o", out)
     assert result.exit_code == 0, result.stderr
     rows = list(csv.reader(out.open(newline="")))
-    assert rows[0][:3] == ["index", "input", "dim_0"] and len(rows[0]) == 18
+    assert rows[0][:3] == ["index", "input", "dim_0"] and len(rows[0]) == 2 + 1536
     assert rows[1][1] == "a, with comma"
-    assert [float(x) for x in rows[2][2:]] == vector_for("b")
+    assert f32([float(x) for x in rows[2][2:]]) == f32(vector_for("b"))
 
 
 def test_output_must_be_npy_or_csv(fake, invoke, tmp_path):
@@ -245,7 +305,7 @@ def test_progress_bar_on_a_terminal_and_not_in_a_pipe(fake, invoke, tmp_path):
     shown = run_tty("embed", "-i", source, "-o", tmp_path / "v.npy")
     assert shown.returncode == 0, shown.output
     assert "Embedding" in shown.output and "100%" in shown.output
-    assert read_npy(tmp_path / "v.npy")[0]["shape"] == (3000, 16)
+    assert read_npy(tmp_path / "v.npy")[0]["shape"] == (3000, 1536)
     piped = invoke("embed", "-i", source, "-o", tmp_path / "w.npy")
     assert "Embedding" not in piped.stderr
 

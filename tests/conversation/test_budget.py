@@ -1,10 +1,12 @@
 """Context assembly: system prompt, newest whole exchanges that fit, question; exact at the boundary."""
 
+import random
+
 import pytest
 
 from oaicli.conversation import budget as context
 from oaicli.conversation import tokens
-from oaicli.conversation.store import Store, Turn
+from oaicli.conversation.store import Store, Turn, turn_cost
 from oaicli.core.errors import ExitCode, InputError
 
 MODEL = "gpt-3.5-turbo"
@@ -199,3 +201,145 @@ def test_named_turns_are_trimmed_at_the_exact_boundary_by_the_store_and_the_asse
             convo = Context(MODEL, system=SYSTEM, context_window=window, answer_tokens=100)
             history = convo.tail(store, session.id, QUESTION, speaker="bob")
             assert convo.messages(history, QUESTION, speaker="bob") == expected
+
+
+# Bound first: the UTF-8 bytes of the messages bound their tokens from above, so while the bound fits no
+# encoding is needed; at the edge the exact count decides, and trimming is the same as exact counting.
+
+PIECES = ["hello", " world", "  ", "\n\n", "1234567", "如果带了呢", "😀👍🏽", "naïve café", "\ud800", "Ωμέγα",
+          "<|endoftext|>", "    def f(x):\n        return x", "ﬁ", "\u200b", "a" * 40, "🇫🇷", "ŉ"]
+COUNTED_MODELS = ["gpt-3.5-turbo", "gpt-4o", "gpt-3.5-turbo-0301", "text-davinci-003", "local-model"]
+
+
+def random_text(rng):
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12)))
+
+
+def random_message(rng):
+    role = rng.choice(["system", "user", "assistant", "developer", "tool"])
+    kind = rng.random()
+    if kind < 0.6:
+        content = random_text(rng)
+    elif kind < 0.85:
+        content = [{"type": "text", "text": random_text(rng)}, {"type": "image_url", "image_url": {"url": "x"}}]
+    else:
+        content = {"weird": random_text(rng)}
+    message = {"role": role, "content": content}
+    if rng.random() < 0.3:
+        message["name"] = random_text(rng) or "n"
+    return message
+
+
+@pytest.mark.parametrize("model", COUNTED_MODELS)
+def test_the_byte_bound_is_never_below_the_exact_count(model):
+    rng = random.Random(model)
+    counter = tokens.counter_for(model)
+    for _ in range(300):
+        messages = [random_message(rng) for _ in range(rng.randint(0, 4))]
+        assert context.token_bound(messages, counter) >= counter.count_messages(messages), messages
+
+
+@pytest.mark.parametrize("model", COUNTED_MODELS)
+def test_the_turn_bound_is_never_below_the_turn_cost(model):
+    rng = random.Random(model)
+    counter = tokens.counter_for(model)
+    for _ in range(300):
+        text, user = random_text(rng), rng.choice([None, "alice", "用户 B", "\x1b[31m"])
+        role, named = rng.choice(["user", "assistant"]), rng.random() < 0.5
+        exact = turn_cost(Turn(role, text, user_id=user), counter, named)
+        assert context.turn_bound(Turn(role, text, user_id=user), counter, named) >= exact
+        cached = Turn(role, text, user_id=user, tokens=counter.count_text(text), encoding=counter.cache_key)
+        assert context.turn_bound(cached, counter, named) >= exact
+
+
+def test_the_byte_bound_needs_no_encoding(monkeypatch):
+    monkeypatch.setattr(tokens, "_encodings", {})
+    messages = request(HISTORY)
+    bound = context.token_bound(messages, tokens.counter_for(MODEL))
+    assert tokens._encodings == {}
+    utf8 = sum(len(m["content"].encode()) + len(m["role"]) for m in messages)
+    assert bound == utf8 + 3 * len(messages) + 3  # the bytes and the same per-message overheads
+    assert context.fits_by_bytes(messages, tokens.counter_for(MODEL), bound + 100 + context.MARGIN, 100)
+    assert not context.fits_by_bytes(messages, tokens.counter_for(MODEL), bound + 99 + context.MARGIN, 100)
+
+
+def test_a_history_that_fits_by_its_bytes_is_sent_whole_without_loading_the_encoding(monkeypatch):
+    monkeypatch.setattr(tokens, "_encodings", {})
+    assert build(16385) == request(HISTORY)
+    assert build(16385, max_history=2) == request(HISTORY[1:])
+    assert tokens._encodings == {}
+
+
+def test_a_history_at_the_edge_loads_the_encoding_and_is_trimmed_exactly(monkeypatch):
+    full = request(HISTORY)
+    exact = window_for(full)  # counted with the encoding; now forget it
+    monkeypatch.setattr(tokens, "_encodings", {})
+    assert build(exact - 1) == request(HISTORY[1:])
+    assert "cl100k_base" in tokens._encodings
+
+
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo", "gpt-4o", "gpt-3.5-turbo-0301"])
+def test_bound_first_trimming_equals_exact_trimming_around_every_boundary(model, monkeypatch):
+    """For every window from "nothing fits" to "everything fits by bytes", with and without names and a
+    history cap, the bound-first choice equals the exact one."""
+    counter = tokens.counter_for(model)
+    users = ("alice", "用户B", "alice")
+    turns = [Turn(role, text, user_id=user) for (q, a), user in zip(HISTORY, users)
+             for role, text in (("user", q), ("assistant", a))]
+
+    def choose(window, named, cap):
+        try:
+            return context.build_messages(system=SYSTEM, history=turns, question=QUESTION, model=model,
+                                          counter=counter, context_window=window, answer_tokens=50,
+                                          max_history=cap, named=named)
+        except InputError:
+            return "too long"
+
+    alone = counter.count_messages(request([]))
+    top = context.token_bound(request(HISTORY), counter) + 50 + context.MARGIN + 60
+    for window in range(alone, top, 3):
+        for named in (False, True):
+            for cap in (None, 2):
+                monkeypatch.setattr(tokens.TokenCounter, "loaded", property(lambda self: True))
+                exact = choose(window, named, cap)
+                monkeypatch.setattr(tokens.TokenCounter, "loaded", property(lambda self: False))
+                assert choose(window, named, cap) == exact, (window, named, cap)
+
+
+def test_a_stored_tail_that_fits_by_bytes_is_read_without_the_encoding(tmp_path, monkeypatch):
+    from oaicli.conversation.turn import Context
+    monkeypatch.setattr(tokens, "_encodings", {})
+    with Store.open(tmp_path / "sessions.db") as store:
+        session = store.ensure_session("s", system=SYSTEM)
+        for question, answer in HISTORY * 4:
+            store.add_exchange(session.id, Turn("user", question), Turn("assistant", answer))
+        convo = Context(MODEL, system=SYSTEM)
+        history = convo.tail(store, session.id, QUESTION)
+        assert convo.messages(history, QUESTION) == request(HISTORY * 4)
+        assert tokens._encodings == {}
+        convo.save(store, session.id, QUESTION, {"choices": [{"message": {"role": "assistant", "content": "ok"}}]})
+        assert tokens._encodings == {}
+        counts = store.db.execute("SELECT tokens FROM turns ORDER BY id DESC LIMIT 2").fetchall()
+        assert counts == [(None,), (None,)]  # stored uncounted; the first tail at the edge counts them
+
+
+def test_a_stored_tail_over_its_byte_bound_is_counted_exactly_and_cached(tmp_path, monkeypatch):
+    from oaicli.conversation.turn import Context
+    words = [("tell me more " * 30, "here is more " * 30)] * 3  # ~4 bytes a token: 3x over by bytes, fits exactly
+    with Store.open(tmp_path / "sessions.db") as store:
+        session = store.ensure_session("s")
+        for question, answer in words:
+            store.add_exchange(session.id, Turn("user", question), Turn("assistant", answer))
+        exact_needed = tokens.counter_for(MODEL).count_messages(
+            [{"role": r, "content": t} for q, a in words for r, t in (("user", q), ("assistant", a))]
+            + [{"role": "user", "content": QUESTION}])
+        monkeypatch.setattr(tokens, "_encodings", {})
+        convo = Context(MODEL, context_window=exact_needed + 50 + context.MARGIN, answer_tokens=50)
+        fixed = [{"role": "user", "content": QUESTION}]
+        bytes_needed = context.token_bound(fixed, convo.counter) + sum(
+            context.turn_bound(t, convo.counter) for t in store.turns(session.id))
+        assert bytes_needed > convo.window  # the bound alone would have cut the history
+        history = convo.tail(store, session.id, QUESTION)
+        assert [t.content for t in history] == [t for pair in words for t in pair]  # all kept: exact fits
+        assert "cl100k_base" in tokens._encodings
+        assert None not in {row[0] for row in store.db.execute("SELECT tokens FROM turns")}  # counts cached

@@ -266,16 +266,24 @@ def test_envelope_refuses_a_prompt_and_completions_models(fake, invoke):
     assert fake.calls("POST") == []
 
 
-def test_a_first_question_goes_out_without_loading_the_tokenizer(engine, monkeypatch):
+def test_the_tokenizer_is_loaded_only_when_the_byte_bound_does_not_fit(home, monkeypatch):
     from oaicli.conversation import tokens
+    from oaicli.conversation.store import Store
     monkeypatch.setattr(tokens, "_encodings", {})
-    pending = engine.begin(engine.parse(line("short")))
-    assert pending.request_body["messages"] == [{"role": "user", "content": "short"}]
-    assert tokens._encodings == {}  # nothing loaded for a question that fits by its byte count
-    engine.finish(pending, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]})
-    follow = engine.begin(engine.parse(line("next")))
-    assert [m["content"] for m in follow.request_body["messages"]] == ["short", "ok", "next"]
-    assert "cl100k_base" in tokens._encodings  # history is counted exactly
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok " * 40}}]}
+    with Store.open(home / "sessions.db") as store:
+        engine = Envelope(store, model="gpt-3.5-turbo", system=None, context_window=400)
+        pending = engine.begin(engine.parse(line("short")))
+        assert pending.request_body["messages"] == [{"role": "user", "content": "short"}]
+        engine.finish(pending, answer)
+        follow = engine.begin(engine.parse(line("next")))
+        assert [m["content"] for m in follow.request_body["messages"]] == ["short", "ok " * 40, "next"]
+        assert tokens._encodings == {}  # question and history fit by their bytes: nothing counted
+        engine.finish(follow, answer)
+        edge = engine.begin(engine.parse(line("and now?")))  # 2 answers of 120 bytes: over 400 - 100 - 16 by bytes
+        assert "cl100k_base" in tokens._encodings  # the exact count decides at the edge
+        assert [m["content"] for m in edge.request_body["messages"]] == ["short", "ok " * 40, "next", "ok " * 40,
+                                                                         "and now?"]  # ... and keeps all
 
 
 def test_a_first_question_too_big_for_the_byte_bound_is_counted(home):
