@@ -1,29 +1,29 @@
-"""Benchmark `oaicli serve`: many concurrent HTTP clients over many contexts, against the loopback fake.
+"""Benchmark `oaicli serve` under load against the loopback fake: the same clients straight to the fake
+(the baseline), then through serve; added latency = serve's percentile minus the baseline's.
 
-    .venv/bin/python benchmarks/serve.py [--clients 500] [--contexts 100] [--requests 3000] [--delay 0.2]
+    .venv/bin/python benchmarks/serve.py                                    # 10, 30, 100, 300 clients, SQLite
+    .venv/bin/python benchmarks/serve.py --processes 2                      # the same with serve --processes 2
+    .venv/bin/python benchmarks/serve.py --store postgresql --instances 2   # 2 serve instances, one PostgreSQL
+    .venv/bin/python benchmarks/serve.py --rss 1000,20000                   # serve's RSS after N contexts
 
-Three processes: the fake OpenAI server (answers take --delay seconds), `python -m oaicli serve`, and
-this one, which runs the clients on asyncio with a minimal keep-alive HTTP/1.1 client (so the client's
-own overhead stays small). Client i asks in context i % contexts, one request after another.
-
-Requests of one context are answered one at a time, by design, so a request also waits for the earlier
-requests of its context. The server reports that wait and the upstream time in a Server-Timing header;
-the added latency is total - wait - upstream, where total is measured here (client view) and, for
-comparison, by the server itself (server view). The baseline, run first in the same invocation, sends
-the same number of requests straight to the fake from one client per context: the best a server that
-keeps each context in order can do. Memory: the serve process's RSS after a warm-up, after each of two
-rounds (new contexts each round) and its peak. Every request is bounded (--requests) and the whole run
-has a time limit (--time-limit).
+Processes: the fake OpenAI server (answers take --delay, 200 ms), `oaicli serve` (one, or --instances of it
+on one throwaway PostgreSQL started from Debian's binaries, as the tests do), and this one, which runs the
+clients on asyncio with a minimal keep-alive HTTP/1.1 client. Each client has a context of its own and
+sends one request after another (client i to instance i % N). For each client count: the baseline (same
+clients, same requests, straight to the fake), one warm-up request per client, then the measured run.
+The load average (`uptime`) is printed with each figure: other work on the machine moves them.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import re
 import select
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -151,20 +151,6 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def start_serve(fake_url: str, workers: int, processes: int) -> tuple[subprocess.Popen, str, int]:
-    process = subprocess.Popen(_common.oaicli("serve", "--port", "0", "--workers", str(workers),
-                                              "--processes", str(processes)),
-                               cwd=_common.REPO, env=_common.env_for(fake_url), stderr=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([process.stderr], [], [], 30)
-    line = process.stderr.readline() if ready else ""
-    match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
-    if not match:
-        process.kill()
-        raise SystemExit(f"serve did not start: {line!r}")
-    threading.Thread(target=process.stderr.read, daemon=True).start()  # never let its stderr fill up
-    return process, match.group(1), int(match.group(2))
-
-
 def report(name, samples, errors, seconds, server_view=True):
     totals = [s[0] for s in samples]
     print(f"{name}: {len(samples)} answers, {len(errors)} errors in {seconds:.2f} s = "
@@ -186,62 +172,123 @@ def report(name, samples, errors, seconds, server_view=True):
     return percentile(client_added, .5), percentile(client_added, .99)
 
 
+def start_serve(fake_url: str, workers: int, processes: int, store: str | None) -> tuple[subprocess.Popen, str, int]:
+    extra = {"OAICLI_STORE": store} if store else {}
+    process = subprocess.Popen(_common.oaicli("serve", "--port", "0", "--workers", str(workers),
+                                              "--processes", str(processes)),
+                               cwd=_common.REPO, env=_common.env_for(fake_url, **extra), stderr=subprocess.PIPE,
+                               text=True)
+    ready, _, _ = select.select([process.stderr], [], [], 60)
+    line = process.stderr.readline() if ready else ""
+    match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
+    if not match:
+        process.kill()
+        raise SystemExit(f"serve did not start: {line!r}")
+    threading.Thread(target=process.stderr.read, daemon=True).start()  # never let its stderr fill up
+    return process, match.group(1), int(match.group(2))
+
+
+def load_average() -> str:
+    return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def spread_load(targets, make_body, clients, total, prefix, deadline, headers="", spread=0.0):
+    """`load` over several serve instances: client i sends to targets[i % len(targets)]."""
+    groups = [list(range(n, clients, len(targets))) for n in range(len(targets))]
+    runs = await asyncio.gather(*(load(host, port, path, make_body, len(group), len(group),
+                                       total * len(group) // clients, f"{prefix}-{n}", deadline, headers, spread)
+                                  for n, ((host, port, path), group) in enumerate(zip(targets, groups)) if group))
+    samples = [s for run in runs for s in run[0]]
+    errors = [e for run in runs for e in run[1]]
+    return samples, errors, max(run[2] for run in runs)
+
+
+def percentiles(samples) -> tuple[float, float]:
+    totals = [s[0] for s in samples]
+    return percentile(totals, .5), percentile(totals, .99)
+
+
+async def one_size(args, fake, serves, clients: int, deadline: float) -> dict:
+    """Baseline, warm-up and the measured run for one number of clients; one row of the table."""
+    auth = f"Authorization: Bearer {KEY}\r\n"
+    total = args.requests or clients * 20
+    base, base_errors, base_seconds = await load(fake[0], fake[1], "/v1/chat/completions", chat_body, clients,
+                                                 clients, total, f"direct{clients}", deadline, auth,
+                                                 spread=args.delay)
+    report(f"baseline, straight to the fake ({clients} clients) [{load_average()}]", base, base_errors,
+           base_seconds, server_view=False)
+    targets = [(host, port, "/v1/envelope") for _, host, port in serves]
+    await spread_load(targets, envelope, clients, clients, f"warm{clients}", deadline)  # one request each
+    cpu_before = sum(cpu_seconds(process.pid) for process, _, _ in serves)
+    samples, errors, seconds = await spread_load(targets, envelope, clients, total, f"run{clients}", deadline,
+                                                 spread=args.delay)
+    cpu = sum(cpu_seconds(process.pid) for process, _, _ in serves) - cpu_before
+    report(f"through serve ({clients} clients) [{load_average()}]", samples, errors, seconds)
+    (base_p50, base_p99), (p50, p99) = percentiles(base), percentiles(samples)
+    row = {"clients": clients, "req/s": len(samples) / seconds, "baseline req/s": len(base) / base_seconds,
+           "added p50 ms": (p50 - base_p50) * 1000, "added p99 ms": (p99 - base_p99) * 1000,
+           "errors": len(errors), "CPU ms/answer": cpu / max(len(samples), 1) * 1000, "uptime": load_average()}
+    print("  " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    return row
+
+
+async def rss_run(args, serves, deadline: float) -> None:
+    """serve's RSS after each count of distinct contexts has been answered once (100 clients at a time)."""
+    targets = [(host, port, "/v1/envelope") for _, host, port in serves]
+    done, figures = 0, []
+    for count in sorted(int(n) for n in args.rss.split(",")):
+        await spread_load(targets, envelope, min(100, count - done), count - done, f"rss{count}", deadline)
+        done = count
+        figures.append((count, sum(rss_kib(process.pid)["VmRSS"] for process, _, _ in serves) / 1024))
+        print(f"after {count} contexts: serve RSS {figures[-1][1]:.1f} MiB [{load_average()}]")
+    print(f"RSS {figures[-1][0]} / {figures[0][0]} contexts: {figures[-1][1] / figures[0][1]:.2f} x (goal <= 1.2)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=500)
-    parser.add_argument("--contexts", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=3000, help="per round")
+    parser.add_argument("--clients", default="10,30,100,300", help="client counts, comma-separated")
+    parser.add_argument("--requests", type=int, default=0, help="requests per run (default 20 per client)")
     parser.add_argument("--delay", type=float, default=0.2, help="seconds the fake takes per answer")
-    parser.add_argument("--workers", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=512, help="serve --workers (upstream connections)")
     parser.add_argument("--processes", type=int, default=1, help="serve --processes")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of --requests, new contexts each")
-    parser.add_argument("--time-limit", type=float, default=300)
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--instances", type=int, default=1, help="serve instances (on one store)")
+    parser.add_argument("--rss", metavar="N,M", help="instead: serve's RSS after N, then M contexts")
+    parser.add_argument("--time-limit", type=float, default=900)
     args = parser.parse_args()
+    if args.instances > 1 and args.store == "sqlite":
+        print("note: several instances on one SQLite file share it through its file locks")
     deadline = time.monotonic() + args.time_limit
-    with _common.fake_server(state={"answer_delay": args.delay}) as fake_url:
-        await run(args, fake_url, deadline)
-
-
-async def run(args, fake_url: str, deadline: float) -> None:
-    fake_host, fake_port = re.match(r"http://([\d.]+):(\d+)", fake_url).groups()
-    serve, host, port = start_serve(fake_url, args.workers, args.processes)
-    try:
-        print(_common.describe_machine())
-        print(f"{args.clients} clients over {args.contexts} contexts, {args.requests} requests per round, "
-              f"answers take {args.delay * 1000:.0f} ms; ideal {args.contexts / args.delay:.0f} req/s")
-        auth = f"Authorization: Bearer {KEY}\r\n"
-        base, base_errors, base_seconds = await load(fake_host, int(fake_port), "/v1/chat/completions", chat_body,
-                                                    args.contexts, args.contexts, args.requests, "direct",
-                                                    deadline, auth, spread=args.delay)
-        report(f"baseline, straight to the fake ({args.contexts} clients)", base, base_errors, base_seconds,
-               server_view=False)
-        # Warm-up: two answers per context, so the token encoding is loaded and the pools are full.
-        await load(host, port, "/v1/envelope", envelope, args.clients, args.contexts, 2 * args.clients,
-                   "warmup", deadline)
-        memory = [("after warm-up", rss_kib(serve.pid))]
-        result = None
-        for round_number in range(1, args.rounds + 1):
-            cpu_before = cpu_seconds(serve.pid)
-            samples, errors, seconds = await load(host, port, "/v1/envelope", envelope, args.clients,
-                                                  args.contexts, args.requests, f"round{round_number}", deadline,
-                                                  spread=args.delay)
-            cpu = cpu_seconds(serve.pid) - cpu_before
-            result = report(f"serve, round {round_number} ({args.clients} clients)", samples, errors, seconds)
-            print(f"  serve CPU (all its processes): {cpu:.2f} s = {cpu / max(len(samples), 1) * 1000:.2f} ms per "
-                  f"answer, {cpu / seconds:.2f} cores")
-            print(f"  throughput: {len(samples) / seconds / (len(base) / base_seconds):.2f} x the baseline, "
-                  f"{len(samples) / seconds / (args.contexts / args.delay):.2f} x ideal")
-            memory.append((f"after round {round_number}", rss_kib(serve.pid)))
-        health = await Connection(host, port).get("/healthz")
-        print(f"after the load, /healthz: {health}")
-        print("serve RSS (all its processes): " + ", ".join(f"{name} {m['VmRSS'] / 1024:.1f} MiB" for name, m in memory)
-              + f"; peak {memory[-1][1]['VmHWM'] / 1024:.1f} MiB")
-        if result:
-            print(f"goal: added p50 < 5 ms, p99 < 25 ms -> p50 {result[0] * 1000:.2f} ms, p99 {result[1] * 1000:.2f} ms")
-    finally:
-        serve.terminate()
-        print(serve.stderr.read()[-300:])
-        serve.wait(30)
+    with contextlib.ExitStack() as stack:
+        fake_url = stack.enter_context(_common.fake_server(state={"answer_delay": args.delay}))
+        store = None
+        if args.store == "postgresql":
+            from tests.postgres_server import fresh_database, postgres_server
+            store = fresh_database(stack.enter_context(postgres_server()))
+        home = tempfile.mkdtemp(prefix="oaicli-bench-serve-")
+        store = store or f"sqlite:///{home}/sessions.db"
+        serves = [start_serve(fake_url, args.workers, args.processes, store) for _ in range(args.instances)]
+        try:
+            print(_common.describe_machine())
+            print(f"serve x {args.instances}, --processes {args.processes}, store {args.store}, "
+                  f"answers take {args.delay * 1000:.0f} ms")
+            if args.rss:
+                await rss_run(args, serves, deadline)
+                return
+            fake = re.match(r"http://([\d.]+):(\d+)", fake_url).groups()
+            rows = [await one_size(args, (fake[0], int(fake[1])), serves, int(clients), deadline)
+                    for clients in args.clients.split(",")]
+            print("\n| clients | req/s (baseline) | added p50 | added p99 | errors | serve CPU per answer | uptime |")
+            print("| --- | --- | --- | --- | --- | --- | --- |")
+            for row in rows:
+                print(f"| {row['clients']} | {row['req/s']:.0f} ({row['baseline req/s']:.0f}) | "
+                      f"{row['added p50 ms']:+.1f} ms | {row['added p99 ms']:+.1f} ms | {row['errors']} | "
+                      f"{row['CPU ms/answer']:.2f} ms | {row['uptime']} |")
+        finally:
+            for process, _, _ in serves:
+                process.terminate()
+            for process, _, _ in serves:
+                process.wait(30)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,13 @@ class TtyResult:
         self.output = output  # stdout and stderr together, as the terminal shows them
 
 
-def run_tty(*args, env=None, answers=(), timeout=30.0) -> TtyResult:
-    """`answers` is a list of (text to wait for, what to type). Raises if the process outlives `timeout`."""
+def run_tty(*args, env=None, answers=(), timeout=30.0, columns: int | None = None) -> TtyResult:
+    """`answers` is a list of (text to wait for, what to type). Raises if the process outlives `timeout`.
+    `columns` gives the terminal a size (a new pty has none, and tqdm draws no bar at width 0)."""
     master, slave = pty.openpty()
+    if columns:
+        import struct
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     process = subprocess.Popen([sys.executable, "-m", "oaicli", *map(str, args)], stdin=slave, stdout=slave,
                                stderr=slave, env={**os.environ, "TERM": "xterm", **(env or {})}, cwd=REPO,
                                start_new_session=True, preexec_fn=_own_terminal)

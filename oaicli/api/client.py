@@ -32,30 +32,20 @@ class ApiClient:
         self.retry = RetryPolicy(self.max_retries, lambda seconds: self.sleep(seconds),
                                  notice=None if settings.quiet else self.echo)
         self.azure = settings.api_type == "azure"
-        _check_base_url(settings)
+        check_base_url(settings)
         self._http = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
             headers=self._headers(),
             timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
             transport=transport,
-            verify=_verify_for(settings.base_url),
+            verify=verify_for(settings.base_url),
             follow_redirects=True,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
             if max_connections else httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.require_admin_key() if self.admin else self.settings.require_key()
-        headers = {"User-Agent": "oaicli/0.1"}
-        if self.azure:
-            headers["api-key"] = key
-        else:
-            headers["Authorization"] = f"Bearer {key}"
-        if self.settings.organization:
-            headers["OpenAI-Organization"] = self.settings.organization
-        if self.settings.project:
-            headers["OpenAI-Project"] = self.settings.project
-        return headers
+        return auth_headers(self.settings, self.settings.require_admin_key() if self.admin else self.settings.require_key())
 
     def close(self) -> None:
         self._http.close()
@@ -117,7 +107,7 @@ class ApiClient:
                     raise self._network_error(exc, method, request.url, uploading=bool(files)) from exc
                 timed_out = isinstance(exc, httpx.TimeoutException)
                 self.retry.wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
-                           else f"connection failed ({_describe(exc)})")
+                           else f"connection failed ({describe(exc)})")
                 continue
             self._trace_response(response, time.monotonic() - started)
             if response.status_code < 400:
@@ -148,23 +138,16 @@ class ApiClient:
                                 f"Raise --timeout or try again later. {plain_http_hint}" if handshake
                                 else "Raise --timeout or try again later.")
         if isinstance(exc, httpx.ConnectError):
-            return NetworkError(f"Cannot reach {origin}: {_describe(exc)}.",
+            return NetworkError(f"Cannot reach {origin}: {describe(exc)}.",
                                 "Check --base-url and your network or proxy settings.")
         if uploading:
-            return NetworkError(f"The server at {origin} closed the connection during the upload: {_describe(exc)}.",
+            return NetworkError(f"The server at {origin} closed the connection during the upload: {describe(exc)}.",
                                 "It may refuse bodies this large; try again, or check its upload limit.")
-        return NetworkError(f"The server at {origin} closed the connection without answering: {_describe(exc)}.",
+        return NetworkError(f"The server at {origin} closed the connection without answering: {describe(exc)}.",
                             "Try again; if it keeps happening, check that --base-url points at an HTTP API.")
 
     def _route(self, path: str, params, body):
-        if not self.azure:
-            return path, params
-        params = dict(params or {})
-        params.setdefault("api-version", self.settings.api_version)
-        model = body.get("model") if isinstance(body, dict) else None
-        if model and path.startswith(AZURE_DEPLOYMENT_PATHS):
-            path = f"/deployments/{model}{path}"
-        return path, params
+        return route(self.settings, path, params, body)
 
     def _origin(self) -> str:
         url = self._http.base_url
@@ -187,26 +170,15 @@ class ApiClient:
                 return
             yield from self._events(response, require_done)
         except httpx.TransportError as exc:
-            raise StreamError(f"The connection dropped mid-stream: {_describe(exc)}.",
+            raise StreamError(f"The connection dropped mid-stream: {describe(exc)}.",
                               "Nothing was saved; try again.") from exc
         finally:
             response.close()
 
     def _whole_answer(self, response: httpx.Response, method: str, path: str) -> dict:
-        """A server that ignored `stream` answers with one JSON document; anything else (a proxy's or a
-        captive portal's HTML page with status 200) is a failed request, not an answer."""
         body = response.read()
         self._trace_body("<", body, response.headers.get("content-type", ""))
-        try:
-            document = json.loads(body or b"{}")
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            kind = response.headers.get("content-type", "").split(";")[0].strip() or "a body of no type"
-            raise StreamError(f"The server answered the streamed {method} {path} with {kind}, not an event "
-                              "stream or JSON (a proxy or login page?).",
-                              "Nothing was saved; check --base-url and your proxy settings.")
-        return document
+        return whole_answer(body, response.headers.get("content-type", ""), method, path)
 
     def _events(self, response: httpx.Response, require_done: bool = True) -> Iterator[dict]:
         parser = SSEParser()
@@ -229,15 +201,7 @@ class ApiClient:
     def _decode_event(self, data: str) -> dict:
         if self.settings.verbose >= 2:
             self.echo(redact(f"< event: {data}"))
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            error = payload["error"]
-            raise StreamError(f"The server reported an error mid-stream: {error.get('message')} "
-                              f"({error.get('type') or error.get('code') or 'error'}).")
-        return payload
+        return event_payload(data)
 
     # Lists
 
@@ -271,7 +235,7 @@ class ApiClient:
             bar.reset(total=int(response.headers.get("content-length") or 0) or None)
             return copy_body(response, counted, bar)
         except httpx.TransportError as exc:
-            raise NetworkError(f"The {what} broke off: {_describe(exc)}.", _after_a_break(where, counted.count)) from exc
+            raise NetworkError(f"The {what} broke off: {describe(exc)}.", _after_a_break(where, counted.count)) from exc
         finally:
             response.close()
 
@@ -309,18 +273,57 @@ class ApiClient:
             self.echo(f"{direction} <{len(body)} bytes of {content_type or 'binary data'}>")
 
 
+def auth_headers(settings, key: str) -> dict[str, str]:
+    """The headers of every request: the key (Azure's api-key or a bearer token), organization, project."""
+    headers = {"User-Agent": "oaicli/0.1"}
+    if settings.api_type == "azure":
+        headers["api-key"] = key
+    else:
+        headers["Authorization"] = f"Bearer {key}"
+    if settings.organization:
+        headers["OpenAI-Organization"] = settings.organization
+    if settings.project:
+        headers["OpenAI-Project"] = settings.project
+    return headers
+
+
+def route(settings, path: str, params, body):
+    """Azure OpenAI's path and api-version for a request; others' unchanged."""
+    if settings.api_type != "azure":
+        return path, params
+    params = dict(params or {})
+    params.setdefault("api-version", settings.api_version)
+    model = body.get("model") if isinstance(body, dict) else None
+    if model and path.startswith(AZURE_DEPLOYMENT_PATHS):
+        path = f"/deployments/{model}{path}"
+    return path, params
+
+
+def event_payload(data: str) -> dict:
+    """One server-sent event's JSON; an error event or a non-JSON one is a StreamError."""
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        error = payload["error"]
+        raise StreamError(f"The server reported an error mid-stream: {error.get('message')} "
+                          f"({error.get('type') or error.get('code') or 'error'}).")
+    return payload
+
+
 # How OpenSSL reports a TLS handshake answered by a plain-HTTP server (an HTTP 400 page, not a ServerHello).
 PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "packet length too long")
 
 
-def _check_base_url(settings) -> None:
+def check_base_url(settings) -> None:
     """A base URL without http(s):// is a setting to fix, not a network failure to retry three times."""
     if not settings.base_url.lower().startswith(("http://", "https://")):
         raise ConfigError(f"The base URL {settings.base_url!r} ({settings.source('base_url')}) does not start "
                           "with http:// or https://.", "For example: --base-url http://localhost:8000/v1")
 
 
-def _verify_for(base_url: str):
+def verify_for(base_url: str):
     """A plain-http base URL needs no certificates; skip loading them (tens of milliseconds)."""
     if base_url.startswith("http://") and not any(os.environ.get(v) for v in (
             "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")):
@@ -345,7 +348,7 @@ def _rewind(files) -> None:
             handle.seek(0)
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
     """The exception's text without a final full stop, since our sentences add their own."""
     return (str(exc) or exc.__class__.__name__).rstrip(".")
 
@@ -382,6 +385,31 @@ def _with_model_hint(error: ApiError, path: str, body) -> ApiError:
 
 def _text(value) -> str | None:
     return None if value is None else str(value)
+
+
+def whole_answer(body: bytes, content_type: str, method: str, path: str) -> dict:
+    """A server that ignored `stream` answers with one JSON document; anything else (a proxy's or a
+    captive portal's HTML page with status 200) is a failed request, not an answer."""
+    try:
+        document = json.loads(body or b"{}")
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        kind = content_type.split(";")[0].strip() or "a body of no type"
+        raise StreamError(f"The server answered the streamed {method} {path} with {kind}, not an event "
+                          "stream or JSON (a proxy or login page?).",
+                          "Nothing was saved; check --base-url and your proxy settings.")
+    return document
+
+
+def json_document(body: bytes, method: str, path: str):
+    """A non-streamed answer's JSON; an HTML page or other text is a NetworkError that says so."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise NetworkError(f"The server answered {method} {path} with something that is not JSON.",
+                           "Is --base-url pointing at an OpenAI-compatible API?") from exc
+
 
 
 def _problem_message(body: dict) -> str:

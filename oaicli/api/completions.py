@@ -48,8 +48,7 @@ class Requester:
         try:
             return self._stream(body, on_event)
         except ApiError as exc:
-            if not (exc.status == 400 and "stream_options" in body and "stream_options" in
-                    f"{exc.param} {exc.message}"):
+            if not refuses_stream_options(exc, body):
                 raise
             # An older server refuses stream_options: ask again without it, and stop sending it.
             self.usage_refused = True
@@ -64,6 +63,45 @@ class Requester:
             if on_event:
                 on_event(event, pieces)
         return assembler.result()
+
+
+class AsyncRequester:
+    """The Requester for serve's event loop (chat completions, api/async_client.py): the same request,
+    the same stream_options fallback and the same assembly, awaited."""
+
+    path = "/chat/completions"
+
+    def __init__(self, client):
+        self.client = client
+        self.usage_refused = False
+
+    async def __call__(self, body: dict, on_event=None) -> dict:
+        if not body.get("stream"):
+            return await self.client.post_json(self.path, body)
+        if self.usage_refused:
+            body.pop("stream_options", None)
+        try:
+            return await self._stream(body, on_event)
+        except ApiError as exc:
+            if not refuses_stream_options(exc, body):
+                raise
+            self.usage_refused = True
+            body.pop("stream_options")
+            return await self._stream(body, on_event)
+
+    async def _stream(self, body: dict, on_event) -> dict:
+        assembler = ChatAssembler()
+        add = assembler.add
+        async for event in self.client.stream_events(self.path, body):
+            pieces = add(event)
+            if on_event:
+                on_event(event, pieces)
+        return assembler.result()
+
+
+def refuses_stream_options(error: ApiError, body: dict) -> bool:
+    """An older server's 400 about stream_options (then the request is sent again without it)."""
+    return error.status == 400 and "stream_options" in body and "stream_options" in f"{error.param} {error.message}"
 
 
 class ChatAssembler:

@@ -30,10 +30,14 @@ class RetryPolicy:
         return status in RETRYABLE_STATUSES and not last
 
     def wait(self, response: httpx.Response | None, attempt: int, why: str | None = None) -> None:
+        self.sleep(self.pause(response, attempt, why))
+
+    def pause(self, response: httpx.Response | None, attempt: int, why: str | None = None) -> float:
+        """The seconds to wait before the next attempt, said in a notice; the async client awaits them."""
         delay = retry_delay(response, attempt)
         if why and self.notice:
             self.notice(f"Retrying in {delay:.1f}s: {why} (attempt {attempt + 2} of {self.max_retries + 1}).")
-        self.sleep(delay)
+        return delay
 
 
 def retry_delay(response: httpx.Response | None, attempt: int) -> float:

@@ -27,7 +27,25 @@ def load(path: str) -> dict:
         schema = {**schema["schema"], "title": schema["schema"].get("title") or schema.get("name")}
     if not isinstance(schema, dict) or not schema:
         raise InputError(f"The schema {path} is not a JSON Schema object.")
+    unknown = next(_unknown_types(schema), None)
+    if unknown is not None:  # it would match every answer here, and the API refuses it
+        raise InputError(f"The schema {path} has type {unknown!r}; JSON Schema's types are {', '.join(TYPES)}.")
     return schema
+
+
+def _unknown_types(node):
+    """Every `type` name in the schema (at any depth) that JSON Schema does not define."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _unknown_types(item)
+    elif isinstance(node, dict):
+        kinds = node.get("type")
+        for kind in [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else ():
+            if kind not in TYPES:
+                yield kind
+        for key, value in node.items():
+            if key not in ("enum", "const", "default", "examples"):  # values there are data, not schemas
+                yield from _unknown_types(value)
 
 
 def problems(value, schema: dict, root: dict | None = None, where: str = "$") -> list[str]:

@@ -125,8 +125,8 @@ class Chat:
     def open_store(self):
         if self.store is None:
             # Here, not at the top: a stateless chat never opens the store (sqlite3, hashlib: ~7 ms).
-            from oaicli.conversation.store import Store
-            self.store = Store.open()
+            from oaicli.conversation.stores import open_store
+            self.store = open_store(self.invocation.settings.store_url)
             self.invocation.call_on_close(self.store.close)
         return self.store
 
@@ -190,12 +190,16 @@ class Chat:
         new = context.first_messages(question)
         if self.context_mode == "previous":
             previous = store.last_response_id(session.id) if session else None
-            if previous:
-                return self.send(new, previous_response_id=previous), None
+            answer = previous and self._unless_gone(lambda: self.send(new, previous_response_id=previous),
+                                                    "previous_response_id", f"response {previous}")
+            if answer:
+                return answer, None
             return self.ask(context, context.tail(store, session.id, question) if session else [], question), None
         conversation = store.conversation_of(session.id) if session else None
-        if conversation:
-            return self.send(new, conversation=conversation), None
+        answer = conversation and self._unless_gone(lambda: self.send(new, conversation=conversation),
+                                                    "conversation", f"conversation {conversation}")
+        if answer:
+            return answer, None
         history = context.tail(store, session.id, question) if session else []
         created = self.requester.client.post("/conversations", json={"items": [
             {"type": "message", "role": turn.role, "content": turn.content} for turn in history]})["id"]
@@ -204,6 +208,18 @@ class Chat:
         except BaseException:
             self._delete_quietly(f"/conversations/{created}")
             raise
+
+    def _unless_gone(self, send, param: str, what: str) -> dict | None:
+        """The answer; None when the server no longer has the context the request names (a stored
+        response expires after 30 days, a Conversation can be deleted): the local store holds every
+        turn, so the caller sends them instead of leaving the session stuck on that error."""
+        try:
+            return send()
+        except ApiError as exc:
+            if exc.status not in (400, 404) or exc.param != param:
+                raise
+        self.notice(f"The server no longer has {what}; sending the session's history from the local store.")
+        return None
 
     def _delete_quietly(self, path: str) -> None:
         try:

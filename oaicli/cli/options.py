@@ -152,6 +152,14 @@ class InputFile(click.ParamType):
         return str(input_file(value, self.what))
 
 
+# The conversation store of the commands that keep sessions: --store on sessions and serve; chat, whose
+# --store/--no-store is the Responses API's own field, names it --session-store.
+_STORE_HELP = ("Conversation store: sqlite:///PATH or postgresql://USER@HOST/DB (else OAICLI_STORE; default "
+               "sessions.db in the data folder).")
+store_option = _attach([_shared("--store", "store_url", metavar="URL", help=_STORE_HELP)])
+session_store_option = _attach([_shared("--session-store", "store_url", metavar="URL", help=_STORE_HELP)])
+
+
 yes_option = click.option("-y", "--yes", is_flag=True,
                           help="Do not ask for confirmation (needed when stdin is not a terminal, as in scripts).")
 

@@ -87,11 +87,13 @@ def _follow(run, batch_id: str, directory: Path, render: bool) -> dict:
     from oaicli.output.progress import progress_bar
     ready_directory(directory)
     api = run.client()
-    with _progress_view(run) as on_change:
-        try:
+    # The interrupt is handled outside the bar's block: the bar is closed first, so its last draw does not
+    # land under the lines that say how to follow again.
+    try:
+        with _progress_view(run) as on_change:
             batch = engine.follow(api, batch_id, on_change, wait_deadline(), sleep=api.sleep)
-        except KeyboardInterrupt:
-            engine.interrupted(batch_id, run.say)
+    except KeyboardInterrupt:
+        engine.interrupted(batch_id, run.say)
     for path in engine.download_files(api, batch, directory, lambda label: progress_bar(None, label)):
         run.notice(f"Saved {path}.")
     return batch
@@ -122,7 +124,9 @@ def _bar(run):
                 done, failed, total = engine.counts(batch)
                 bar.total = total or None
                 bar.n = done + failed
-                bar.set_description(f"{batch.get('status')}")
+                # Without a total tqdm puts its own ": " after the description; with one, the description's.
+                describe = bar.set_description if total else bar.set_description_str
+                describe(f"{batch.get('status')}")
                 bar.set_postfix_str(f"{failed} failed" if failed else "")
                 bar.refresh()
             yield on_change
@@ -138,7 +142,8 @@ def results(batch_id, output_path):
 
     Each line is {custom_id, status, response} for a request that succeeded, {custom_id, status,
     error} for one that failed, status missing for one the batch never ran. The input file is read
-    back from the API to give the order. --format table prints counts by status instead.
+    back from the API to give the order. --format json writes them as one JSON array instead; --format
+    table prints counts by status (and with -o the merged lines still go to FILE).
 
     \b
     Example:
@@ -151,21 +156,52 @@ def results(batch_id, output_path):
     run = invocation.current()
     fmt = output.chosen_format()
     api = run.client()
-    if fmt == "table":
-        summary = engine.results(api, batch_id, _Discard())
-        output.render_list(summary.rows(), columns=["status", "requests"], fmt="table")
-        return
     if output_path:
         ready_file(Path(output_path))
         with atomic_writer(Path(output_path)) as sink:
-            summary = engine.results(api, batch_id, sink)
+            summary = _merged(api, batch_id, sink, fmt)
         run.notice(f"Wrote {summary.total} results to {output_path}.")
+    elif fmt == "table":
+        summary = engine.results(api, batch_id, _Discard())
     else:
         run.stdout.flush()
-        summary = engine.results(api, batch_id, run.stdout.buffer)
+        summary = _merged(api, batch_id, run.stdout.buffer, fmt)
         run.stdout.buffer.flush()
-    if summary.not_in_input:
+    if fmt == "table":
+        output.render_list(summary.rows(), columns=["status", "requests"], fmt="table")
+    if summary.input_gone:
+        run.notice(f"The input file {summary.input_gone} is gone, so the results are in the order of the output "
+                   "and error files, not the input's.")
+    elif summary.not_in_input:
         run.notice(f"{summary.not_in_input} results name a custom_id the input lacks; they are written last.")
+
+
+def _merged(api, batch_id: str, sink, fmt: str | None):
+    """The merged results as JSONL; with --format json the same results as one JSON array."""
+    from oaicli.jobs import batches as engine
+    if fmt != "json":
+        return engine.results(api, batch_id, sink)
+    array = _JsonArray(sink)
+    summary = engine.results(api, batch_id, array)
+    array.close()
+    return summary
+
+
+class _JsonArray:
+    """Merged result lines as the items of one JSON array, each written as it comes (nothing is held,
+    so a 50,000-line batch costs no more memory than JSONL)."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.opened = False
+
+    def write(self, line: bytes) -> int:
+        self.sink.write((b",\n" if self.opened else b"[\n") + line.rstrip(b"\n"))
+        self.opened = True
+        return len(line)
+
+    def close(self) -> None:
+        self.sink.write(b"\n]\n" if self.opened else b"[]\n")
 
 
 class _Discard:

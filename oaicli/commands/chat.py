@@ -5,12 +5,17 @@ import click
 from click.core import ParameterSource
 
 from oaicli.cli import completion, invocation
-from oaicli.cli.options import command, sampling_options
+from oaicli.cli.options import command, sampling_options, session_store_option
 from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["chat"]
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")
 ENVELOPE_ONLY = ("concurrency", "group_shared", "max_question_chars")
+# What --batch cannot honour (the requests go through chat completions, one per line of the file, with no
+# session): refused, because a batch silently run without them is found out only hours later.
+NOT_WITH_BATCH = ("messages", "session", "continue_", "context_window", "max_history", "api", "max_output_tokens",
+                  "reasoning_effort", "reasoning_summary", "schema", "store", "service_tier", "background",
+                  "context", "interactive", "envelope", *ENVELOPE_ONLY)
 
 
 def _check_messages(ctx, param, values):
@@ -21,6 +26,7 @@ def _check_messages(ctx, param, values):
 
 
 @command(None, "chat", formats=("text",))
+@session_store_option
 @click.argument("prompt", required=False)
 @click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Model (default: the profile's models.chat, else {DEFAULT_MODEL}).")
 @click.option("-s", "--system", help="System prompt.")
@@ -91,6 +97,7 @@ def chat(prompt, **opts):
       oaicli chat --batch prompts.jsonl --wait --format jsonl > answers.jsonl
     """
     if opts["batch_file"]:
+        _refuse_with_batch(prompt)
         from oaicli.jobs import batch_modes
         return batch_modes.chat_batch(opts, invocation.current())
     if opts["wait"]:
@@ -101,6 +108,19 @@ def chat(prompt, **opts):
     _refuse_envelope_options()
     from oaicli.chat import run as chat_run
     return chat_run.main(prompt, opts, invocation.current())
+
+
+def _refuse_with_batch(prompt) -> None:
+    if prompt is not None:
+        raise click.UsageError("--batch takes its prompts from FILE, one per line; drop the PROMPT argument.")
+    ctx = click.get_current_context()
+    for name in NOT_WITH_BATCH:
+        if name == "api" and ctx.params.get("api") == "chat":
+            continue
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+            option = next(param for param in ctx.command.params if param.name == name)
+            raise click.UsageError(f"{max(option.opts, key=len)} does not apply with --batch (its requests go "
+                                   "through chat completions, with no session); drop it.")
 
 
 def _refuse_envelope_options() -> None:

@@ -61,6 +61,10 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
         raise click.UsageError("--field needs --input-file.")
     if wait and not use_batch:
         raise click.UsageError("--wait only applies with --batch.")
+    if use_batch and output and not wait:
+        # The vectors come back hours later, through `batches results` (JSONL): FILE would never be written.
+        raise click.UsageError("-o FILE with --batch needs --wait (else collect the vectors later with "
+                               "`oaicli batches results ID`).")
     if output:
         from oaicli.output.files import ready_file
         ready_file(output)
@@ -82,8 +86,6 @@ def embed(texts, input_file, field, model, dimensions, encoding_format, concurre
 
 
 def _as_batch(body, source, output, dtype, wait) -> None:
-    import contextlib
-
     from oaicli.jobs import batch_modes
     from oaicli.media import embeddings
     from oaicli.output import writers as out
@@ -93,12 +95,10 @@ def _as_batch(body, source, output, dtype, wait) -> None:
         batch_modes.embed_batch(run, body, source, _stdout_writer(out.resolve_format()) if wait else None, wait,
                                 embeddings.read_vectors)
         return
-    # Without --wait nothing is written, so the file is not created.
-    with atomic_writer(output) if wait else contextlib.nullcontext() as sink:
-        writer = embeddings.file_writer(output, sink, dtype) if wait else None
-        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.read_vectors)
-    if wait:
-        out.notice(f"Wrote {count} embeddings to {output}.")
+    with atomic_writer(output) as sink:
+        writer = embeddings.file_writer(output, sink, dtype)
+        count = batch_modes.embed_batch(run, body, source, writer, wait, embeddings.read_vectors, target=output)
+    out.notice(f"Wrote {count} embeddings to {output}.")
 
 
 def _non_empty(batches):

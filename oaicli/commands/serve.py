@@ -3,12 +3,13 @@
 import click
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command
+from oaicli.cli.options import command, store_option
 
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 
 
 @command(None, "serve", output=False)
+@store_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Other than loopback, --token (or --insecure) is required.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -30,15 +31,18 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 @click.option("--max-body", type=click.IntRange(min=64), default=262144, show_default=True, metavar="BYTES",
               help="Larger request bodies are refused (code 1004, HTTP 413).")
 @click.option("--workers", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Contexts answered at once (worker threads; upstream connections follow).")
+              help="Upstream connections, i.e. contexts answered at once (threads only with --processes or a "
+                   "PostgreSQL store).")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes answering (each context always in the same one); more than 1 uses "
                    "more cores.")
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Serve GET /metrics (Prometheus text: requests by outcome, added and upstream latency).")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="On SIGTERM or Ctrl-C, how long answers in flight may take to finish.")
 def serve(host, port, token, insecure, model, system, group_shared, answer_tokens, temperature, context_window,
-          max_history, max_question_chars, max_body, workers, processes, shutdown_timeout):
-    """Serve the envelope over HTTP: POST /v1/envelope, GET /healthz.
+          max_history, max_question_chars, max_body, workers, processes, metrics, shutdown_timeout):
+    """Serve the envelope over HTTP: POST /v1/envelope, GET /healthz, GET /metrics.
 
     The request and response are those of `chat --envelope`, one per HTTP request, with the same
     store and idempotent question_id. With `Accept: text/event-stream` the answer streams as
@@ -69,7 +73,7 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
     return main.start(invocation.current(), host=host, port=port, token=token, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,
         context_window=context_window, max_history=max_history, max_question_chars=max_question_chars),
-        max_body=max_body, workers=workers, processes=processes, shutdown_timeout=shutdown_timeout)
+        max_body=max_body, workers=workers, processes=processes, metrics=metrics, shutdown_timeout=shutdown_timeout)
 
 
 def _is_loopback(host: str) -> bool:

@@ -2,8 +2,8 @@
 
 import click
 
-from oaicli.cli import completion
-from oaicli.cli.options import InputFile, command, yes_option
+from oaicli.cli import completion, invocation
+from oaicli.cli.options import InputFile, command, store_option, yes_option
 from oaicli.core.models import DEFAULT_MODELS
 
 COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
@@ -14,7 +14,8 @@ TURN_COLUMNS = ["id", "role", "content", "tokens", "question_id", "user_id", "cr
 def sessions():
     """Manage the conversations kept in the local store (named sessions and envelope contexts).
 
-    The store is sessions.db in the data directory (OAICLI_HOME overrides it).
+    The store is sessions.db in the data directory (OAICLI_HOME overrides it), or the one --store URL
+    (or OAICLI_STORE) names: sqlite:///PATH or postgresql://USER@HOST/DB, shared with `oaicli serve`.
 
     \b
     Example:
@@ -25,10 +26,13 @@ def sessions():
 
 def _store(must_exist: bool = True):
     """The store, or None when it was never created and the caller can do without it."""
-    from oaicli.conversation import store
-    if not store.default_path().exists() and not must_exist:
+    from oaicli.conversation import stores
+    url = invocation.current().settings.store_url
+    if not must_exist and not stores.exists(url):
         return None
-    return store.Store.open()
+    opened = stores.open_store(url)
+    invocation.current().call_on_close(opened.close)
+    return opened
 
 
 def _require(name: str):
@@ -40,6 +44,7 @@ def _require(name: str):
 
 
 @command(sessions, "list")
+@store_option
 def list_sessions():
     """List sessions and envelope contexts, most recently used first.
 
@@ -53,6 +58,7 @@ def list_sessions():
 
 
 @command(sessions, "show", formats=("text",))
+@store_option
 @click.argument("name", shell_complete=completion.session_names)
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N turns.")
 def show_session(name, last):
@@ -105,6 +111,7 @@ def _print_conversation(session, turns) -> None:
 
 
 @sessions.command("export")
+@store_option
 @click.argument("name", shell_complete=completion.session_names)
 @click.option("--request", "as_request", is_flag=True,
               help="Print a whole /v1/chat/completions body: {\"model\": ..., \"messages\": [...]}.")
@@ -131,6 +138,7 @@ def export_session(name, as_request):
 
 
 @command(sessions, "import")
+@store_option
 @click.argument("name", shell_complete=completion.session_names)
 @click.argument("file", type=InputFile(allow_dash=True))
 @click.option("--replace", is_flag=True, help="Replace the turns of an existing session.")
@@ -182,6 +190,7 @@ def _read_messages(path: str) -> tuple[list, str | None]:
 
 
 @command(sessions, "reset")
+@store_option
 @click.argument("name", shell_complete=completion.session_names)
 @yes_option
 def reset_session(name, yes):
@@ -204,6 +213,7 @@ def reset_session(name, yes):
 
 
 @command(sessions, "rename")
+@store_option
 @click.argument("old", shell_complete=completion.session_names)
 @click.argument("new")
 def rename_session(old, new):
@@ -221,6 +231,7 @@ def rename_session(old, new):
 
 
 @command(sessions, "delete")
+@store_option
 @click.argument("name", shell_complete=completion.session_names)
 @yes_option
 def delete_session(name, yes):
@@ -241,3 +252,28 @@ def delete_session(name, yes):
     with store.exclusive(name):
         removed = store.delete(name)
     output.render_object({"name": name, "deleted": True, "removed_turns": removed})
+
+
+@command(sessions, "copy")
+@click.option("--from", "source", required=True, metavar="URL", help="The store to copy: sqlite:///PATH or postgresql://...")
+@click.option("--to", "target", required=True, metavar="URL", help="An empty store to copy into (created if new).")
+def copy_sessions(source, target):
+    """Copy every session and envelope context, with their turns and ids, into an empty store.
+
+    Turns keep their ids, question ids, user ids and token counts: from SQLite to PostgreSQL to share the
+    store with several `oaicli serve`, or back. Each session is copied in one transaction; the target
+    must hold no session yet.
+
+    \b
+    Example:
+      oaicli sessions copy --from sqlite:///home/me/.local/share/oaicli/sessions.db \\
+        --to postgresql://oaicli@db.internal/oaicli
+    """
+    from oaicli.conversation import stores
+    from oaicli.core.errors import InputError
+    from oaicli.output import writers as output
+    if not stores.exists(source):
+        raise InputError(f"There is no store at {source}.", "Check the --from URL.")
+    with stores.open_store(source) as opened_source, stores.open_store(target) as opened_target:
+        counts = stores.copy_store(opened_source, opened_target)
+    output.render_object(counts)

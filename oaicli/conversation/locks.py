@@ -47,20 +47,31 @@ class FileLock:
         self.handle = None
 
     def __enter__(self):
+        self.acquire()
+        return self
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; with blocking=False, False at once when another holds it (serve's event loop
+        must never block on it: it tries again after a short sleep)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             handle = open(self.path, "a+b")
-            _lock_file(handle)
+            if not _lock_file(handle, blocking):
+                handle.close()
+                return False
             try:
                 if os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino:
                     self.handle = handle
-                    return self
+                    return True
             except FileNotFoundError:
                 pass
             _unlock_file(handle)
             handle.close()
 
     def __exit__(self, *exc):
+        self.release()
+
+    def release(self) -> None:
         try:
             if os.name != "nt":  # Windows cannot unlink an open file; the empty file stays
                 self.path.unlink(missing_ok=True)
@@ -69,18 +80,23 @@ class FileLock:
             self.handle.close()
 
 
-def _lock_file(handle) -> None:
+def _lock_file(handle, blocking: bool = True) -> bool:
     if os.name == "nt":  # pragma: no cover - Windows
         import msvcrt
         while True:
             try:
                 handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                return
+                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+                return True
             except OSError:
-                continue
+                if not blocking:
+                    return False
     import fcntl
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _unlock_file(handle) -> None:

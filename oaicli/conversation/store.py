@@ -6,22 +6,29 @@ processes share the database file; `exclusive(name)` serializes everyone working
 """
 
 import contextlib
-import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from oaicli.conversation.locks import FileLock, SessionMutex, digest
+from oaicli.conversation.rows import (  # noqa: F401 (Turn, Session, speaker_name: the store's public names)
+    ROLES,
+    SESSION_COLUMNS,
+    TURN_COLUMNS,
+    Session,
+    Turn,
+    content_tokens,
+    session_from_row,
+    speaker_name,
+    split_messages,
+    turn_from_row,
+)
 from oaicli.core.errors import InputError, OaicliError
 from oaicli.core.home import unwritable
-
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 # Numbered migrations; `schema_migrations` records which ran. Append new ones, never edit old ones.
 MIGRATIONS = [
@@ -60,54 +67,12 @@ MIGRATIONS = [
     """),
 ]
 
-_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_TURN_COLUMNS = "id, role, content, tokens, tokens_encoding, question_id, model, usage, created_at, user_id"
 # Rows read per step when walking a session backwards; grows so long tails need few queries.
 _FIRST_BATCH = 32
 
 
 class StoreError(OaicliError):
     """The store cannot be opened or used (a corrupt or foreign file, a full disk)."""
-
-
-@dataclass
-class Turn:
-    """One message of a session. `tokens` is the content's cached count, valid for the tokenizer `encoding`."""
-    role: str
-    content: str
-    tokens: int | None = None
-    question_id: str | None = None
-    model: str | None = None
-    usage: dict | None = None
-    created_at: float = 0.0
-    user_id: str | None = None
-    id: int | None = None
-    encoding: str | None = None
-    response_id: str | None = None  # the Responses API id of an answer (server-side context)
-    dirty: bool = field(default=False, repr=False, compare=False)  # count computed, not yet cached
-
-    def message(self, named: bool = False) -> dict:
-        """The turn as a request message; `named`: a user turn says who asked (shared group contexts)."""
-        message = {"role": self.role, "content": self.content}
-        name = self.speaker() if named else None
-        if name:
-            message["name"] = name
-        return message
-
-    def speaker(self) -> str | None:
-        """The `name` that tells the model which user asked: for user turns that have a user_id."""
-        return speaker_name(self.user_id) if self.role == "user" and self.user_id else None
-
-
-@dataclass
-class Session:
-    id: int
-    name: str
-    model: str | None
-    system: str | None
-    created_at: float
-    updated_at: float
-    kind: str = "named"  # "named" or "envelope"
 
 
 def default_path() -> Path:
@@ -138,44 +103,11 @@ def _make_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def _turn(row) -> Turn:
-    id_, role, content, tokens, encoding, question_id, model, usage, created_at, user_id = row
-    return Turn(role=role, content=content, tokens=tokens, question_id=question_id, model=model,
-                usage=json.loads(usage) if usage else None, created_at=created_at, user_id=user_id,
-                id=id_, encoding=encoding)
 
-
-def _session(row) -> Session | None:
-    if row is None:
-        return None
-    id_, name, kind, model, system, created_at, updated_at = row
-    return Session(id=id_, name=name, model=model, system=system, created_at=created_at,
-                   updated_at=updated_at, kind=kind)
-
-
-_SESSION_COLUMNS = "id, name, kind, model, system, created_at, updated_at"
-
-
-def content_tokens(turn: Turn, counter) -> int:
-    """The turn's content count for this counter: the cached one when it was made by the same tokenizer."""
-    if turn.tokens is None or turn.encoding != counter.cache_key:
-        turn.tokens = counter.count_text(turn.content)
-        turn.encoding = counter.cache_key
-        turn.dirty = True
-    return turn.tokens
 
 
 def turn_cost(turn: Turn, counter, named: bool = False) -> int:
     return counter.message_tokens(turn.role, content_tokens(turn, counter), turn.speaker() if named else None)
-
-
-def speaker_name(user_id: str) -> str:
-    """A user_id as a message's `name`, which OpenAI restricts to letters, digits, `_` and `-` (64 at most):
-    kept as it is when it qualifies, else its safe characters and a hash, so two users never share one."""
-    if _NAME_OK.fullmatch(user_id):
-        return user_id
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", user_id).strip("_")[:40]
-    return f"{safe or 'user'}-{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:12]}"
 
 
 def group_exchanges(turns: list[Turn]) -> list[list[Turn]]:
@@ -206,7 +138,7 @@ def newest_exchanges(store, session_id: int) -> Iterator[list[Turn]]:
         if not rows:
             break
         for row in rows:
-            pending.append(_turn(row))
+            pending.append(turn_from_row(row))
             if pending[-1].role == "user":
                 group, pending = list(reversed(pending)), []
                 if not _unanswered(group):  # not history (see group_exchanges)
@@ -321,8 +253,8 @@ class Store:
 
     def get_session(self, name: str) -> Session | None:
         with self.lock:
-            return _session(self.db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = ?", (name,)).fetchone())
+            return session_from_row(self.db.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE name = ?", (name,)).fetchone())
 
     def require_session(self, name: str) -> Session:
         session = self.get_session(name)
@@ -346,14 +278,14 @@ class Store:
                 db.execute("UPDATE sessions SET model = ? WHERE name = ?", (model, name))
             if system is not None:
                 db.execute("UPDATE sessions SET system = ? WHERE name = ?", (system, name))
-            return _session(db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = ?",
+            return session_from_row(db.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE name = ?",
                                        (name,)).fetchone())
 
     def latest_session(self) -> Session | None:
         """The named session used most recently (for `chat -c`); envelope contexts are not candidates."""
         with self.lock:
-            return _session(self.db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE kind = 'named' "
+            return session_from_row(self.db.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE kind = 'named' "
                 "ORDER BY updated_at DESC, id DESC LIMIT 1").fetchone())
 
     def list_sessions(self) -> list[dict]:
@@ -375,18 +307,18 @@ class Store:
         last = 0
         while True:
             with self.lock:
-                rows = self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND id > ? "
+                rows = self.db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ? AND id > ? "
                                        "ORDER BY id LIMIT 1000", (session_id, last)).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield _turn(row)
+                yield turn_from_row(row)
             last = rows[-1][0]
 
     def last_turns(self, session_id: int, count: int) -> list[Turn]:
         """The newest `count` turns, oldest first (read from the end)."""
         rows = self._rows_before(session_id, None, count)
-        return [_turn(row) for row in reversed(rows)]
+        return [turn_from_row(row) for row in reversed(rows)]
 
     def tail(self, session_id: int, *, token_budget: int | None, max_turns: int | None, counter,
              named: bool = False) -> list[Turn]:
@@ -404,9 +336,9 @@ class Store:
     def _rows_before(self, session_id: int, before: int | None, limit: int):
         with self.lock:
             if before is None:
-                return self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? "
+                return self.db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ? "
                                        "ORDER BY id DESC LIMIT ?", (session_id, limit)).fetchall()
-            return self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND id < ? "
+            return self.db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ? AND id < ? "
                                    "ORDER BY id DESC LIMIT ?", (session_id, before, limit)).fetchall()
 
     def _cache_counts(self, turns: list[Turn]) -> None:
@@ -424,9 +356,9 @@ class Store:
     def find_exchange(self, session_id: int, question_id: str, user_id: str | None = None) -> tuple[Turn, Turn] | None:
         """The stored question and answer with this question_id (and user), for idempotent retries."""
         with self.lock:
-            rows = self.db.execute(f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND question_id = ? "
+            rows = self.db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ? AND question_id = ? "
                                    "ORDER BY id", (session_id, question_id)).fetchall()
-        turns = [_turn(row) for row in rows]
+        turns = [turn_from_row(row) for row in rows]
         for index, turn in enumerate(turns[:-1]):
             if turn.role == "user" and (user_id is None or turn.user_id == user_id):
                 answer = turns[index + 1]
@@ -478,8 +410,13 @@ class Store:
         concurrent and a crashed process releases its lock. The file is removed on release, so idle
         sessions (one per envelope user) leave no files behind."""
         with SessionMutex(str(self.path), session_name):
-            with FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock"):
+            with self.file_lock(session_name):
                 yield
+
+    def file_lock(self, session_name: str) -> FileLock:
+        """The session's lock between processes alone: serve's event loop orders its own requests itself
+        and takes only this one, without blocking (FileLock.acquire(blocking=False))."""
+        return FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock")
 
     # Management
 
@@ -527,6 +464,30 @@ class Store:
         messages.extend(turn.message() for turn in self.turns(session.id))
         return messages
 
+    def is_empty(self) -> bool:
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is None
+
+    def insert_copy(self, session: Session, turns) -> int:
+        """Insert a session copied from another store, keeping its id, its turns' ids and cached counts
+        (one transaction); the number of turns."""
+        rows = [(t.id, session.id, t.role, t.content, t.tokens, t.encoding, t.question_id, t.model,
+                 json.dumps(t.usage) if t.usage is not None else None, t.created_at, t.user_id) for t in turns]
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO sessions (id, name, kind, model, system, created_at, updated_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (session.id, session.name, session.kind, session.model,
+                                                            session.system, session.created_at, session.updated_at))
+                db.executemany("INSERT INTO turns (id, session_id, role, content, tokens, tokens_encoding, "
+                               "question_id, model, usage, created_at, user_id) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot copy session {session.name!r}: {exc}.") from exc
+        return len(rows)
+
+    def finish_copy(self) -> None:
+        """Nothing to do after a copy: SQLite's ids continue from the largest one by themselves."""
+
     def import_messages(self, name: str, messages: list[dict], *, replace: bool = False,
                         append: bool = False, model: str | None = None) -> int:
         """Store a messages array as a session's turns, in one transaction; returns the number of turns.
@@ -535,7 +496,7 @@ class Store:
         is refused unless `replace` (drop its turns first) or `append` is given."""
         if not name or not name.strip():
             raise InputError("The session name is empty.")
-        system, turns = _split_messages(messages)
+        system, turns = split_messages(messages)
         now = time.time()
         with self._write() as db:
             row = db.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
@@ -558,26 +519,3 @@ class Store:
             db.executemany("INSERT INTO turns (session_id, role, content, created_at) VALUES (?, ?, ?, ?)",
                            ((session_id, role, content, now) for role, content in turns))
         return len(turns)
-
-
-def _split_messages(messages) -> tuple[str | None, list[tuple[str, str]]]:
-    """Validate a messages array; returns the leading system prompt and the (role, content) turns."""
-    if not isinstance(messages, list):
-        raise InputError("Expected a JSON array of messages ({\"role\": ..., \"content\": ...}).")
-    system = None
-    turns = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InputError(f"Message {index} is not an object.")
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise InputError(f"Message {index} has role {role!r}; expected one of {', '.join(ROLES)}.")
-        if isinstance(content, list):  # content parts: keep the text
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if not isinstance(content, str):
-            raise InputError(f"Message {index} has no text content.")
-        if role == "system" and index == 0:
-            system = content
-        else:
-            turns.append((role, content))
-    return system, turns

@@ -165,6 +165,9 @@ def get_encoding(name: str):
     whose loader is pointed at the shipped file for the duration of the call; tiktoken passes its
     expected sha256, which the shipped file must match.
     """
+    loaded = _encodings.get(name)  # no lock once loaded: serve counts on every request
+    if loaded is not None:
+        return loaded
     with _encodings_lock:
         if name not in _encodings:
             if name not in SHIPPED:
@@ -236,10 +239,18 @@ class TokenCounter:
 
     def message_tokens(self, role: str, content_tokens: int, name: str | None = None) -> int:
         """The cost of one message whose content is already counted (a cached turn)."""
-        cost = self.tokens_per_message + self.count_text(role) + content_tokens
+        cost = self.tokens_per_message + self._role_tokens(role) + content_tokens
         if name:
             cost += self.tokens_per_name + self.count_text(name)
         return cost
+
+    def _role_tokens(self, role: str) -> int:
+        """A role's count, remembered: a history of N turns would otherwise encode N role names."""
+        key = (type(self), self.encoding_name, role)  # a ByteBound counts the same role in bytes
+        count = _ROLE_TOKENS.get(key)
+        if count is None:
+            count = _ROLE_TOKENS[key] = self.count_text(role)
+        return count
 
     def count_message(self, message: dict) -> int:
         """One message, without the reply priming."""
@@ -258,6 +269,9 @@ class TokenCounter:
     def count_messages(self, messages: list[dict]) -> int:
         """A whole request's messages, with the 3 tokens that prime the reply."""
         return sum(self.count_message(m) for m in messages) + self.reply_priming
+
+
+_ROLE_TOKENS: dict[tuple, int] = {}
 
 
 class ByteBound(TokenCounter):

@@ -40,6 +40,8 @@ FIELDS = {
     # chat's default --api (a profile's `chat_api`): chat, completions, responses or auto.
     "chat_api": Field(("OAICLI_CHAT_API",), None, str, lambda v: v in ("chat", "completions", "responses", "auto"),
                       "chat, completions, responses or auto"),
+    # The conversation store: sqlite:///PATH or postgresql://...; unset, the SQLite file in the data folder.
+    "store_url": Field(("OAICLI_STORE",)),
 }
 
 

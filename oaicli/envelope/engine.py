@@ -163,6 +163,13 @@ class Envelope:
             replay = self._replay(parsed)
             if replay is not None:
                 return replay
+            # A shared store (PostgreSQL) lets a unique key decide which request answers a question_id;
+            # the loser waited for the winner's turn and returns its stored answer.
+            claim = getattr(self.store, "claim_question", None)
+            if claim is not None and not claim(parsed.session_name, parsed.ids["question_id"],
+                                               parsed.ids["user_id"]):
+                return self._replay(parsed) or response(
+                    Codes.UPSTREAM_FAILED, "the same question_id is being answered by another request", parsed.ids)
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
         session_id = session.id if session else None
         speaker = self._speaker(parsed.ids)
@@ -239,6 +246,28 @@ class Envelope:
         ids = getattr(pending_or_none, "ids", None) or {}
         code, msg = classify(error)
         return response(code, msg, ids)
+
+    def turn(self, parsed: Parsed, notice=None):
+        """One request's whole turn, while the caller holds the context's lock, as a generator both
+        drivers run (the stdio runner with the blocking client, serve with the async one): it yields each
+        Pending whose `request_body` is to be sent, receives the completion (or the call's exception,
+        through `.throw`), and returns the response dict. It holds the replay, the one shrink-and-retry on
+        context_length_exceeded and the save, so no driver repeats them."""
+        pending = self.begin(parsed)
+        while not isinstance(pending, dict):
+            try:
+                completion = yield pending
+            except Exception as exc:
+                smaller = self.retry_smaller(pending) if is_context_error(exc) else None
+                if smaller is None:
+                    return self.fail(pending, exc)
+                if notice:
+                    notice(f"The context of {parsed.session_name} was too long for the server; retrying once "
+                           f"with {len(pending.history) - len(smaller.history)} fewer earlier turns.")
+                pending = smaller
+                continue
+            return self.finish(pending, completion)
+        return pending
 
     def delta_line(self, pending: Pending, text: str) -> dict:
         return response(Codes.OK, "delta", {**pending.ids, "delta": redact(text)})
@@ -370,25 +399,24 @@ class LineRunner:
             self.write(result)
 
     def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
-        pending = engine.begin(parsed)
-        while not isinstance(pending, dict):
-            deltas = self._delta_writer(engine, pending)
-            try:
-                completion = self._call(engine, pending, deltas)
-            except Exception as exc:
-                smaller = engine.retry_smaller(pending) if is_context_error(exc) else None
-                if smaller is None:
-                    return engine.fail(pending, exc)
-                self.notice(f"The context of {parsed.session_name} was too long for the server; "
-                            f"retrying once with {len(pending.history) - len(smaller.history)} fewer earlier turns.")
-                pending = smaller
-                continue
-            if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
-                return None
-            if deltas is not None:
-                deltas.drain()
-            return engine.finish(pending, completion)
-        return pending
+        turn = engine.turn(parsed, self.notice)
+        try:
+            pending = next(turn)
+            while True:
+                deltas = self._delta_writer(engine, pending)
+                try:
+                    completion = self._call(engine, pending, deltas)
+                except Exception as exc:
+                    pending = turn.throw(exc)
+                    continue
+                if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
+                    turn.close()
+                    return None
+                if deltas is not None:
+                    deltas.drain()
+                pending = turn.send(completion)
+        except StopIteration as done:
+            return done.value
 
     def _call(self, engine: Envelope, pending: Pending, deltas) -> dict:
         """Ask; a context kept on the server gets its Conversation first (deleted again when the

@@ -9,7 +9,7 @@ from oaicli.api import responses as r
 from oaicli.api.completions import Requester, request_params
 from oaicli.api.responses import as_completion
 from oaicli.api.responses_wire import ResponsesRequester
-from oaicli.conversation.store import Store
+from oaicli.conversation.stores import open_store
 from oaicli.conversation.turn import completions_only
 from oaicli.envelope.engine import Envelope, LineRunner
 
@@ -29,7 +29,7 @@ def run(prompt, opts, invocation) -> int:
         raise click.UsageError("--envelope keeps context locally or with --context server.")
     if server_context and api != "responses":
         raise click.UsageError("--context server needs --api responses.")
-    store = Store.open()
+    store = open_store(invocation.settings.store_url, max_connections=opts["concurrency"] + 1)
     invocation.call_on_close(store.close)
     params = request_params(opts)
     engine = Envelope(store, model=model, system=opts["system"], group_shared=opts["group_shared"],

@@ -20,13 +20,18 @@ def chat_batch(opts, invocation) -> int:
     with _prompt_lines(opts["batch_file"], invocation) as lines, tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chat-batch.jsonl"
         try:
-            _write(path, batch_file.chat_requests(lines, model, system=opts["system"], options=request_params(opts)))
+            written = _write(path, batch_file.chat_requests(lines, model, system=opts["system"],
+                                                            options=request_params(opts)))
         except batch_file.InputError as exc:
             raise InputError(f"{opts['batch_file']}: {exc}") from None
+        if not written:  # else the check of the built file would name its temporary path
+            raise InputError(f"{opts['batch_file']} holds no prompts.",
+                             "Write one JSON prompt string or messages array per line.")
         batch = _submit(invocation, path)
     if not opts["wait"]:
         return _started(invocation, batch)
     answers = []
+    labelled = (opts.get("n") or 1) > 1
 
     def show(line: dict) -> None:
         if fmt == "json":
@@ -34,18 +39,33 @@ def chat_batch(opts, invocation) -> int:
         elif fmt == "jsonl":
             output.write_json_line(line.get("response"), invocation.stdout)
         else:
-            output.write(answer_of(line["response"]).rstrip("\n"), stream=invocation.stdout)
+            output.write(_as_chat_prints(line["response"], labelled), newline=False, stream=invocation.stdout)
 
     failed = _collect(invocation, batch, show)
     if fmt == "json":
         output.write(output.dumps(answers), stream=invocation.stdout)
-    return _failed_exit(failed)
+    return _failed_exit(failed, batch)
 
 
-def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> int:
+def _as_chat_prints(response: dict, labelled: bool) -> str:
+    """One answer as `chat` prints it: each choice as sent (labelled `[i] ` when n > 1, each starting on a
+    line of its own), ending on a line of its own."""
+    parts = []
+    for choice in sorted(response.get("choices") or (), key=lambda c: c.get("index", 0)):
+        index = choice.get("index", 0)
+        if parts and not parts[-1].endswith("\n"):
+            parts.append("\n")
+        parts.append((f"[{index}] " if labelled else "") + answer_of(response, index))
+    text = "".join(parts)
+    return text if not parts or text.endswith("\n") else text + "\n"
+
+
+def embed_batch(invocation, body: dict, source, writer, wait: bool, decode, target=None) -> int:
     """The embedding requests `embed` would send (grouped as it groups them), as one batch; with `wait`,
     every group's vectors (read with `decode`, media/embeddings' read_vectors) go to `writer` in input
-    order. The texts are kept for the writer (a batch holds at most 50,000 inputs)."""
+    order. The texts are kept for the writer (a batch holds at most 50,000 inputs). `target` names the
+    file the writer fills: it is written whole or not at all, since a missing row would shift every
+    vector after it."""
     groups = list(source)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "embed-batch.jsonl"
@@ -69,8 +89,11 @@ def embed_batch(invocation, body: dict, source, writer, wait: bool, decode) -> i
             data = sorted(by_index[number].get("data", []), key=lambda item: item.get("index", 0))
             writer.write(group.start, group.texts, decode([item["embedding"] for item in data]))
             count += len(group.texts)
+    if failed and target is not None:
+        raise OaicliError(f"{failed} request(s) of the batch failed, so {target} was not written; "
+                          f"`oaicli batches results {batch['id']}` has every result.", exit_code=ExitCode.JOB_FAILED)
     writer.close()
-    _failed_exit(failed)
+    _failed_exit(failed, batch)
     return count
 
 
@@ -84,10 +107,14 @@ def _prompt_lines(name: str, invocation):
         raise InputError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
 
 
-def _write(path: Path, lines) -> None:
+def _write(path: Path, lines) -> int:
+    """Write the request lines; how many there were."""
+    count = 0
     with open(path, "wb") as sink:
         for line in lines:
             sink.write(line)
+            count += 1
+    return count
 
 
 def _submit(invocation, path: Path) -> dict:
@@ -134,8 +161,8 @@ def _deadline(invocation):
     return None if limit is None else time.monotonic() + float(limit)
 
 
-def _failed_exit(failed: int) -> int:
+def _failed_exit(failed: int, batch: dict) -> int:
     if failed:
-        raise OaicliError(f"{failed} request(s) of the batch failed; the others were written.",
-                          exit_code=ExitCode.JOB_FAILED)
+        raise OaicliError(f"{failed} request(s) of the batch failed; the others were written. "
+                          f"`oaicli batches results {batch['id']}` has every result.", exit_code=ExitCode.JOB_FAILED)
     return 0

@@ -39,6 +39,7 @@ _DECODER = json.JSONDecoder()
 class Summary:
     counts: Counter = field(default_factory=Counter)
     not_in_input: int = 0  # results whose custom_id the input file lacks (written last)
+    input_gone: str | None = None  # the input file's id when the API no longer has it (no input order)
 
     @property
     def total(self) -> int:

@@ -121,18 +121,27 @@ def results(api, batch_id: str, sink) -> batch_results.Summary:
     if batch.get("status") not in TERMINAL:
         raise InputError(f"Batch {batch_id} is still {batch.get('status')}; it has no results yet.",
                          f"Wait with `oaicli batches follow {batch_id}`.")
+    if not batch.get("input_file_id"):
+        raise OaicliError(f"Batch {batch_id} names no input file.", exit_code=ExitCode.REQUEST)
     with contextlib.ExitStack() as stack:
-        files = {}
+        files, gone = {}, None
         for key in ("input_file_id", "output_file_id", "error_file_id"):
             if batch.get(key):
                 handle = stack.enter_context(tempfile.TemporaryFile())
-                api.download(f"/files/{batch[key]}/content", handle, _NoBar(), what=key.split("_")[0] + " file")
+                try:
+                    api.download(f"/files/{batch[key]}/content", handle, _NoBar(), what=key.split("_")[0] + " file")
+                except ApiError as exc:
+                    # Users delete the request file once the batch has run: the answers are still worth
+                    # having, just without the input's order (an empty input puts them in the files' order).
+                    if key != "input_file_id" or exc.status != 404:
+                        raise
+                    gone = batch[key]
                 handle.seek(0)
                 files[key] = handle
-        if "input_file_id" not in files:
-            raise OaicliError(f"Batch {batch_id} names no input file.", exit_code=ExitCode.REQUEST)
-        return batch_results.merge(files["input_file_id"], files.get("output_file_id"), files.get("error_file_id"),
-                                   sink)
+        summary = batch_results.merge(files["input_file_id"], files.get("output_file_id"),
+                                      files.get("error_file_id"), sink)
+        summary.input_gone = gone
+        return summary
 
 
 class _NoBar:

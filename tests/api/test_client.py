@@ -373,12 +373,12 @@ def test_verbose_off_prints_nothing(capsys):
 def test_verify_skips_certificates_for_plain_http(monkeypatch):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    assert client_module._verify_for("https://api.openai.com/v1") is True
-    assert client_module._verify_for("http://127.0.0.1:1/v1") is not True
+    assert client_module.verify_for("https://api.openai.com/v1") is True
+    assert client_module.verify_for("http://127.0.0.1:1/v1") is not True
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
-    assert client_module._verify_for("http://127.0.0.1:1/v1") is True
+    assert client_module.verify_for("http://127.0.0.1:1/v1") is True
     monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # a corporate bundle: loaded by oaicli itself
-    assert isinstance(client_module._verify_for("https://api.openai.com/v1"), ssl.SSLContext)
+    assert isinstance(client_module.verify_for("https://api.openai.com/v1"), ssl.SSLContext)
 
 
 def test_json_request_body_is_sent():

@@ -151,9 +151,8 @@ def test_embed_batch_writes_vectors_in_input_order_like_embed(invoke, fake, tmp_
     vectors = tmp_path / "v.npy"
     assert invoke("embed", "--batch", "--wait", "-i", docs, "-o", vectors, "-q").exit_code == 0
     assert vectors.read_bytes().startswith(b"\x93NUMPY") and b"(3, 8)" in vectors.read_bytes()[:128]
-    later = tmp_path / "later.npy"
-    started = invoke("embed", "--batch", "-i", docs, "-o", later)
-    assert started.stdout.strip().startswith("batch_") and not later.exists()
+    started = invoke("embed", "--batch", "-i", docs)
+    assert started.stdout.strip().startswith("batch_") and "oaicli batches results" in started.stderr
 
 
 def test_ctrl_c_during_follow_leaves_the_batch_running_and_says_how_to_follow_again(fake, home, requests_file):
@@ -171,3 +170,122 @@ def test_ctrl_c_during_follow_leaves_the_batch_running_and_says_how_to_follow_ag
     assert f"Resume: oaicli batches follow {batch_id}".encode() in err and out == b""
     assert fake.calls("POST", f"/v1/batches/{batch_id}/cancel") == []
     assert fake.state["batches"][batch_id]["batch"]["status"] == "validating"
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--session", "s"], "--session"), (["--api", "responses"], "--api"), (["--background"], "--background"),
+    (["--context", "server"], "--context"), (["--envelope"], "--envelope"), (["-i"], "--interactive"),
+    (["-g", "user", "hi"], "--message"), (["--reasoning-effort", "low"], "--reasoning-effort"),
+    (["a prompt"], "PROMPT"),
+])
+def test_chat_batch_refuses_options_it_would_ignore_before_any_upload(invoke, fake, tmp_path, extra, named):
+    # A batch costs money and runs for hours: an option silently dropped (a session never stored, an answer
+    # never in JSON) is found out only when the results come back.
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\n')
+    result = invoke("chat", "--batch", prompts, *extra)
+    assert result.exit_code == 2, result.stderr
+    assert named in result.stderr and "--batch" in result.stderr
+    assert fake.calls("POST") == []
+
+
+def test_chat_batch_refuses_schema_before_any_upload(invoke, fake, tmp_path):
+    prompts, schema = tmp_path / "prompts.jsonl", tmp_path / "schema.json"
+    prompts.write_text('"one"\n')
+    schema.write_text('{"type": "object"}')
+    result = invoke("chat", "--batch", prompts, "--schema", schema)
+    assert result.exit_code == 2 and "--schema" in result.stderr and fake.calls("POST") == []
+
+
+def test_results_table_with_output_writes_the_file_and_prints_the_summary(invoke, fake, requests_file, tmp_path):
+    batch_id = json.loads(invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "-q",
+                                 "--format", "json").stdout)["id"]
+    target = tmp_path / "results.jsonl"
+    result = invoke("batches", "results", batch_id, "-o", target, "--format", "table")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["custom_id"] for line in target.read_text().splitlines()] == ["r0", "r1", "r2", "r3"]
+    assert [line.split() for line in result.stdout.splitlines()[2:]][-1] == ["total", "4"]
+
+
+def test_embed_batch_output_file_without_wait_is_refused_before_any_upload(invoke, fake, tmp_path):
+    # Without --wait the vectors come back hours later, through `batches results` as JSONL: an -o FILE
+    # would never be written, so it is refused rather than ignored.
+    docs = tmp_path / "docs.txt"
+    docs.write_text("alpha\n")
+    result = invoke("embed", "--batch", "-i", docs, "-o", tmp_path / "later.npy")
+    assert result.exit_code == 2 and "--wait" in result.stderr and "-o" in result.stderr
+    assert fake.calls("POST") == [] and not (tmp_path / "later.npy").exists()
+
+
+def test_embed_batch_failure_says_the_file_was_not_written(invoke, fake, tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("alpha\nbeta\n")
+    fake.state["batch_fail_ids"] = ["embed-000001"]
+    target = tmp_path / "v.npy"
+    result = invoke("embed", "--batch", "--wait", "-i", docs, "--batch-size", "1", "-o", target, "-q")
+    assert result.exit_code == 6 and not target.exists()
+    line = result.stderr.strip().splitlines()[-1]
+    assert "the others were written" not in line and str(target) in line and "batches results batch_" in line
+
+
+def test_ctrl_c_on_a_terminal_ends_the_bar_before_saying_how_to_follow_again(fake, home, requests_file):
+    from tests.terminal import run_tty
+    fake.state["batch_polls_per_step"] = 1000
+    env = {"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY, "OAICLI_HOME": str(home)}
+    submitted = subprocess.run([sys.executable, "-m", "oaicli", "batches", "submit", str(requests_file),
+                                "--format", "json"], capture_output=True, text=True, env={**os.environ, **env},
+                               cwd=REPO, timeout=60)
+    batch_id = json.loads(submitted.stdout)["id"]
+    result = run_tty("batches", "follow", batch_id, env=env, answers=[("validating", "\x03")], columns=100)
+    assert result.returncode == 130
+    assert "validating: 0req" in result.output and ": :" not in result.output  # tqdm adds its own colon
+    after = result.output.split("Stopped following")[1]
+    assert f"Resume: oaicli batches follow {batch_id}" in after
+    assert "req" not in after  # the bar was closed before the message, not drawn again under it
+
+
+def test_results_format_json_is_one_json_document_and_jsonl_one_line_each(invoke, fake, requests_file, tmp_path):
+    batch_id = json.loads(invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "-q",
+                                 "--format", "json").stdout)["id"]
+    lines = invoke("batches", "results", batch_id, "--format", "jsonl").stdout.splitlines()
+    document = invoke("batches", "results", batch_id, "--format", "json").stdout
+    assert json.loads(document) == [json.loads(line) for line in lines]
+    assert [r["custom_id"] for r in json.loads(document)] == ["r0", "r1", "r2", "r3"]
+    target = tmp_path / "results.json"
+    assert invoke("batches", "results", batch_id, "--format", "json", "-o", target).exit_code == 0
+    assert json.loads(target.read_text()) == json.loads(document)
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
+def test_chat_batch_text_is_byte_for_byte_what_chat_prints_for_each_prompt(invoke, fake, tmp_path, extra):
+    # Answers ending in a blank line and several choices: chat keeps the answer as sent and labels the
+    # choices; the batch mode printed only the first choice, its trailing newlines cut.
+    fake.state["answer"] = lambda messages: f"{messages[-1]['content']} says:\n\nhi\n\n"
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\n"two"\n')
+    batch = invoke("chat", "--batch", prompts, "--wait", "-q", *extra)
+    assert batch.exit_code == 0, batch.stderr
+    plain = "".join(invoke("chat", prompt, *extra).stdout for prompt in ("one", "two"))
+    assert batch.stdout == plain
+
+
+def test_chat_batch_of_an_empty_prompts_file_names_that_file_in_one_line(invoke, fake, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n\n")
+    result = invoke("chat", "--batch", prompts)
+    assert result.exit_code == 4 and fake.calls("POST") == []
+    assert result.stderr.count("\n") == 1 and str(prompts) in result.stderr and "chat-batch.jsonl" not in result.stderr
+
+
+def test_results_without_the_input_file_still_merge_every_answer_and_say_the_order_is_lost(invoke, fake,
+                                                                                           requests_file, tmp_path):
+    # Users delete the uploaded request file once a batch has run; its answers are still there to collect.
+    fake.state["batch_fail_ids"] = ["r1"]
+    batch = json.loads(invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "-q",
+                              "--format", "json").stdout)
+    assert invoke("files", "delete", batch["input_file_id"]).exit_code == 0
+    result = invoke("batches", "results", batch["id"])
+    assert result.exit_code == 0, result.stderr
+    merged = {line["custom_id"]: line["status"] for line in map(json.loads, result.stdout.splitlines())}
+    assert merged == {"r0": "completed", "r1": "failed", "r2": "completed", "r3": "completed"}
+    assert batch["input_file_id"] in result.stderr and "order" in result.stderr

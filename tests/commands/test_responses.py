@@ -91,6 +91,20 @@ def test_a_schema_file_that_is_not_json_is_refused_before_any_request(invoke, fa
     assert fake.calls("POST") == []
 
 
+@pytest.mark.parametrize("schema_text, named", [
+    ('{"type": "objekt"}', "'objekt'"),
+    ('{"type": "object", "properties": {"age": {"type": "int"}}}', "'int'"),
+])
+def test_a_schema_type_json_schema_lacks_is_refused_before_any_request(invoke, fake, tmp_path, schema_text, named):
+    # An unknown type matched every answer locally, so a typo checked nothing (and the API refuses it
+    # only after the request is paid for).
+    schema = tmp_path / "typo.json"
+    schema.write_text(schema_text)
+    result = invoke("chat", "--api", "responses", "--schema", schema, "x")
+    assert result.exit_code == 4 and named in result.stderr and "string" in result.stderr
+    assert fake.calls("POST") == []
+
+
 def test_tool_calls_are_shown_not_run(invoke, fake):
     fake.state["responses_tool_call"] = ("get_weather", '{"city": "Paris"}')
     result = invoke("chat", "--api", "responses", "weather?")
@@ -183,6 +197,37 @@ def test_a_server_side_failure_leaves_both_sides_as_they_were(invoke, fake):
     assert invoke("sessions", "show", "c").exit_code != 0
     ok = invoke("chat", "--api", "responses", "--session", "c", "--context", "server", "q")
     assert ok.exit_code == 0 and len(fake.state["conversations"]) == 1
+
+
+def test_previous_context_survives_a_response_the_server_no_longer_has(invoke, fake):
+    # Stored responses expire (30 days): the session would be stuck on every later turn, though the local
+    # store, the source of truth, still holds the whole history to send instead.
+    ask = ("chat", "--api", "responses", "--session", "p", "--context", "previous")
+    assert invoke(*ask, "first").exit_code == 0
+    fake.state["responses"].clear()
+    second = invoke(*ask, "second")
+    assert second.exit_code == 0, second.stderr
+    assert second.stdout == "echo: second\n" and "local store" in second.stderr
+    retried = posts(fake)[-1]
+    assert "previous_response_id" not in retried
+    assert [item["content"] for item in retried["input"]] == ["first", "echo: first", "second"]
+    third = invoke(*ask, "third")  # and the chain goes on from the new answer
+    assert third.exit_code == 0 and posts(fake)[-1]["previous_response_id"] in fake.state["responses"]
+    shown = json.loads(invoke("sessions", "show", "p", "--format", "json").stdout)
+    assert [t["content"] for t in shown["turns"]][-2:] == ["third", "echo: third"]
+
+
+def test_server_context_survives_a_conversation_the_server_no_longer_has(invoke, fake):
+    ask = ("chat", "--api", "responses", "--session", "c", "--context", "server")
+    assert invoke(*ask, "first").exit_code == 0
+    fake.state["conversations"].clear()
+    second = invoke(*ask, "second")
+    assert second.exit_code == 0, second.stderr
+    assert "local store" in second.stderr
+    (conversation_id, record), = fake.state["conversations"].items()
+    texts = [i["content"] if isinstance(i["content"], str) else i["content"][0]["text"] for i in record["items"]]
+    assert texts == ["first", "echo: first", "second", "echo: second"]
+    assert invoke(*ask, "third").exit_code == 0 and posts(fake)[-1]["conversation"] == conversation_id
 
 
 @pytest.mark.parametrize("args, message", [

@@ -226,3 +226,42 @@ def run_process_python(code):
 
     from tests.conftest import REPO
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+
+
+# Other stores (--store / OAICLI_STORE) and copies between them
+
+
+def test_copy_moves_a_whole_store_and_the_copy_is_read_with_store(stored, invoke, tmp_path):
+    source, target = f"sqlite:///{stored / 'sessions.db'}", f"sqlite:///{tmp_path / 'copy.db'}"
+    result = invoke("sessions", "copy", "--from", source, "--to", target, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"sessions": 2, "turns": 6}
+    shown = invoke("sessions", "export", "trip", "--store", target)
+    assert json.loads(shown.stdout) == CONVERSATION
+    listed = invoke("sessions", "list", "--format", "json", env={"OAICLI_STORE": target})
+    assert {row["name"] for row in json.loads(listed.stdout)} == {"trip", "envelope:456:123"}
+    with Store.open(tmp_path / "copy.db") as copy, Store.open(stored / "sessions.db") as original:
+        for name in ("trip", "envelope:456:123"):  # ids, question ids, user ids and counts kept
+            assert list(copy.turns(copy.get_session(name).id)) == list(original.turns(original.get_session(name).id))
+    again = invoke("sessions", "copy", "--from", source, "--to", target)
+    assert again.exit_code == 4 and "already holds sessions" in again.stderr
+
+
+def test_copy_from_a_store_that_does_not_exist_creates_nothing(home, invoke, tmp_path):
+    result = invoke("sessions", "copy", "--from", f"sqlite:///{tmp_path / 'none.db'}",
+                    "--to", f"sqlite:///{tmp_path / 'to.db'}")
+    assert result.exit_code == 4 and "There is no store at" in result.stderr
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "to.db").exists()
+
+
+def test_an_unknown_store_url_is_one_line_and_exit_4(home, invoke):
+    result = invoke("sessions", "list", "--store", "mysql://me@db/x")
+    assert result.exit_code == 4 and "Unknown store URL" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_chat_session_uses_the_store_it_is_given(home, fake, invoke, tmp_path):
+    store = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert invoke("chat", "--session", "s", "Hi", "--session-store", store).exit_code == 0
+    assert not (home / "sessions.db").exists()
+    with Store.open(tmp_path / "elsewhere.db") as opened:
+        assert [m["content"] for m in opened.export_messages("s")] == ["Hi", "echo: Hi"]

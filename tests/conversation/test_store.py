@@ -174,8 +174,8 @@ def test_tail_reads_only_the_end_of_a_long_session(store, monkeypatch):
     store.import_messages("big", messages)
     session = store.get_session("big")
     built = []
-    real_turn = store_module._turn
-    monkeypatch.setattr(store_module, "_turn", lambda row: built.append(row[0]) or real_turn(row))
+    real_turn = store_module.turn_from_row
+    monkeypatch.setattr(store_module, "turn_from_row", lambda row: built.append(row[0]) or real_turn(row))
     kept = store.tail(session.id, token_budget=10 * pair_cost("message 99990", "message 99991"),
                       max_turns=None, counter=COUNTER)
     assert [t.content for t in kept][-2:] == ["message 99998", "message 99999"]

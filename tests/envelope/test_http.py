@@ -19,8 +19,8 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 TOKEN = "serve-token-0123456789abcdef"
-# The same behaviour with the answers in worker processes (--processes 2) as in worker threads.
-PROCESSES = pytest.mark.parametrize("procs", [(), ("--processes", "2")], ids=["threads", "processes"])
+# The same behaviour with the answers in worker processes (--processes 2) as on the one process's event loop.
+PROCESSES = pytest.mark.parametrize("procs", [(), ("--processes", "2")], ids=["one-process", "processes"])
 
 
 def body(question, user_id="u1", group_id="g1", question_id="", version="1.0.0"):
@@ -165,6 +165,32 @@ def test_a_bad_body_is_a_400_with_the_envelope_error_and_no_api_call(serve, fake
     if code == 1003 and "pars" in payload:
         assert answer["data"].get("user_id") == "u1"  # the ids it could read are echoed
     assert chat_calls(fake) == []
+
+
+@pytest.mark.parametrize("field", ["user_id", "group_id", "question_id", "question"])
+def test_a_lone_surrogate_in_any_field_is_one_coded_400_and_the_server_goes_on(serve, fake, field):
+    server = serve()
+    payload = json.dumps(body("Hi", question_id="q1")).replace(f'"{field}": "', f'"{field}": "\\ud800', 1)
+    response = server.post(payload)
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == 1003 and f"pars.{field}" in response.json()["msg"]
+    assert chat_calls(fake) == []
+    version = server.post(json.dumps(body("Hi")).replace('"1.0.0"', '"\\ud800"'))
+    assert version.status_code == 400 and version.json()["code"] == 1002
+    assert server.post(body("Hi")).json()["code"] == 0  # and the next good request is answered
+    assert "Traceback" not in "".join(server.log)
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+def test_an_html_page_instead_of_an_answer_is_a_502_with_code_2002(serve, fake, home, accept):
+    server = serve(env={"OAICLI_MAX_RETRIES": "0"})
+    fake.queue("POST", "/v1/chat/completions",
+               Scripted(200, raw=b"<!doctype html><html><body>Sign in to the Wi-Fi</body></html>",
+                        content_type="text/html"))
+    response = server.post(body("Hi"), headers={"Accept": accept})
+    assert response.status_code == 502 and response.json()["code"] == 2002
+    assert "JSON" in response.json()["msg"]  # said what came instead of an answer
+    assert stored_messages(home, "envelope:g1:u1") == []
 
 
 def test_limits_on_question_length_and_request_size(serve, fake, home):
@@ -524,7 +550,58 @@ def test_answers_still_in_flight_past_the_shutdown_timeout_are_not_saved(procs, 
     wait_for_arrivals(arrived, 1)
     assert server.stop(signal.SIGINT) == 130
     thread.join(10)
-    assert "response" not in outcome or outcome["response"].status_code != 200
+    response = outcome["response"]  # the envelope's own answer, not uvicorn's plain-text 500
+    assert response.status_code == 503 and response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == 5000 and "not saved" in response.json()["msg"]
     time.sleep(1.5)  # past the upstream answer: nothing may arrive late in the store either
     assert stored_messages(home, "envelope:g1:u1") == []
-    assert "not saved" in "".join(server.log)
+    assert "not saved" in "".join(server.log) and "Traceback" not in "".join(server.log)
+
+
+@PROCESSES
+def test_a_second_signal_answers_what_is_in_flight_with_the_envelope_503(procs, serve, fake, home):
+    arrived = slow_answers(fake, 3.0)
+    server = serve("--shutdown-timeout", "60", *procs)
+    results = {}
+    threads = [threading.Thread(target=lambda u=u: results.__setitem__(u, server.post(body("Hi", user_id=u))))
+               for u in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    wait_for_arrivals(arrived, 2)
+    server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while not any(line.startswith("Stopping") for line in server.log):  # the first signal was handled
+        assert time.monotonic() < deadline, "the first signal was not handled"
+        time.sleep(0.02)
+    assert server.stop(signal.SIGTERM) == 0
+    for thread in threads:
+        thread.join(10)
+    assert {u: (r.status_code, r.json()["code"]) for u, r in results.items()} == {u: (503, 5000) for u in "ab"}
+    assert "Traceback" not in "".join(server.log)
+    time.sleep(3.0)  # past the upstream answers: nothing may arrive late in the store either
+    assert stored_messages(home, "envelope:g1:a") == [] and stored_messages(home, "envelope:g1:b") == []
+
+
+# Metrics
+
+
+def test_metrics_count_requests_by_outcome_and_sit_behind_the_token(serve, fake):
+    server = serve("--token", TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert server.post(body("Hi"), headers=auth).json()["code"] == 0
+    assert server.post("not json", headers=auth).status_code == 400
+    assert server.post(body("Hi")).status_code == 401
+    assert httpx.get(server.base + "/metrics", timeout=10).status_code == 401
+    metrics = httpx.get(server.base + "/metrics", headers=auth, timeout=10)
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = metrics.text.splitlines()
+    for outcome, count in (("ok", 1), ("rejected", 1), ("unauthorized", 1)):
+        assert f'oaicli_envelope_requests_total{{outcome="{outcome}"}} {count}' in lines
+    assert 'oaicli_envelope_added_seconds_count{outcome="ok"} 1' in lines
+    assert "oaicli_envelope_upstream_seconds_count 1" in lines
+    assert TEST_KEY not in metrics.text and TOKEN not in metrics.text
+
+
+def test_no_metrics_turns_the_endpoint_off(serve):
+    server = serve("--no-metrics")
+    assert httpx.get(server.base + "/metrics", timeout=10).status_code == 404

@@ -45,14 +45,16 @@ def requests_of(content: bytes, endpoint: str) -> tuple[list[dict], list[dict]]:
     return requests, errors
 
 
-def answer(endpoint: str, body: dict, number: int) -> dict:
-    """A plausible answer body for one request of the batch's endpoint."""
+def answer(endpoint: str, body: dict, number: int, state: dict | None = None) -> dict:
+    """A plausible answer body for one request of the batch's endpoint; a chat answer is the one the chat
+    fake gives (`state["answer"]`, else an echo), `n` times, so batch and plain runs can be compared."""
     if endpoint == "/v1/chat/completions":
-        last = next((m.get("content") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
-        message = {"role": "assistant", "content": f"echo: {last}"}
+        from tests.fake.chat import default_answer
+        message = {"role": "assistant", "content": (state or {}).get("answer", default_answer)(body.get("messages", []))}
         return {"id": f"chatcmpl-batch{number:06d}", "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model"),
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": message}],
+                "choices": [{"index": i, "finish_reason": "stop", "logprobs": None, "message": message}
+                            for i in range(body.get("n", 1))],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}
     if endpoint == "/v1/embeddings":
         inputs = body.get("input")
@@ -69,7 +71,7 @@ def _vector(text, dims: int = 8) -> list[float]:
     return [round(((seed * (i + 3)) % 97) / 97, 4) for i in range(dims)]
 
 
-def _result_line(request: dict, endpoint: str, number: int, failing: set) -> tuple[bool, dict]:
+def _result_line(request: dict, endpoint: str, number: int, failing: set, state: dict) -> tuple[bool, dict]:
     custom_id = request.get("custom_id")
     line = {"id": f"batch_req_{number:06d}", "custom_id": custom_id}
     if custom_id in failing:
@@ -78,7 +80,7 @@ def _result_line(request: dict, endpoint: str, number: int, failing: set) -> tup
             "param": None, "code": None}}}
         return False, {**line, "error": None}
     line["response"] = {"status_code": 200, "request_id": f"req_b{number:06d}",
-                        "body": answer(endpoint, request.get("body") or {}, number)}
+                        "body": answer(endpoint, request.get("body") or {}, number, state)}
     return True, {**line, "error": None}
 
 
@@ -87,7 +89,7 @@ def _finish(server, record: dict, done: int) -> None:
     batch, failing = record["batch"], set(server.state.get("batch_fail_ids", ()))
     outputs, errors = [], []
     for number, request in enumerate(record["requests"][:done]):
-        ok, line = _result_line(request, batch["endpoint"], number, failing)
+        ok, line = _result_line(request, batch["endpoint"], number, failing, server.state)
         (outputs if ok else errors).append(json.dumps(line))
     outputs.reverse()
     if outputs:

@@ -15,34 +15,69 @@ from starlette.routing import Route
 from oaicli.envelope.engine import VERSION, Codes
 from oaicli.envelope.engine import response as envelope_response
 from oaicli.envelope.http.exchange import status_for
-from oaicli.envelope.http.ordering import ContextLocks
+from oaicli.envelope.http.metrics import CONTENT_TYPE as METRICS_TYPE
+from oaicli.envelope.http.metrics import Metrics
+from oaicli.envelope.http.queues import ContextQueues
+
+STOPPING = "the server is stopping and gave up on this answer; it was not saved: send the question again"
 
 
 class Service:
-    """What every request shares: the token, the limits, the context locks and the runner that answers
+    """What every request shares: the token, the limits, the context queues and the runner that answers
     (worker threads here, or worker processes: see procs.py)."""
 
-    def __init__(self, runner, parser, *, token: str | None, max_body: int):
+    def __init__(self, runner, parser, *, token: str | None, max_body: int, metrics: bool = True):
         self.runner = runner
         self.parser = parser
         self.token = token.encode() if token else None
         self.max_body = max_body
-        self.locks = ContextLocks()
+        self.queues = ContextQueues()
         self.in_flight = 0
         self.received = 0
+        # Set once shutdown gives up on the answers in flight (past --shutdown-timeout, or a second
+        # signal): each of them is then answered with the envelope's 503 by its own handler.
+        self.abandoned = asyncio.Event()
+        self.metrics = Metrics(lambda: self.in_flight, lambda: len(self.queues)) if metrics else None
 
-    async def answer(self, parsed, on_delta=None) -> tuple[dict, int, float, float]:
+    def observe(self, status: int, started: float, queued: float = 0.0, upstream: float = 0.0) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(status, time.perf_counter() - started, queued, upstream)
+
+    def join(self, parsed):
+        """Take the request's place in its context's queue. A plain call, made by the handler before its
+        first await, so the order of arrival holds whether the answer is streamed or not."""
+        self.received += 1
+        return self.queues.join(parsed.context_key)
+
+    async def answer(self, parsed, ticket, on_delta=None) -> tuple[dict, int, float, float]:
         """Wait for the context's turn, then answer: (response, HTTP status, queued, upstream seconds)."""
-        arrived = time.perf_counter()
         self.in_flight += 1
-        self.received += 1  # counted in the same step as taking a place in the context's queue
         try:
-            async with self.locks.hold(parsed.context_key):
-                queued = time.perf_counter() - arrived
-                response, status, upstream = await self.runner.run(parsed, on_delta)
+            work = asyncio.ensure_future(self._answer_in_turn(parsed, ticket, on_delta))
+            given_up = asyncio.ensure_future(self.abandoned.wait())
+            await asyncio.wait((work, given_up), return_when=asyncio.FIRST_COMPLETED)
+            given_up.cancel()
+            if work.done():
+                result = work.result()
+                # An answer is kept; a failure in the same instant as giving up (a worker process told
+                # to stop) is the shutdown's doing: the 503 says so.
+                if result[1] == 200 or not self.abandoned.is_set():
+                    return result
+            return envelope_response(Codes.INTERNAL, STOPPING, parsed.ids), 503, 0.0, 0.0
         finally:
             self.in_flight -= 1
+
+    async def _answer_in_turn(self, parsed, ticket, on_delta):
+        arrived = time.perf_counter()
+        async with ticket:
+            queued = time.perf_counter() - arrived
+            response, status, upstream = await self.runner.run(parsed, on_delta)
         return response, status, queued, upstream
+
+    def abandon(self) -> None:
+        """Stop waiting for the answers in flight: no more saves, and every waiting client gets the 503."""
+        self.abandoned.set()
+        asyncio.get_running_loop().run_in_executor(None, self.runner.close)
 
 
 class ThreadRunner:
@@ -50,6 +85,7 @@ class ThreadRunner:
 
     def __init__(self, exchanger, workers: int):
         self.exchanger = exchanger
+        self.parser = exchanger.parser
         self.limiter = anyio.CapacityLimiter(workers)
 
     async def run(self, parsed, on_delta=None):
@@ -67,26 +103,39 @@ def create_app(service: Service) -> Starlette:
         started = time.perf_counter()
         refused = _refusal(service, request)
         if refused is not None:
+            service.observe(refused.status_code, started)
             return refused
         raw = await _read_body(request, service.max_body)
         if raw is None:
+            service.observe(413, started)
             return _json(_error(Codes.TOO_LONG, f"the request body is over the limit of {service.max_body} "
                                                 "bytes (--max-body)"), 413)
         parsed = service.parser.parse(raw)
         if isinstance(parsed, dict):
+            service.observe(status_for(parsed, None), started)
             return _json(parsed, status_for(parsed, None))
+        ticket = service.join(parsed)
         if "text/event-stream" in request.headers.get("accept", ""):
-            return await _stream(service, parsed, started)
-        response, status, queued, upstream = await service.answer(parsed)
+            return await _stream(service, parsed, ticket, started)
+        response, status, queued, upstream = await service.answer(parsed, ticket)
+        service.observe(status, started, queued, upstream)
         return _json(response, status, _timing(started, queued, upstream))
 
     async def healthz(request: Request) -> Response:
         return _json({"status": "ok", "version": VERSION, "received": service.received,
-                      "in_flight": service.in_flight, "contexts": len(service.locks)}, 200)
+                      "in_flight": service.in_flight, "contexts": len(service.queues)}, 200)
 
-    return Starlette(routes=[Route("/v1/envelope", envelope, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])],
-                     lifespan=_lifespan(service))
+    async def metrics(request: Request) -> Response:
+        """Prometheus text; behind the token when there is one (it tells who is using the server how much)."""
+        refused = _refusal(service, request)
+        if refused is not None:
+            return refused
+        return Response(service.metrics.render(), 200, media_type=METRICS_TYPE)
+
+    routes = [Route("/v1/envelope", envelope, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    if service.metrics is not None:
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=_lifespan(service))
 
 
 def _lifespan(service: Service):
@@ -126,7 +175,7 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _stream(service: Service, parsed, started: float) -> Response:
+async def _stream(service: Service, parsed, ticket, started: float) -> Response:
     """Server-sent events: `delta` events as the answer arrives, then one `final` event.
 
     An answer that fails before its first delta is an ordinary JSON error with its HTTP status."""
@@ -138,9 +187,10 @@ async def _stream(service: Service, parsed, started: float) -> Response:
 
     async def work() -> None:
         try:
-            result = await service.answer(parsed, on_delta)
+            result = await service.answer(parsed, ticket, on_delta)
         except Exception as exc:  # a bug in the server itself: still one final object
             result = service.parser.fail(parsed, exc), 500, 0.0, 0.0
+        service.observe(result[1], started, result[2], result[3])
         queue.put_nowait(("final", result))
 
     task = asyncio.ensure_future(work())  # runs to the end (and saves) even if the client goes away
@@ -166,7 +216,7 @@ async def _stream(service: Service, parsed, started: float) -> Response:
 
 
 def _event(name: str, obj: dict) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+    return f"event: {name}\ndata: {_dumps(obj)}\n\n".encode()
 
 
 def _error(code: int, message: str) -> dict:
@@ -181,5 +231,15 @@ def _timing(started: float, queued: float, upstream: float) -> dict:
 
 
 def _json(obj: dict, status: int, headers: dict | None = None) -> Response:
-    body = json.dumps(obj, ensure_ascii=False).encode()
-    return Response(body, status, headers, media_type="application/json")
+    return Response(_dumps(obj).encode(), status, headers, media_type="application/json")
+
+
+def _dumps(obj: dict) -> str:
+    """JSON as UTF-8 text; a string that cannot be UTF-8 (a lone surrogate from an upstream answer) is
+    escaped instead of failing the response."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj)
+    return text

@@ -1,20 +1,23 @@
-"""The store, the engine and the upstream clients one serving process answers with (the single-process
-server, or each worker process of --processes)."""
+"""The store, the engine and the upstream clients one serving process answers with: on the event loop
+(one process on a SQLite store), or in worker threads (each worker process of --processes, and a
+PostgreSQL store, whose driver here blocks)."""
 
 import sys
 
+from oaicli.api.async_client import AsyncApiClient
 from oaicli.api.client import ApiClient
-from oaicli.conversation.store import Store
+from oaicli.conversation.stores import open_store
 from oaicli.core.errors import redact
 from oaicli.envelope.engine import Envelope
+from oaicli.envelope.http.answer import LoopAnswerer
 from oaicli.envelope.http.exchange import Exchanger
 
 CONNECTIONS_PER_CLIENT = 8
 
 
 def build(settings, engine_options: dict, workers: int):
-    """The store, the engine and the upstream clients one process answers with: (exchanger, closers)."""
-    store = Store.open()
+    """(exchanger, closers) for worker threads: the blocking answer path."""
+    store = open_store(settings.store_url, max_connections=workers + 2)
     engine = Envelope(store, **engine_options)
     # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
     # pool does work quadratic in its size on every request (ConnectionPool._assign_requests_to_
@@ -24,6 +27,18 @@ def build(settings, engine_options: dict, workers: int):
     clients = [ApiClient(settings, max_connections=-(-workers // shards)) for _ in range(shards)]
     exchanger = Exchanger(engine, clients, notice=_notice(settings))
     return exchanger, [client.close for client in clients] + [store.close]
+
+
+def build_on_loop(settings, engine_options: dict, workers: int):
+    """(answerer, closers) answering on the event loop, or None when the store needs threads."""
+    store = open_store(settings.store_url, max_connections=workers + 2)
+    if not hasattr(store, "file_lock"):  # PostgreSQL: its (blocking) driver runs in worker threads
+        store.close()
+        return None
+    engine = Envelope(store, **engine_options)
+    engine.warm_up()
+    client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
+    return LoopAnswerer(engine, client, notice=_notice(settings)), [store.close]
 
 
 def _notice(settings):

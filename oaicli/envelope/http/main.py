@@ -5,12 +5,12 @@ from oaicli.conversation.turn import completions_only
 from oaicli.core.errors import ExitCode, OaicliError, redact
 from oaicli.envelope.http import app as app_module
 from oaicli.envelope.http import run as run_module
-from oaicli.envelope.http.build import build
+from oaicli.envelope.http.build import build, build_on_loop
 from oaicli.envelope.http.procs import ProcessRunner
 
 
 def start(invocation, *, host: str, port: int, token: str | None, envelope_options: dict, max_body: int, workers: int,
-          processes: int, shutdown_timeout: float) -> int:
+          processes: int, shutdown_timeout: float, metrics: bool = True) -> int:
     settings = invocation.settings
     settings.require_key()  # no key: say so now (exit 3), not in every answer
     model = envelope_options.pop("model") or settings.default_model("chat")
@@ -26,15 +26,19 @@ def start(invocation, *, host: str, port: int, token: str | None, envelope_optio
                                            "workers": -(-workers // processes)})
         parser, closing = runner.parser, [runner.stop]
     else:
-        exchanger, closing = build(settings, engine_options, workers)
-        runner, parser = app_module.ThreadRunner(exchanger, workers), exchanger.parser
-    service = app_module.Service(runner, parser, token=token, max_body=max_body)
+        runner, closing = build_on_loop(settings, engine_options, workers) or (None, [])
+        if runner is None:
+            exchanger, closing = build(settings, engine_options, workers)
+            runner = app_module.ThreadRunner(exchanger, workers)
+        parser = runner.parser
+    service = app_module.Service(runner, parser, token=token, max_body=max_body, metrics=metrics)
     shown_host = f"[{host}]" if ":" in host else host
     invocation.say(redact(f"Serving the envelope on http://{shown_host}:{sock.getsockname()[1]}/v1/envelope "
                           f"(model {model}, {'token required' if token else 'no token'}); Ctrl-C stops."))
     try:
         return run_module.run(app_module.create_app(service), sock, shutdown_timeout=shutdown_timeout,
-                              verbose=settings.verbose, close=runner.close, busy=runner.busy)
+                              verbose=settings.verbose, close=runner.close, busy=runner.busy,
+                              abandon=service.abandon)
     finally:
         for close in closing:
             close()

@@ -1,5 +1,6 @@
 """Listening and stopping: bind the socket, run uvicorn, shut down gracefully on SIGTERM or Ctrl-C."""
 
+import asyncio
 import os
 import signal
 import socket
@@ -32,9 +33,33 @@ def bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server, but a handled signal ends with our exit code instead of being raised again."""
 
-    def __init__(self, config):
+    def __init__(self, config, *, shutdown_timeout: float, abandon):
         super().__init__(config)
         self.stopped_by: int | None = None
+        self.shutdown_timeout = shutdown_timeout
+        self.abandon = abandon  # answers the requests still in flight with the envelope's 503
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets=None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)
+
+    async def shutdown(self, sockets=None) -> None:
+        await super().shutdown(sockets=sockets)
+        if self.force_exit:
+            # uvicorn stops waiting at once; give the app the few loop steps it needs to send its 503s
+            # (a request cancelled at the loop's end would get nothing), at most a second.
+            for _ in range(100):
+                if not self.server_state.tasks:
+                    break
+                await asyncio.sleep(0.01)
+            # uvicorn skips the app's shutdown then, and its lifespan task would die with a traceback.
+            await self.lifespan.shutdown()
+
+    def _call_in_loop(self, function) -> None:
+        """A signal handler interrupts the loop's thread anywhere: hand the work to the loop itself."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(function)
 
     def install_signal_handlers(self) -> None:  # uvicorn < 0.29
         pass
@@ -57,25 +82,30 @@ class _Server(uvicorn.Server):
 
     def _on_signal(self, sig, frame) -> None:
         if self.should_exit:  # a second signal: stop waiting for the answers in flight
+            self._call_in_loop(self.abandon)
             self.force_exit = True
             return
         self.stopped_by = sig
         self.should_exit = True
+        # Past the timeout our app answers what is left (uvicorn's own timeout, a little later, would
+        # cancel the requests and send a plain-text 500 with a traceback in the log).
+        self._call_in_loop(lambda: self.loop.call_later(self.shutdown_timeout, self.abandon))
         after_echo = "\n" if sig == signal.SIGINT and sys.stderr.isatty() else ""  # the terminal echoed ^C
         print(f"{after_echo}Stopping: finishing the answers in flight (send the signal again to stop at once)...",
               file=sys.stderr, flush=True)
 
 
-def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, close, busy) -> int:
+def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, close, busy, abandon) -> int:
     """Serve until a signal; `close()` then stops any late answer from being saved.
 
     Workers still waiting on the upstream API after the graceful timeout (or a second signal) are
     abandoned by exiting at once: nothing they hold can be saved any more, and each save is one
     SQLite transaction, so no session is left half-written."""
+    # uvicorn's graceful timeout is only a safety net: at shutdown_timeout the app has answered everything.
     config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose > 0,
-                            log_config=_log_config(), timeout_graceful_shutdown=shutdown_timeout, lifespan="on",
-                            server_header=False, date_header=False)
-    server = _Server(config)
+                            log_config=_log_config(), timeout_graceful_shutdown=shutdown_timeout + 5,
+                            lifespan="on", server_header=False, date_header=False, http=_http_parser())
+    server = _Server(config, shutdown_timeout=shutdown_timeout, abandon=abandon)
     server.run(sockets=[sock])
     close()
     code = ExitCode.INTERRUPTED if server.stopped_by == signal.SIGINT else ExitCode.OK
@@ -85,6 +115,15 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
         os._exit(code)
     print("Stopped.", file=sys.stderr, flush=True)
     return code
+
+
+def _http_parser() -> str:
+    """httptools (C) when installed, as the serve extra does; h11 (pure Python) costs more CPU per request."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 def _log_config() -> dict:

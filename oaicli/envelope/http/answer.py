@@ -1,0 +1,102 @@
+"""serve's answer path on the event loop, with no thread: the envelope's turn (Envelope.turn, the same one
+`chat --envelope` runs) driven with the async client, on a SQLite store called from the loop.
+
+Measured before (serve-profile in the notes of issue 13): a worker thread per answer and the GIL convoy of
+128 threads were most of the added latency. Here a request's turn is a coroutine: the context's order comes
+from the app's queues (queues.py), other processes sharing the store are kept out by the session's file
+lock, taken without blocking the loop, and the store's statements run on the loop (sub-millisecond with
+WAL and synchronous=NORMAL)."""
+
+import asyncio
+import time
+
+from oaicli.api.completions import AsyncRequester
+from oaicli.envelope.http.exchange import GatedStore, status_for
+
+FIRST_LOCK_PAUSE = 0.001
+LONGEST_LOCK_PAUSE = 0.05
+
+
+class LoopAnswerer:
+    """Answers parsed requests on the loop: (response, HTTP status, seconds upstream)."""
+
+    def __init__(self, engine, client, notice=None):
+        """`engine`: the Envelope (stream=False), a streaming twin is made for SSE requests.
+        `client`: an AsyncApiClient."""
+        self.store = GatedStore(engine.store)
+        plain = engine.with_store(self.store)
+        streaming = plain.with_store(self.store)
+        streaming.stream = True
+        self.parser = plain
+        self._engines = {False: plain, True: streaming}
+        self.requester = AsyncRequester(client)
+        self.client = client
+        self.notice = notice
+        self.active = 0  # turns being worked on, whatever became of their HTTP requests
+        self.dropped = False  # a turn was cancelled unfinished (the loop ended at shutdown)
+
+    async def run(self, parsed, on_delta=None):
+        engine = self._engines[on_delta is not None]
+        self.active += 1
+        upstream, error = 0.0, None
+        try:
+            lock = self.store.file_lock(parsed.session_name)
+            await _acquire(lock)
+            try:
+                response, upstream, error = await self._turn(engine, parsed, on_delta)
+            finally:
+                lock.release()
+        except Exception as exc:  # the store failed: still one envelope answer
+            response, error = engine.fail(parsed, exc), exc
+        except asyncio.CancelledError:
+            self.dropped = True
+            raise
+        finally:
+            self.active -= 1
+        return response, status_for(response, error), upstream
+
+    async def _turn(self, engine, parsed, on_delta):
+        turn = engine.turn(parsed, self.notice)
+        upstream, error = 0.0, None
+        try:
+            pending = next(turn)
+            while True:
+                started = time.perf_counter()
+                try:
+                    completion = await self.requester(pending.request_body, _deltas(engine, pending, on_delta))
+                except Exception as exc:
+                    error = exc
+                    upstream += time.perf_counter() - started
+                    pending = turn.throw(exc)
+                    continue
+                upstream += time.perf_counter() - started
+                pending = turn.send(completion)
+        except StopIteration as done:
+            return done.value, upstream, error
+
+    def close(self) -> None:
+        """No answer is saved from now on (a save in progress completes first)."""
+        self.store.close_gate()
+
+    def busy(self) -> bool:
+        return self.active > 0 or self.dropped
+
+
+async def _acquire(lock) -> None:
+    """The session's file lock without blocking the loop: almost always free at once; when another process
+    (chat --session, another serve) holds it, try again after a pause that doubles up to 50 ms."""
+    pause = FIRST_LOCK_PAUSE
+    while not lock.acquire(blocking=False):
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, LONGEST_LOCK_PAUSE)
+
+
+def _deltas(engine, pending, on_delta):
+    if on_delta is None:
+        return None
+
+    def forward(event, pieces) -> None:
+        for index, text in pieces:
+            if index == 0 and text:
+                on_delta(engine.delta_line(pending, text))
+    return forward
