@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 .PHONY: test install prism postgres man clean
 
 test: install prism postgres
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 install: $(VENV)/.installed
 

@@ -10,9 +10,9 @@ import time
 import httpx
 
 from oaicli.api import responses as r
-from oaicli.api.polling import pause
+from oaicli.api.polling import Backoff, ended, pause
 from oaicli.api.sse import SSEParser
-from oaicli.core.errors import ExitCode, NetworkError, OaicliError, StreamError
+from oaicli.core.errors import NetworkError, StreamError
 
 # A stream that keeps dropping is given up after this many resumes (each one made progress or not).
 MAX_RESUMES = 5
@@ -100,31 +100,24 @@ def final_response(outcome) -> dict:
 def follow(client, response_id: str, deadline: float | None, on_status, sleep=time.sleep) -> dict:
     """Poll a (background) response until it ends, calling `on_status(response)` on each change of status;
     the final response object. --timeout bounds the wait (exit 8)."""
-    delay, last = MIN_DELAY, None
+    backoff = Backoff(MIN_DELAY, MAX_DELAY)
     while True:
         response = client.get(f"/responses/{response_id}")
         status = response.get("status")
-        if status != last:
+        if backoff.saw(status):
             on_status(response)
-            delay = MIN_DELAY
-        else:
-            delay = min(delay * 1.5, MAX_DELAY)
-        last = status
         if status in r.TERMINAL_STATUSES or status is None:
             return response
-        pause(deadline, delay, sleep, f"Response {response_id} is still {status}",
+        pause(deadline, backoff.delay, sleep, f"Response {response_id} is still {status}",
               f"Resume with `oaicli responses follow {response_id}`.")
 
 
 def outcome(response: dict) -> None:
     """Raise the exit code `fine-tunes follow` uses for the way a response ended (0 when it completed)."""
-    status, response_id = response.get("status"), response.get("id")
-    if status == "failed":
-        error = response.get("error") or {}
-        raise OaicliError(f"Response {response_id} failed: {error.get('message') or 'no reason given'}.",
-                          exit_code=ExitCode.JOB_FAILED)
-    if status == "cancelled":
-        raise OaicliError(f"Response {response_id} was cancelled.", exit_code=ExitCode.JOB_CANCELLED)
-    if status == "incomplete":
-        reason = (response.get("incomplete_details") or {}).get("reason") or "no reason given"
-        raise OaicliError(f"Response {response_id} is incomplete ({reason}).", exit_code=ExitCode.JOB_CANCELLED)
+    response_id = response.get("id")
+    error = response.get("error") or {}
+    reason = (response.get("incomplete_details") or {}).get("reason") or "no reason given"
+    ended(response.get("status"), {
+        "failed": f"Response {response_id} failed: {error.get('message') or 'no reason given'}.",
+        "cancelled": f"Response {response_id} was cancelled.",
+        "incomplete": f"Response {response_id} is incomplete ({reason})."})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from oaicli.api.polling import pause
+from oaicli.api.polling import Backoff, ended, passing, pause
 from oaicli.api.uploads import upload_one
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
 from oaicli.jobs import batch_file, batch_results
@@ -58,40 +58,33 @@ def status_line(batch: dict) -> str:
 def follow(api, batch_id: str, on_change, deadline: float | None, sleep=time.sleep) -> dict:
     """Poll until the batch ends, calling `on_change(batch)` when its status or counts change; the final
     batch. Network errors, 429 and 5xx (after the client's own retries) only pause the loop."""
-    delay, last = MIN_DELAY, None
+    backoff = Backoff(MIN_DELAY, MAX_DELAY)
     while True:
         try:
             batch = api.get(f"/batches/{batch_id}")
         except (NetworkError, ApiError) as exc:
-            if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
+            if not passing(exc):
                 raise
             batch = None
         if batch is not None:
-            state = (batch.get("status"), counts(batch))
-            if state != last:
+            if backoff.saw((batch.get("status"), counts(batch))):
                 on_change(batch)
-                delay = MIN_DELAY
-            else:
-                delay = min(delay * 1.5, MAX_DELAY)
-            last = state
             if batch.get("status") in TERMINAL:
                 return batch
-        pause(deadline, delay, sleep, f"Batch {batch_id} is still {last[0] if last else 'unreachable'}",
+        last = backoff.last
+        pause(deadline, backoff.delay, sleep, f"Batch {batch_id} is still {last[0] if last else 'unreachable'}",
               f"Resume with `oaicli batches follow {batch_id}`.")
 
 
 def outcome(batch: dict) -> None:
     """The exit codes of `fine-tunes follow`: 6 failed, 7 cancelled or expired (0 completed)."""
     status, batch_id = batch.get("status"), batch.get("id")
-    if status == "failed":
-        errors = (batch.get("errors") or {}).get("data") or []
-        first = errors[0] if errors else {}
-        where = f" (line {first['line']})" if first.get("line") else ""
-        raise OaicliError(f"Batch {batch_id} failed: {first.get('message') or 'no reason given'}{where}.",
-                          exit_code=ExitCode.JOB_FAILED)
-    if status in ("cancelled", "expired"):
-        raise OaicliError(f"Batch {batch_id} was {status}; `oaicli batches results {batch_id}` has the requests "
-                          "that ran.", exit_code=ExitCode.JOB_CANCELLED)
+    errors = (batch.get("errors") or {}).get("data") or []
+    first = errors[0] if errors else {}
+    where = f" (line {first['line']})" if first.get("line") else ""
+    stopped = f"Batch {batch_id} was {status}; `oaicli batches results {batch_id}` has the requests that ran."
+    ended(status, {"failed": f"Batch {batch_id} failed: {first.get('message') or 'no reason given'}{where}.",
+                   "cancelled": stopped, "expired": stopped})
 
 
 def interrupted(batch_id: str, say) -> None:

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import click
 
-from oaicli.api.polling import pause
+from oaicli.api.polling import Backoff, ended, passing, pause
 from oaicli.core import settings
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError, redact
 from oaicli.output.files import atomic_writer
@@ -165,7 +165,7 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
     status is read before each (re)connect, so a job that ended while its event stream kept dropping
     still ends the loop, after a plain read of the events not printed yet."""
     from oaicli.output import writers as output
-    seen, delay, last_status, plain = flavour.tracker(), MIN_DELAY, None, False
+    seen, backoff, plain = flavour.tracker(), Backoff(MIN_DELAY, MAX_DELAY, factor=1.6), False
     while True:
         # A poll waits at most 30 s; a stream may rightly stay quiet for long, up to the deadline.
         stream_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
@@ -179,35 +179,30 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
                 emit(event)
                 fresh += 1
         except (NetworkError, ApiError) as exc:
-            if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
+            if not passing(exc):
                 raise
             lost = exc
-        status = job.get("status") if job else last_status
+        status = job.get("status") if job else backoff.last
         if status in TERMINAL and lost is None:
             return job
         # The job has ended but its events were cut off: read the rest as a plain list, as a stream
         # of an ended job may keep breaking at the same place.
         plain = job is not None and status in TERMINAL
-        delay = MIN_DELAY if fresh or status != last_status else min(delay * 1.6, MAX_DELAY)
-        last_status = status
+        backoff.saw(status, changed=bool(fresh))
         if lost is not None:
             # The server's own error text, which may quote the key: redacted even without -v.
             output.notice(redact(f"Lost contact with the server ({lost.message.rstrip('.')}); "
-                                 f"trying again in {delay:.0f}s."))
-        pause(deadline, delay, sleep, f"Job {job_id} is still {status or 'unreachable'}",
+                                 f"trying again in {backoff.delay:.0f}s."))
+        pause(deadline, backoff.delay, sleep, f"Job {job_id} is still {status or 'unreachable'}",
               f"Resume with `oaicli fine-tunes follow {job_id}`.")
 
 
 def outcome(job: dict) -> None:
     """Raise the documented exit code for a failed or cancelled job."""
-    status, job_id = job.get("status"), job.get("id")
-    if status == "failed":
-        error = job.get("error") or {}
-        reason = error.get("message") if isinstance(error, dict) else None
-        raise OaicliError(f"Fine-tuning job {job_id} failed: {reason or 'no reason given'}.",
-                          exit_code=ExitCode.JOB_FAILED)
-    if status == "cancelled":
-        raise OaicliError(f"Fine-tuning job {job_id} was cancelled.", exit_code=ExitCode.JOB_CANCELLED)
+    job_id, error = job.get("id"), job.get("error") or {}
+    reason = error.get("message") if isinstance(error, dict) else None
+    ended(job.get("status"), {"failed": f"Fine-tuning job {job_id} failed: {reason or 'no reason given'}.",
+                              "cancelled": f"Fine-tuning job {job_id} was cancelled."})
 
 
 def interrupted(job_id: str, say) -> None:

@@ -115,16 +115,9 @@ def test_sigint_is_130(oaicli, fake):
     fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=30))
     process = subprocess.Popen([*oaicli.launcher, "models", "list"], cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while not fake.calls("GET", "/v1/models"):  # the request is in flight: the server holds it
-            assert time.monotonic() < deadline and process.poll() is None, "oaicli never sent its request"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    # the request is in flight: the server holds it
+    stdout, stderr = signal_once(process, lambda: fake.calls("GET", "/v1/models"), signal.SIGINT,
+                                 lambda: "oaicli never sent its request")
     assert process.returncode == 130
     assert stdout == "" and stderr.strip() == "Interrupted." and "Traceback" not in stderr
 
@@ -157,18 +150,26 @@ def test_sigterm_mid_download_unwinds_leaving_no_partial_file_and_exits_143(oaic
     target = tmp_path / "out.bin"
     process = subprocess.Popen([*oaicli.launcher, "files", "content", "file-slow", "-o", target], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the body has started arriving
+    stdout, stderr = signal_once(process, lambda: list(tmp_path.glob(".out.bin.*.part")), signal.SIGTERM,
+                                 process.stderr.read)
+    assert process.returncode == 143 and stdout == "" and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def signal_once(process, ready, signum, why):
+    """Send `signum` to `process` once `ready()` holds (within 20 s; else fail with `why()`); its (stdout,
+    stderr). The process never outlives the test."""
     try:
         deadline = time.monotonic() + 20
-        while not list(tmp_path.glob(".out.bin.*.part")):  # the body has started arriving
-            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        while not ready():
+            assert time.monotonic() < deadline and process.poll() is None, why()
             time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=20)
+        process.send_signal(signum)
+        return process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 143 and stdout == "" and "Traceback" not in stderr
-    assert list(tmp_path.iterdir()) == []
 
 
 INPUT_PATH_COMMANDS = [

@@ -18,7 +18,7 @@ import json
 import time
 
 from tests.fake.files import add_file
-from tests.fake.fine_tunes import _page
+from tests.fake.records import finder, page
 
 _ids = itertools.count(1)
 ENDPOINTS = ("/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations",
@@ -132,11 +132,7 @@ def install(server):
     state = server.state
     state.setdefault("batches", {})
 
-    def found(request, reply):
-        record = state["batches"].get(request.match["id"])
-        if record is None:
-            reply.error(404, f"No batch found with id '{request.match['id']}'.", param="batch_id")
-        return record
+    found = finder(state["batches"], "No batch found with id '{id}'.", param="batch_id")
 
     @server.route("POST", "/v1/batches")
     def create(request, reply):
@@ -163,7 +159,7 @@ def install(server):
 
     @server.route("GET", "/v1/batches")
     def list_batches(request, reply):
-        reply.json(_page([r["batch"] for r in reversed(state["batches"].values())], request.query, key="id"))
+        reply.json(page([r["batch"] for r in reversed(state["batches"].values())], request.query, key="id"))
 
     @server.route("GET", "/v1/batches/(?P<id>[^/]+)")
     def get(request, reply):

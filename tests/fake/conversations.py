@@ -5,6 +5,8 @@ Knob in `server.state`: `conversations_fail_create` (a message) makes the next c
 import itertools
 import time
 
+from tests.fake.records import finder
+
 _ids = itertools.count(1)
 
 
@@ -16,11 +18,7 @@ def install(server):
     state = server.state
     state.setdefault("conversations", {})
 
-    def found(request, reply):
-        record = state["conversations"].get(request.match["id"])
-        if record is None:
-            reply.error(404, f"Conversation with id '{request.match['id']}' not found.", param="conversation_id")
-        return record
+    found = finder(state["conversations"], "Conversation with id '{id}' not found.", param="conversation_id")
 
     @server.route("POST", "/v1/conversations")
     def create(request, reply):

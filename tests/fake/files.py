@@ -14,6 +14,8 @@ import itertools
 import re
 import time
 
+from tests.fake.records import finder
+
 KEEP_LIMIT = 8 * 1024 * 1024
 _ids = itertools.count(1)
 
@@ -109,11 +111,7 @@ def install(server):
     state.setdefault("files", {})
     state.setdefault("uploads", {})
 
-    def stored(request, reply):
-        entry = state["files"].get(request.match["id"])
-        if entry is None:
-            reply.error(404, f"No such File object: {request.match['id']}", param="id")
-        return entry
+    stored = finder(state["files"], "No such File object: {id}", param="id")
 
     @server.route("POST", "/v1/files")
     def create_file(request, reply):

@@ -15,6 +15,7 @@ import itertools
 import time
 
 from tests.fake.files import add_file
+from tests.fake.records import page
 
 _ids = itertools.count(1)
 
@@ -178,7 +179,7 @@ def install(server):
     @server.route("GET", "/v1/fine_tuning/jobs")
     def list_jobs(request, reply):
         jobs = [r["job"] for r in reversed(state["ft_jobs"].values()) if r["job"]["object"] == "fine_tuning.job"]
-        reply.json(_page(jobs, request.query, key="id"))
+        reply.json(page(jobs, request.query, key="id"))
 
     @server.route("GET", "/v1/fine_tuning/jobs/(?P<id>[^/]+)")
     def get_job(request, reply):
@@ -203,13 +204,13 @@ def install(server):
             return
         record = found(request, reply, "fine_tuning.job")
         if record:
-            reply.json(_page(list(reversed(record["events"])), request.query, key="id", default_limit=20))
+            reply.json(page(list(reversed(record["events"])), request.query, key="id", default_limit=20))
 
     @server.route("GET", "/v1/fine_tuning/jobs/(?P<id>[^/]+)/checkpoints")
     def job_checkpoints(request, reply):
         record = found(request, reply, "fine_tuning.job")
         if record:
-            reply.json(_page(list(reversed(record["checkpoints"])), request.query, key="id", default_limit=10))
+            reply.json(page(list(reversed(record["checkpoints"])), request.query, key="id", default_limit=10))
 
     @server.route("POST", "/v1/fine_tuning/jobs/(?P<id>[^/]+)/cancel")
     def cancel_job(request, reply):
@@ -254,15 +255,3 @@ def install(server):
     @server.route("POST", "/v1/fine-tunes/(?P<id>[^/]+)/cancel")
     def cancel_legacy(request, reply):
         change(request, reply, "fine-tune", live, "cancelled", "Fine-tune cancelled")
-
-
-def _page(items: list[dict], query: dict, key: str, default_limit: int = 20) -> dict:
-    """OpenAI's cursor paging: `after` is the id of the last item seen, `limit` the page size."""
-    start = 0
-    if "after" in query:
-        ids = [item[key] for item in items]
-        start = ids.index(query["after"]) + 1 if query["after"] in ids else len(items)
-    limit = int(query.get("limit", default_limit))
-    page = items[start:start + limit]
-    return {"object": "list", "data": page, "has_more": start + limit < len(items),
-            "first_id": page[0][key] if page else None, "last_id": page[-1][key] if page else None}

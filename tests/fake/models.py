@@ -1,5 +1,7 @@
 """Fake /v1/models: a fixed catalogue, paginated when `state["models_page_size"]` is set."""
 
+from tests.fake.records import page
+
 MODELS = [
     {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"},
     {"id": "gpt-3.5-turbo", "object": "model", "created": 1677610602, "owned_by": "openai"},
@@ -17,11 +19,7 @@ def install(server):
         size = server.state.get("models_page_size")
         if not size:
             return reply.json({"object": "list", "data": models})
-        ids = [m["id"] for m in models]
-        start = ids.index(request.query["after"]) + 1 if "after" in request.query else 0
-        page = models[start:start + size]
-        reply.json({"object": "list", "data": page, "has_more": start + size < len(models),
-                    "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None})
+        reply.json(page(models, {**request.query, "limit": size}))
 
     @server.route("GET", "/v1/models/(?P<model>.+)")
     def get_model(request, reply):

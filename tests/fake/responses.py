@@ -19,6 +19,8 @@ import itertools
 import json
 import time
 
+from tests.fake.records import finder
+
 _ids = itertools.count(1)
 BACKGROUND_STEPS = ("queued", "in_progress", "completed")
 TERMINAL = {"completed", "failed", "cancelled", "incomplete"}
@@ -193,11 +195,7 @@ def install(server):
     state = server.state
     state.setdefault("responses", {})
 
-    def found(request, reply):
-        record = state["responses"].get(request.match["id"])
-        if record is None:
-            reply.error(404, f"Response with id '{request.match['id']}' not found.", param="response_id")
-        return record
+    found = finder(state["responses"], "Response with id '{id}' not found.", param="response_id")
 
     @server.route("POST", "/v1/responses")
     def create(request, reply):

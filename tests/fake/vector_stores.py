@@ -4,7 +4,7 @@ or several at once with a file batch), each file `completed` at once; lists page
 import itertools
 import time
 
-from tests.fake.fine_tunes import _page
+from tests.fake.records import finder, page
 
 _ids = itertools.count(1)
 
@@ -13,11 +13,7 @@ def install(server):
     state = server.state
     state.setdefault("vector_stores", {})
 
-    def found(request, reply):
-        store = state["vector_stores"].get(request.match["id"])
-        if store is None:
-            reply.error(404, f"No vector store found with id '{request.match['id']}'.")
-        return store
+    found = finder(state["vector_stores"], "No vector store found with id '{id}'.")
 
     def attach(store: dict, file_id: str, reply) -> dict | None:
         if file_id not in state["files"]:
@@ -48,7 +44,7 @@ def install(server):
 
     @server.route("GET", "/v1/vector_stores")
     def list_stores(request, reply):
-        reply.json(_page([s["meta"] for s in state["vector_stores"].values()], request.query, "id"))
+        reply.json(page([s["meta"] for s in state["vector_stores"].values()], request.query, "id"))
 
     @server.route("GET", "/v1/vector_stores/(?P<id>[^/]+)")
     def get(request, reply):
@@ -88,4 +84,4 @@ def install(server):
     def list_files(request, reply):
         store = found(request, reply)
         if store is not None:
-            reply.json(_page(store["files"], request.query, "id"))
+            reply.json(page(store["files"], request.query, "id"))

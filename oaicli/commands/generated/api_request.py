@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 from oaicli.api import operations
 from oaicli.commands.generated.errors import BadInput, MissingInput, check_text
-from oaicli.commands.generated.params import option_type, parse_json, read_source
+from oaicli.commands.generated.params import json_object, option_type, read_source
 from oaicli.commands.generated.request import Request, assemble
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -50,14 +50,8 @@ def _header(text: str) -> tuple[str, str]:
 def _input_body(input_path, stdin):
     if input_path is None:
         return None
-    try:
-        text = stdin.read() if input_path == "-" else read_source("@" + input_path, None, None)
-        body = parse_json(text, None, None)
-    except BadInput as exc:
-        raise BadInput(exc.message, param_hint="'--input'") from None
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object", param_hint="'--input'")
-    return body
+    return json_object(lambda: stdin.read() if input_path == "-" else read_source("@" + input_path, None, None),
+                       "'--input'")
 
 
 def _method_and_path(words, has_body: bool) -> tuple[str, str]:

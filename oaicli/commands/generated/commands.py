@@ -8,7 +8,7 @@ from oaicli.api import operations
 from oaicli.cli.invocation import with_invocation
 from oaicli.cli.options import OaicliCommand, connection_options, format_option
 from oaicli.commands.generated.errors import BadInput, MissingInput, check_text
-from oaicli.commands.generated.params import IntRange, make_option, option_name, parse_json, read_source
+from oaicli.commands.generated.params import IntRange, json_object, make_option, option_name, read_source
 
 # Options every generated command may have; a field with one of these names gets a `--body-` prefix.
 RESERVED = {"--data", "--output", "--all", "--max-items", "--help"}
@@ -177,14 +177,8 @@ def build_request(op: dict, fields: dict, given: dict, is_terminal):
 def _data_body(value):
     if value is None:
         return None
-    try:
-        text = read_source(value, None, None) if value == "-" or value.startswith("@") else value
-        body = parse_json(text, None, None)
-    except BadInput as exc:
-        raise BadInput(exc.message, param_hint="'--data'") from None
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object", param_hint="'--data'")
-    return body
+    return json_object(lambda: read_source(value, None, None) if value == "-" or value.startswith("@") else value,
+                       "'--data'")
 
 
 def _check_required(op, fields, values, data) -> None:

@@ -54,6 +54,18 @@ def parse_json(text: str, param, ctx):
         raise BadInput(f"not valid JSON ({exc})", ctx=ctx, param=param) from None
 
 
+def json_object(read, hint: str) -> dict:
+    """A request body: the text `read()` returns, parsed, which must be a JSON object; a problem reading or
+    parsing it is bad input on the option `hint` names (`'--data'`)."""
+    try:
+        body = parse_json(read(), None, None)
+    except BadInput as exc:
+        raise BadInput(exc.message, param_hint=hint) from None
+    if not isinstance(body, dict):
+        raise BadInput("the body must be a JSON object", param_hint=hint)
+    return body
+
+
 class JsonValue(click.ParamType):
     """An object or array: JSON text, or @file.json. With `text_ok` (a union with a string in the spec), a value
     that does not start with `{`, `[` or `@` is the string itself."""
