@@ -13,8 +13,8 @@ from oaicli.cli.summaries import SUMMARIES
 from oaicli.core.errors import ExitCode, OaicliError, redact
 
 # Every top-level command, by the dotted path of its object: cli never imports commands (import-linter
-# holds it). A module is imported only when its command runs or `oaicli --help` lists it (Click's
-# documented lazy group, below); command modules import only click at module level, so that is cheap.
+# holds it). A module is imported only when its command runs (Click's documented lazy group, below);
+# `oaicli --help` lists them from cli/summaries.py, generated with the man pages (`make man`).
 LAZY_COMMANDS = {
     "models": "oaicli.commands.models.models",
     "keys": "oaicli.commands.keys.keys",
