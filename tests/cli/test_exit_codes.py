@@ -158,7 +158,7 @@ def test_sigterm_mid_download_unwinds_leaving_no_partial_file_and_exits_143(oaic
 
 
 def signal_once(process, ready, signum, why):
-    """Send `signum` to `process` once `ready()` holds (within 20 s; else fail with `why()`); its (stdout,
+    """Send `signum` to `process` once `ready()` holds (within 60 s; else fail with `why()`); its (stdout,
     stderr). The process never outlives the test."""
     try:
         deadline = time.monotonic() + 60
