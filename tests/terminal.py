@@ -51,6 +51,8 @@ def run_tty(*args, env=None, answers=(), timeout=30.0, columns: int | None = Non
                 answered_upto = len(output)
                 os.write(master, pending.pop(0)[1].encode())
             if process.poll() is not None and not ready:
+                # It may have written its last lines between our select and its exit: read what is left.
+                output += _drain(master)
                 break
         else:
             raise TimeoutError(f"oaicli {' '.join(map(str, args))} still running; output so far: {output!r}")
@@ -60,3 +62,17 @@ def run_tty(*args, env=None, answers=(), timeout=30.0, columns: int | None = Non
             process.kill()
             process.wait()
         os.close(master)
+
+
+def _drain(master: int) -> bytes:
+    """Whatever the exited child left in the terminal's buffer (the read ends at EIO once it is empty)."""
+    left = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        left += data
+    return left

@@ -104,7 +104,7 @@ class ApiClient:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:  # timeouts included
                 if last or self._http.is_closed:  # closed on Ctrl-C or SIGTERM: nothing to retry for
-                    raise self._network_error(exc, method, request.url) from exc
+                    raise self._network_error(exc, method, request.url, uploading=bool(files)) from exc
                 timed_out = isinstance(exc, httpx.TimeoutException)
                 self.retry.wait(None, attempt, f"timed out ({exc.__class__.__name__})" if timed_out
                            else f"connection failed ({describe(exc)})")
@@ -124,12 +124,27 @@ class ApiClient:
             raise error
         raise AssertionError("unreachable")
 
-    def _network_error(self, exc: httpx.TransportError, method: str, url) -> NetworkError:
+    def _network_error(self, exc: httpx.TransportError, method: str, url, uploading: bool = False) -> NetworkError:
+        """Say what happened: no connection, a TLS handshake with a plain-HTTP server, a timeout, or a
+        connection the server closed (while an upload was going out, or before any answer)."""
+        origin, https = self._origin(), self._http.base_url.scheme == "https"
+        plain_http_hint = f"If the server speaks plain HTTP, use {origin.replace('https://', 'http://', 1)} in --base-url."
+        if isinstance(exc, httpx.ConnectError) and https and any(sign in str(exc) for sign in PLAIN_HTTP_SIGNS):
+            return NetworkError(f"Cannot reach {origin} over HTTPS: the server answered in plain HTTP.",
+                                f"Use {origin.replace('https://', 'http://', 1)} in --base-url.")
         if isinstance(exc, httpx.TimeoutException):
+            handshake = isinstance(exc, httpx.ConnectTimeout) and https
             return NetworkError(f"{method} {url} timed out after {self.max_retries + 1} attempts.",
-                                "Raise --timeout or try again later.")
-        return NetworkError(f"Cannot reach {self._origin()}: {describe(exc)}.",
-                            "Check --base-url and your network or proxy settings.")
+                                f"Raise --timeout or try again later. {plain_http_hint}" if handshake
+                                else "Raise --timeout or try again later.")
+        if isinstance(exc, httpx.ConnectError):
+            return NetworkError(f"Cannot reach {origin}: {describe(exc)}.",
+                                "Check --base-url and your network or proxy settings.")
+        if uploading:
+            return NetworkError(f"The server at {origin} closed the connection during the upload: {describe(exc)}.",
+                                "It may refuse bodies this large; try again, or check its upload limit.")
+        return NetworkError(f"The server at {origin} closed the connection without answering: {describe(exc)}.",
+                            "Try again; if it keeps happening, check that --base-url points at an HTTP API.")
 
     def _route(self, path: str, params, body):
         return route(self.settings, path, params, body)
@@ -215,12 +230,12 @@ class ApiClient:
         bytes on `bar` (output.progress.progress_bar, reset to the body's length); the bytes written."""
         _widen_socket_reads()
         response = self.send(method, path, json=json, params=params, files=files)
+        counted = _CountingSink(sink)
         try:
             bar.reset(total=int(response.headers.get("content-length") or 0) or None)
-            return copy_body(response, sink, bar)
+            return copy_body(response, counted, bar)
         except httpx.TransportError as exc:
-            raise NetworkError(f"The {what} broke off: {describe(exc)}.",
-                               f"Nothing was written at {where or 'the target path'}; try again.") from exc
+            raise NetworkError(f"The {what} broke off: {describe(exc)}.", _after_a_break(where, counted.count)) from exc
         finally:
             response.close()
 
@@ -295,6 +310,10 @@ def event_payload(data: str) -> dict:
         raise StreamError(f"The server reported an error mid-stream: {error.get('message')} "
                           f"({error.get('type') or error.get('code') or 'error'}).")
     return payload
+
+
+# How OpenSSL reports a TLS handshake answered by a plain-HTTP server (an HTTP 400 page, not a ServerHello).
+PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "packet length too long")
 
 
 def check_base_url(settings) -> None:
@@ -432,6 +451,31 @@ def copy_body(response: httpx.Response, sink, bar=None) -> int:
         bar.update(written - shown)
     sink.flush()
     return written
+
+
+class _CountingSink:
+    """A sink that counts what went into it, so a broken download can say how much already went out."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.count = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        self.count += len(chunk)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+def _after_a_break(where, count: int) -> str:
+    """What a broken download left: a file target keeps nothing (atomic); stdout keeps what went out."""
+    if where is not None:
+        return f"Nothing was written at {where}; try again."
+    if not count:
+        return "Nothing was written to stdout; try again."
+    return (f"The first {count} bytes already went to stdout and are incomplete; "
+            "download again (with -o FILE, nothing partial is kept).")
 
 
 def _widen_socket_reads() -> None:

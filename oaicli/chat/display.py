@@ -1,4 +1,4 @@
-"""How one answer is shown: deltas written as they arrive (choices labelled when n > 1), the response
+"""How one answer is shown: deltas written as they arrive (one labelled block per choice when n > 1), the response
 object as JSON, or each chunk as a JSON line; the usage line on stderr."""
 
 from oaicli.api.completions import Requester, answer_of
@@ -7,43 +7,58 @@ from oaicli.output import writers as output
 
 
 class Printer:
-    """Writes deltas to a text stream as they arrive and flushes each one; labels choices when n > 1."""
+    """Writes deltas to a text stream as they arrive and flushes each one.
+
+    With n > 1 (labelled) servers interleave the choices' tokens; printed as they come that is one
+    labelled line per token. So the first choice to speak is shown live and the others are kept,
+    each printed as one labelled block when the answer ends."""
 
     def __init__(self, stream, labelled: bool = False, strip_leading: bool = False):
         self.stream = stream
         self.labelled = labelled
-        self.current: int | None = None
+        self.live: int | None = None
+        self.held: dict[int, list[str]] = {}
         self.wrote = False
         self.ends_with_newline = True
         # A transcript answer starts with the space after "Assistant:"; drop it (per choice).
         self.stripping = set() if strip_leading else None
 
     def __call__(self, pieces) -> None:
-        stream = self.stream
         for index, text in pieces:
             if self.stripping is not None and index not in self.stripping:
                 text = text.lstrip()
                 if not text:
                     continue
                 self.stripping.add(index)
-            if self.labelled and index != self.current:
-                stream.write(("" if self.ends_with_newline else "\n") + f"[{index}] ")
-                self.current = index
-            stream.write(text)
+            if self.live is None:
+                self.live = index
+                if self.labelled:
+                    self._write(f"[{index}] ")
+            if index == self.live:
+                self._write(text)
+            else:
+                self.held.setdefault(index, []).append(text)
+        self.stream.flush()
+
+    def _write(self, text: str) -> None:
+        if text:
+            self.stream.write(text)
             self.wrote = True
             self.ends_with_newline = text.endswith("\n")
-        stream.flush()
 
     def finish(self) -> None:
-        """End the answer on a line of its own."""
+        """Print the held choices, one block each, and end the answer on a line of its own."""
+        for index in sorted(self.held):
+            self._write(("" if self.ends_with_newline else "\n") + f"[{index}] " + "".join(self.held.pop(index)))
         if self.wrote and not self.ends_with_newline:
             self.stream.write("\n")
-            self.stream.flush()
+            self.ends_with_newline = True
+        self.stream.flush()
 
 
 class AnswerDisplay:
-    """Streams or waits for one answer and shows it: text (deltas flushed as they come, choices
-    labelled when n > 1), json (the response object, assembled when streamed) or jsonl (each chunk)."""
+    """Streams or waits for one answer and shows it: text (deltas flushed as they come, one labelled
+    block per choice when n > 1), json (the response object, assembled when streamed) or jsonl (each chunk)."""
 
     def __init__(self, invocation, fmt: str, opts, strip_leading: bool = False, keep_usage: bool = False):
         self.invocation = invocation

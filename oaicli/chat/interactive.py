@@ -1,14 +1,27 @@
 """`oaicli chat` with no prompt on a terminal: the interactive loop."""
 
+import re
+
 from oaicli.chat.session import Chat
 from oaicli.chat.stdin import check_utf8
 from oaicli.core.errors import OaicliError
 from oaicli.output import writers as output
 
+# The loop's own commands; a line that looks like one of them is never sent to the model.
+COMMANDS = {
+    "/help": "list these commands",
+    "/history": "show the conversation so far",
+    "/reset": "clear the conversation (a session's stored turns too)",
+    "/exit": "leave (also /quit or Ctrl-D)",
+}
+QUIT = ("/exit", "/quit")
+LOOKS_LIKE_A_COMMAND = re.compile(r"/[A-Za-z][\w-]*")
+
 
 class InteractiveLoop:
-    """Read a question, answer it, repeat. /exit, /reset, /history; `\"\"\"` brackets multi-line input;
-    Ctrl-C during an answer cancels it (nothing saved) and returns to the prompt; Ctrl-D leaves."""
+    """Read a question, answer it, repeat. /help, /exit (/quit), /reset, /history; an unknown /word is
+    refused, not sent (`//text` sends `/text`); `\"\"\"` brackets multi-line input; Ctrl-C during an
+    answer cancels it (nothing saved) and returns to the prompt; Ctrl-D leaves."""
 
     def __init__(self, chat: Chat):
         self.chat = chat
@@ -23,7 +36,7 @@ class InteractiveLoop:
             except ImportError:
                 pass
             where = f" (session {self.chat.session_name})" if self.chat.session_name else ""
-            self.invocation.say(f"Chatting with {self.chat.model}{where}. /exit to leave, /reset, /history; "
+            self.invocation.say(f"Chatting with {self.chat.model}{where}. /help lists the commands, /exit leaves; "
                                 f"\"\"\" for multi-line input.")
         question = first
         while True:
@@ -37,14 +50,27 @@ class InteractiveLoop:
                 except KeyboardInterrupt:
                     self.invocation.say("")
                     continue
-            command, question = question.strip(), question
-            if command in ("/exit", "/quit"):
+            command = question.strip()
+            if command in QUIT:
                 return 0
-            if command in ("/reset", "/history"):
-                self.reset() if command == "/reset" else self.show_history()
+            if LOOKS_LIKE_A_COMMAND.fullmatch(command):
+                self.run_command(command)
             elif command:
-                self.turn(question)
+                self.turn(command[1:] if command.startswith("//") else question)
             question = None
+
+    def run_command(self, command: str) -> None:
+        if command == "/help":
+            lines = {**COMMANDS, '"""': "start and end a multi-line question", "//text": "send a line that starts with /"}
+            width = max(map(len, lines))
+            self.invocation.say("\n".join(f"  {name:<{width}}  {what}" for name, what in lines.items()))
+        elif command == "/reset":
+            self.reset()
+        elif command == "/history":
+            self.show_history()
+        else:
+            self.invocation.say(f"Unknown command {command}; nothing was sent. /help lists the commands "
+                                "(start a question with // to send it with a /).")
 
     def read(self) -> str:
         first = self.line("> ")

@@ -41,11 +41,12 @@ def _attach(params: list[click.Option], copy: bool = True):
     """A decorator adding `params`, in order, as stacked @click.option decorators would; `copy=False` for options
     no command adjusts, which every command may then share (Click keeps no state in an Option)."""
     def decorate(func):
-        for param in map(_copy if copy else (lambda same: same), reversed(params)):
-            if isinstance(func, click.Command):
-                func.params.append(param)
-            else:
-                func.__dict__.setdefault("__click_params__", []).append(param)
+        made = map(_copy if copy else (lambda same: same), params)
+        if isinstance(func, click.Command):  # a built command lists its params in display order already
+            func.params.extend(made)
+            return func
+        for param in reversed(list(made)):  # Click reverses the decorators' list
+            func.__dict__.setdefault("__click_params__", []).append(param)
         return func
     return decorate
 
@@ -64,6 +65,47 @@ _CONNECTION = [
     _shared("-q", "--quiet", is_flag=True, default=None, help="No progress bars or notices on stderr."),
 ]
 connection_options = _attach(_CONNECTION)
+_SHARED_HELP = {param.name: param.help for param in _CONNECTION}
+GLOBAL_OPTIONS = "Global options (before or after the command; described in oaicli --help)"
+
+
+def split_help(command: click.Command, ctx: click.Context) -> tuple[list, list]:
+    """The (declaration, help) records of a command's own options, and of the shared connection options
+    it takes unchanged: --help and the man pages both list them from here, own options first. The root
+    command describes the shared ones in full (it is where they are documented); a command that rewords
+    one for itself (as follow does --timeout) lists it among its own."""
+    own, shared = [], []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record:
+            is_global = ctx.parent is not None and _SHARED_HELP.get(param.name, object()) == param.help
+            (shared if is_global else own).append(record)
+    return own, shared
+
+
+def pack(declarations: list[str], width: int) -> list[str]:
+    """Declarations side by side, as many to a line as fit: the short section of global options."""
+    lines, line = [], ""
+    for declaration in declarations:
+        if line and len(line) + 2 + len(declaration) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line}  {declaration}" if line else declaration
+    return lines + ([line] if line else [])
+
+
+class OaicliCommand(click.Command):
+    """A command whose --help lists its own options first and the shared ones in one short section."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own, shared = split_help(self, ctx)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section(GLOBAL_OPTIONS):
+                for line in pack([decl for decl, _ in shared], formatter.width - formatter.current_indent):
+                    formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
 
 _FORMAT_OPTIONS: dict[tuple[str, ...], click.Option] = {}
 
@@ -93,6 +135,23 @@ list_options = _attach([
 ])
 
 
+class InputFile(click.ParamType):
+    """A path to read: checked by core.inputs, so a missing one is exit 4 like every other bad input
+    (click.Path(exists=True) makes it a usage error, exit 2); `-` means stdin where allowed."""
+
+    name = "file"
+
+    def __init__(self, what: str = "File", allow_dash: bool = False):
+        self.what = what
+        self.allow_dash = allow_dash
+
+    def convert(self, value, param, ctx):
+        if self.allow_dash and value == "-":
+            return value
+        from oaicli.core.inputs import input_file
+        return str(input_file(value, self.what))
+
+
 # The conversation store of the commands that keep sessions: --store on sessions and serve; chat, whose
 # --store/--no-store is the Responses API's own field, names it --session-store.
 _STORE_HELP = ("Conversation store: sqlite:///PATH or postgresql://USER@HOST/DB (else OAICLI_STORE; default "
@@ -101,7 +160,8 @@ store_option = _attach([_shared("--store", "store_url", metavar="URL", help=_STO
 session_store_option = _attach([_shared("--session-store", "store_url", metavar="URL", help=_STORE_HELP)])
 
 
-yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+yes_option = click.option("-y", "--yes", is_flag=True,
+                          help="Do not ask for confirmation (needed when stdin is not a terminal, as in scripts).")
 
 
 def wait_deadline() -> float | None:
@@ -120,7 +180,7 @@ def command(group: click.Group | None, name: str | None = None, formats: tuple[s
     def decorate(func):
         make = click.command if group is None else group.command
         func = format_option(*formats)(func) if output else func
-        cmd = make(name, **attrs)(connection_options(func))
+        cmd = make(name, cls=OaicliCommand, **attrs)(connection_options(func))
         cmd.callback = with_invocation(cmd.callback)
         cmd.params.sort(key=lambda param: param.callback is _remember)
         return cmd

@@ -4,7 +4,7 @@ an interactive loop, and the JSON-lines envelope for upper applications."""
 import click
 from click.core import ParameterSource
 
-from oaicli.cli import invocation
+from oaicli.cli import completion, invocation
 from oaicli.cli.options import command, sampling_options, session_store_option
 from oaicli.core.models import DEFAULT_MODELS
 
@@ -28,7 +28,7 @@ def _check_messages(ctx, param, values):
 @command(None, "chat", formats=("text",))
 @session_store_option
 @click.argument("prompt", required=False)
-@click.option("-m", "--model", help=f"Model (default: the profile's models.chat, else {DEFAULT_MODEL}).")
+@click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Model (default: the profile's models.chat, else {DEFAULT_MODEL}).")
 @click.option("-s", "--system", help="System prompt.")
 @click.option("-g", "--message", "messages", nargs=2, multiple=True, callback=_check_messages,
               metavar="ROLE CONTENT", help="An explicit message before the prompt (few-shot examples); repeatable.")
@@ -36,7 +36,7 @@ def _check_messages(ctx, param, values):
 @click.option("--max-completion-tokens", type=click.IntRange(min=1), help="Most tokens to generate, reasoning "
               "included (newer models).")
 @click.option("--response-format", type=click.Choice(["text", "json_object"]), help="json_object: answer in JSON.")
-@click.option("--session", metavar="NAME", help="Create or continue a stored session.")
+@click.option("--session", metavar="NAME", shell_complete=completion.session_names, help="Create or continue a stored session.")
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent session.")
 @click.option("--context-window", type=click.IntRange(min=16), metavar="N",
               help="The model's context window in tokens (default: from the known-model table).")
@@ -79,8 +79,9 @@ def chat(prompt, **opts):
     """Chat with a model; streams the answer as it arrives.
 
     The prompt comes from the argument, or from stdin when it is `-` or piped (with both, stdin is
-    appended). With no prompt on a terminal, opens an interactive loop (/exit, /reset, /history;
-    a line of three double quotes starts and ends multi-line input; Ctrl-C cancels an answer).
+    appended). With no prompt on a terminal, opens an interactive loop (/help lists its commands:
+    /exit, /reset, /history; a line of three double quotes starts and ends multi-line input; Ctrl-C
+    cancels an answer).
     --session NAME keeps the conversation; without it nothing is stored.
 
     \b

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.cli import invocation
+from oaicli.cli import completion, invocation
 from oaicli.cli.options import command, sampling_options
 from oaicli.core.models import DEFAULT_MODELS
 
@@ -11,8 +11,9 @@ DEFAULT_MODEL = DEFAULT_MODELS["complete"]
 
 @command(None, "complete", formats=("text",))
 @click.argument("prompt", required=False)
-@click.option("-m", "--model", help=f"Model (default: the profile's models.complete, else {DEFAULT_MODEL}).")
-@click.option("--suffix", help="Text that comes after the completion (insert mode).")
+@click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Model (default: the profile's models.complete, else {DEFAULT_MODEL}).")
+@click.option("--suffix", help="Text that comes after the completion (insert mode); with the prompt and "
+              "--max-tokens it must fit the model's context window.")
 @sampling_options
 @click.option("--logprobs", type=click.IntRange(0, 5), help="Log probabilities of the N most likely tokens, 0 to 5.")
 @click.option("--echo", is_flag=True, default=None, help="Echo the prompt before the completion.")

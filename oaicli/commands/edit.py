@@ -2,8 +2,8 @@
 
 import click
 
-from oaicli.cli import invocation
-from oaicli.cli.options import command
+from oaicli.cli import completion, invocation
+from oaicli.cli.options import InputFile, command
 from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["edit"]
@@ -14,8 +14,8 @@ FALLBACK_SYSTEM = ("You edit text. Apply the user's instruction to the text they
 @command(None, "edit", formats=("text",))
 @click.option("--instruction", required=True, help="How to change the input.")
 @click.option("--input", "input_text", metavar="TEXT", help="The text to edit (else --input-file, else stdin).")
-@click.option("--input-file", type=click.File("r", encoding="utf-8"), help="Read the text to edit from FILE (- for stdin).")
-@click.option("-m", "--model", help=f"Model (default: the profile's models.edit, else {DEFAULT_MODEL}).")
+@click.option("--input-file", type=InputFile(allow_dash=True), help="Read the text to edit from FILE (- for stdin).")
+@click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Model (default: the profile's models.edit, else {DEFAULT_MODEL}).")
 @click.option("-n", "n", type=click.IntRange(min=1), help="How many edits to generate.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature, 0 to 2.")
 @click.option("--top-p", type=click.FloatRange(0, 1), help="Nucleus sampling, 0 to 1.")
@@ -57,14 +57,26 @@ def edit(instruction, input_text, input_file, model, n, temperature, top_p, no_f
 
 
 def _input(input_text: str | None, input_file) -> str | None:
+    """The text to edit; an empty one (say, an empty pipe) is refused before anything is sent."""
     import sys
+
+    from oaicli.core.errors import InputError
     if input_text is not None and input_file is not None:
         raise click.UsageError("Give the text with --input or --input-file, not both.")
-    if input_file is not None:
-        return input_file.read()
-    if input_text is None and not sys.stdin.isatty():
-        return sys.stdin.read()
-    return input_text
+    source, text = "--input", input_text
+    if input_file == "-" or (input_file is None and input_text is None and not sys.stdin.isatty()):
+        source, text = "stdin", sys.stdin.read()
+    elif input_file is not None:
+        source = input_file
+        try:
+            with open(input_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{input_file} is not UTF-8 text: {exc.reason} at byte {exc.start}.")
+    if text is not None and not text.strip():
+        raise InputError(f"The text to edit is empty ({source} gave nothing).",
+                         "Give the text with --input, --input-file or on stdin.")
+    return text
 
 
 def _edit_by_chat(api, body: dict, model: str) -> dict:

@@ -2,8 +2,8 @@
 
 import click
 
-from oaicli.cli import invocation
-from oaicli.cli.options import command
+from oaicli.cli import completion, invocation
+from oaicli.cli.options import InputFile, command
 from oaicli.core.models import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["embed"]
@@ -20,10 +20,10 @@ def _output_path(ctx, param, value):
 
 @command(None, "embed")
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
-@click.option("-i", "--input-file", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("-i", "--input-file", type=InputFile(allow_dash=True),
               help="Read inputs from FILE, one per line (- for standard input).")
 @click.option("--field", metavar="NAME", help="The input file is JSONL; embed each line's NAME field.")
-@click.option("-m", "--model", help=f"Embedding model (default {DEFAULT_MODEL}).")
+@click.option("-m", "--model", shell_complete=completion.model_ids, help=f"Embedding model (default {DEFAULT_MODEL}).")
 @click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3 and later).")
 @click.option("--encoding-format", type=click.Choice(["float", "base64"]), default="base64", show_default=True,
               help="How the API sends vectors: base64 (float32, 4x smaller, decoded here) or float JSON, printed back "

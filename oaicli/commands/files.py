@@ -3,7 +3,7 @@
 import click
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command, list_options, wait_deadline, yes_option
+from oaicli.cli.options import InputFile, command, list_options, wait_deadline, yes_option
 
 COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created_at"]
 PURPOSES = ["fine-tune", "assistants", "batch", "vision", "user_data", "evals"]
@@ -21,7 +21,7 @@ def files():
 
 @command(files, "upload", formats=("plain",))
 @click.argument("paths", nargs=-1, required=True, metavar="FILE...",
-                type=click.Path(exists=True, dir_okay=False, readable=True))
+                type=InputFile())
 @click.option("--purpose", type=click.Choice(PURPOSES), required=True, help="What the file is for.")
 @click.option("--wait", is_flag=True, help="Poll until each file is processed (with --timeout as the limit).")
 @click.option("--no-validate", is_flag=True, help="Skip the local check of fine-tune data.")
@@ -93,7 +93,7 @@ def get_file(file_id):
 @click.argument("file_id")
 @yes_option
 def delete_file(file_id, yes):
-    """Delete a file. Asks first on a terminal.
+    """Delete a file. Asks first on a terminal; a script must pass --yes.
 
     \b
     Example:

@@ -3,7 +3,7 @@
 import click
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command, list_options, wait_deadline, yes_option
+from oaicli.cli.options import InputFile, command, list_options, wait_deadline, yes_option
 from oaicli.core.models import model_path
 
 COLUMNS = ["id", "model", "status", "fine_tuned_model", "created_at", "finished_at"]
@@ -88,13 +88,13 @@ def create(api_name, training_file, validation_file, model, follow_job, no_valid
     from oaicli.jobs import training_data
     from oaicli.output import writers as output
     from oaicli.output.progress import progress_bar
+    files = {"training_file": training_file, "validation_file": validation_file}
+    local = {key: _local_path(value) for key, value in files.items() if value}  # before any request
     api, flavour = _flavour(api_name)
     _check_api_options(flavour, params)
     model = model or invocation.current().settings.default_model(
         "fine-tunes", "curie" if flavour.name == "legacy" else "gpt-4o-mini-2024-07-18")
     extra = _legacy_body(params) if flavour.name == "legacy" else _jobs_body(params)
-    files = {"training_file": training_file, "validation_file": validation_file}
-    local = {key: _local_path(value) for key, value in files.items() if value}
     if not no_validate:  # check every local file before uploading any
         for path in filter(None, local.values()):
             training_data.refuse_invalid(path, model)
@@ -124,8 +124,9 @@ def _check_api_options(flavour, params: dict) -> None:
 def _local_path(value: str):
     """A local file to upload, or None when the value is a file ID; a missing path is an error."""
     from pathlib import Path
-    if Path(value).is_file():
-        return Path(value)
+    if Path(value).exists():
+        from oaicli.core.inputs import input_file
+        return input_file(value, "Training file")  # a folder or an unreadable file says so
     if "/" in value or value.endswith((".jsonl", ".json")):
         from oaicli.core.errors import InputError
         raise InputError(f"No such file: {value}.", "Give a local JSONL file or an uploaded file's ID.")
@@ -311,7 +312,7 @@ def results(job_id, directory, api_name):
 def delete_model(model, yes):
     """Delete a fine-tuned model.
 
-    Sends DELETE /v1/models/MODEL; asks first on a terminal unless --yes.
+    Sends DELETE /v1/models/MODEL; asks first on a terminal, and a script must pass --yes.
 
     \b
     Example:
@@ -384,7 +385,7 @@ def _follow(api, flavour, job_id: str) -> int:
 
 
 @command(fine_tunes, "prepare-data")
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.argument("path", metavar="FILE", type=InputFile("Training file"))
 @click.option("-m", "--model", default="gpt-4o-mini-2024-07-18", show_default=True,
               help="Model whose token limit and price apply.")
 @click.option("--fix", is_flag=True, help="Write the valid examples, unknown keys removed, to FILE's stem + "

@@ -3,7 +3,7 @@
 import click
 
 from oaicli.cli import invocation
-from oaicli.cli.options import command, connection_options
+from oaicli.cli.options import OaicliCommand, command, connection_options
 
 
 @click.group()
@@ -16,7 +16,7 @@ def keys():
     """
 
 
-@keys.command("set")
+@keys.command("set", cls=OaicliCommand)
 @connection_options
 def set_key():
     """Store a key for the current profile, read with hidden input (or from a pipe).

@@ -2,7 +2,7 @@
 
 import click
 
-from oaicli.cli import invocation
+from oaicli.cli import completion, invocation
 from oaicli.cli.options import command, list_options, yes_option
 from oaicli.core.models import model_path
 
@@ -28,15 +28,17 @@ def list_models():
     Example:
       oaicli models list --format json | jq -r '.[].id'
     """
+    from oaicli.core import model_ids
     from oaicli.output import writers as output
     page = invocation.current().client().list_all("/models", {"limit": invocation.flag("limit")},
                                           fetch_all=bool(invocation.flag("fetch_all")))
     page["data"].sort(key=lambda model: model.get("id", ""))
+    model_ids.remember(invocation.current().settings.base_url, [m["id"] for m in page["data"] if m.get("id")])
     output.render_list(page, COLUMNS, raw=bool(invocation.flag("raw")))
 
 
 @command(models, "get")
-@click.argument("model")
+@click.argument("model", shell_complete=completion.model_ids)
 def get_model(model):
     """Show one model.
 
@@ -49,10 +51,10 @@ def get_model(model):
 
 
 @command(models, "delete")
-@click.argument("model")
+@click.argument("model", shell_complete=completion.model_ids)
 @yes_option
 def delete_model(model, yes):
-    """Delete a fine-tuned model you own. Asks first on a terminal.
+    """Delete a fine-tuned model you own. Asks first on a terminal; a script must pass --yes.
 
     \b
     Example:

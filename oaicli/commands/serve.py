@@ -48,7 +48,8 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
     store and idempotent question_id. With `Accept: text/event-stream` the answer streams as
     `delta` events, then a `final` event. Requests of one context are answered strictly in order;
     different contexts run at once. SIGTERM or Ctrl-C stops gracefully: answers in flight finish
-    (or, past --shutdown-timeout, are not saved). Needs `pip install 'oaicli[serve]'`.
+    (or, past --shutdown-timeout, are not saved). Needs starlette and uvicorn: `pipx inject oaicli
+    starlette uvicorn`, or in a venv `pip install '.[serve]'` from the clone.
 
     \b
     Example:
@@ -66,7 +67,8 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        raise OaicliError("`oaicli serve` needs the server libraries: pip install 'oaicli[serve]'") from None
+        raise OaicliError("`oaicli serve` needs the server libraries: "
+                          "pipx inject oaicli starlette uvicorn (in a venv: pip install '.[serve]' from the clone)") from None
     from oaicli.envelope.http import main
     return main.start(invocation.current(), host=host, port=port, token=token, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,

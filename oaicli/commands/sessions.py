@@ -2,8 +2,8 @@
 
 import click
 
-from oaicli.cli import invocation
-from oaicli.cli.options import command, store_option, yes_option
+from oaicli.cli import completion, invocation
+from oaicli.cli.options import InputFile, command, store_option, yes_option
 from oaicli.core.models import DEFAULT_MODELS
 
 COLUMNS = ["name", "kind", "model", "turns", "updated_at"]
@@ -59,7 +59,7 @@ def list_sessions():
 
 @command(sessions, "show", formats=("text",))
 @store_option
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N turns.")
 def show_session(name, last):
     """Show a session's settings and turns.
@@ -97,17 +97,22 @@ def _turn_row(turn) -> dict:
 
 
 def _print_conversation(session, turns) -> None:
+    """The conversation as text; on a terminal, control characters that envelope clients sent (in
+    user ids or messages) are shown escaped, so they cannot drive the terminal."""
+    from oaicli.cli import invocation
     from oaicli.output import writers as output
+    from oaicli.output.escape import printable
+    shown = printable if invocation.current().stdout_tty else str
     if session.system:
-        output.write(f"[system] {session.system}\n")
+        output.write(shown(f"[system] {session.system}\n"))
     for turn in turns:
         who = f"{turn.role} {turn.user_id}" if turn.user_id and turn.role == "user" else turn.role
-        output.write(f"[{who}] {turn.content}\n")
+        output.write(shown(f"[{who}] {turn.content}\n"))
 
 
 @sessions.command("export")
 @store_option
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @click.option("--request", "as_request", is_flag=True,
               help="Print a whole /v1/chat/completions body: {\"model\": ..., \"messages\": [...]}.")
 def export_session(name, as_request):
@@ -134,8 +139,8 @@ def export_session(name, as_request):
 
 @command(sessions, "import")
 @store_option
-@click.argument("name")
-@click.argument("file", type=click.File("rb"))
+@click.argument("name", shell_complete=completion.session_names)
+@click.argument("file", type=InputFile(allow_dash=True))
 @click.option("--replace", is_flag=True, help="Replace the turns of an existing session.")
 @click.option("--append", is_flag=True, help="Add to the turns of an existing session.")
 @click.option("-m", "--model", metavar="MODEL", help="The session's model.")
@@ -165,14 +170,18 @@ def import_session(name, file, replace, append, model):
     output.render_object({"name": name, "imported_turns": count})
 
 
-def _read_messages(file) -> tuple[list, str | None]:
+def _read_messages(path: str) -> tuple[list, str | None]:
     import json
+    import sys
 
     from oaicli.core.errors import InputError
-    name = getattr(file, "name", "-")
-    label = "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+    label = "stdin" if path == "-" else path
     try:
-        data = json.loads(file.read())
+        if path == "-":
+            data = json.loads(sys.stdin.buffer.read())
+        else:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read())
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{label} is not valid JSON: {exc}.", "Expected a messages array as `sessions export` prints it.")
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
@@ -182,12 +191,12 @@ def _read_messages(file) -> tuple[list, str | None]:
 
 @command(sessions, "reset")
 @store_option
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @yes_option
 def reset_session(name, yes):
     """Forget a session's turns but keep the session.
 
-    The name, model and system prompt stay. Asks first on a terminal.
+    The name, model and system prompt stay. Asks first on a terminal; a script must pass --yes.
 
     \b
     Example:
@@ -205,7 +214,7 @@ def reset_session(name, yes):
 
 @command(sessions, "rename")
 @store_option
-@click.argument("old")
+@click.argument("old", shell_complete=completion.session_names)
 @click.argument("new")
 def rename_session(old, new):
     """Rename a session.
@@ -223,12 +232,13 @@ def rename_session(old, new):
 
 @command(sessions, "delete")
 @store_option
-@click.argument("name")
+@click.argument("name", shell_complete=completion.session_names)
 @yes_option
 def delete_session(name, yes):
     """Delete a session and all its turns.
 
-    The text is erased from the store file, not just hidden. Asks first on a terminal.
+    The text is erased from the store file, not just hidden. Asks first on a terminal; a script must
+    pass --yes.
 
     \b
     Example:

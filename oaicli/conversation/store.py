@@ -28,6 +28,7 @@ from oaicli.conversation.rows import (  # noqa: F401 (Turn, Session, speaker_nam
     turn_from_row,
 )
 from oaicli.core.errors import InputError, OaicliError
+from oaicli.core.home import unwritable
 
 # Numbered migrations; `schema_migrations` records which ran. Append new ones, never edit old ones.
 MIGRATIONS = [
@@ -77,6 +78,21 @@ class StoreError(OaicliError):
 def default_path() -> Path:
     from oaicli.core import settings
     return settings.home_dir() / "sessions.db"
+
+
+def session_names(path: Path | None = None) -> list[str]:
+    """The names in the store, newest first, for shell completion: read-only, creating nothing."""
+    path = Path(path) if path else default_path()
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            return [row[0] for row in db.execute("SELECT name FROM sessions ORDER BY updated_at DESC")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
 
 
 def _make_folder(folder: Path) -> None:
@@ -173,8 +189,8 @@ class Store:
             store = cls(connection, path)
             store._first_steps()
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(f"Cannot open the session store {path}: {exc}.",
-                             "Move the file aside to start a new store.") from exc
+            raise unwritable(path, exc) or StoreError(f"Cannot open the session store {path}: {exc}.",
+                                                      "Move the file aside to start a new store.") from exc
         return store
 
     def close(self) -> None:

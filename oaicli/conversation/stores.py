@@ -26,7 +26,8 @@ def open_store(url: str | None = None, *, max_connections: int = 10):
             from oaicli.conversation.pgstore import PgStore
         except ImportError as exc:
             raise OaicliError("A postgresql:// store needs psycopg 3, which is not installed.",
-                              "Install the extra: pip install 'oaicli[postgres]'.", exit_code=ExitCode.AUTH) from exc
+                              "Install it: pipx inject oaicli 'psycopg[binary,pool]' "
+                              "(in a venv: pip install '.[postgres]' from the clone).", exit_code=ExitCode.AUTH) from exc
         return PgStore.open(url, max_connections=max_connections)
     raise InputError(f"Unknown store URL {url.split('://')[0]!r}://...: expected sqlite:///PATH or postgresql://...",
                      "For example --store sqlite:///home/me/sessions.db or --store postgresql://me@db/oaicli.")

@@ -79,11 +79,15 @@ def ensure_home() -> Path:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file that may hold secrets: created 0600, replaced atomically."""
-    if path.parent == home_dir():
-        ensure_home()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if path.parent == home_dir():
+            ensure_home()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        from oaicli.core.home import unwritable
+        raise unwritable(path, exc) or exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

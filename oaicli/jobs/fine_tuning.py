@@ -50,6 +50,9 @@ class JobsApi:
                 return self._mark(fresh, seen)
             params = {"limit": EVENTS_PAGE, "after": items[-1]["id"]}
 
+    def listed_events(self, api, job_id: str, seen: set, timeout=None) -> list[dict]:
+        return self.new_events(api, job_id, seen, timeout=timeout)  # already plain reads, no stream
+
     @staticmethod
     def _mark(fresh: list[dict], seen: set) -> list[dict]:
         seen.update(event.get("id") for event in fresh)
@@ -80,12 +83,20 @@ class LegacyApi:
         counts = Counter()
         for item in api.stream_events(f"{self.base}/{job_id}/events", None, method="GET",
                                       params={"stream": "true"}, timeout=stream_timeout):
-            for event in item["data"] if isinstance(item.get("data"), list) else [item]:
-                key = (event.get("created_at"), event.get("message"))
-                counts[key] += 1
-                if counts[key] > seen[key]:
-                    seen[key] += 1
-                    yield event
+            yield from self._unseen(item["data"] if isinstance(item.get("data"), list) else [item], counts, seen)
+
+    def listed_events(self, api, job_id: str, seen: Counter, timeout=None) -> list[dict]:
+        """The whole list without the stream: the catch-up once the job has ended while its stream kept dropping."""
+        return list(self._unseen(self.events(api, job_id, None, False), Counter(), seen))
+
+    @staticmethod
+    def _unseen(events, counts: Counter, seen: Counter) -> Iterator[dict]:
+        for event in events:
+            key = (event.get("created_at"), event.get("message"))
+            counts[key] += 1
+            if counts[key] > seen[key]:
+                seen[key] += 1
+                yield event
 
 
 APIS = {"jobs": JobsApi(), "legacy": LegacyApi()}
@@ -150,9 +161,11 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
     """Print each event once, oldest first, until the job ends; back off while nothing changes.
 
     Network errors, 429 and 5xx (after the client's own retries) only pause the loop: the events
-    already seen are remembered, so nothing prints twice when the connection comes back."""
+    already seen are remembered, so nothing prints twice when the connection comes back. The job's
+    status is read before each (re)connect, so a job that ended while its event stream kept dropping
+    still ends the loop, after a plain read of the events not printed yet."""
     from oaicli.output import writers as output
-    seen, backoff = flavour.tracker(), Backoff(MIN_DELAY, MAX_DELAY, factor=1.6)
+    seen, backoff, plain = flavour.tracker(), Backoff(MIN_DELAY, MAX_DELAY, factor=1.6), False
     while True:
         # A poll waits at most 30 s; a stream may rightly stay quiet for long, up to the deadline.
         stream_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
@@ -160,16 +173,21 @@ def follow(api, flavour, job_id: str, emit, deadline: float | None, sleep=time.s
         lost, job, fresh = None, None, 0
         try:
             job = api.get(f"{flavour.base}/{job_id}", timeout=timeout)
-            for event in flavour.new_events(api, job_id, seen, timeout=timeout, stream_timeout=stream_timeout):
+            events = flavour.listed_events(api, job_id, seen, timeout=timeout) if plain else \
+                flavour.new_events(api, job_id, seen, timeout=timeout, stream_timeout=stream_timeout)
+            for event in events:
                 emit(event)
                 fresh += 1
         except (NetworkError, ApiError) as exc:
             if not passing(exc):
                 raise
-            job, lost = None, exc
+            lost = exc
         status = job.get("status") if job else backoff.last
-        if status in TERMINAL:
+        if status in TERMINAL and lost is None:
             return job
+        # The job has ended but its events were cut off: read the rest as a plain list, as a stream
+        # of an ended job may keep breaking at the same place.
+        plain = job is not None and status in TERMINAL
         backoff.saw(status, changed=bool(fresh))
         if lost is not None:
             # The server's own error text, which may quote the key: redacted even without -v.

@@ -8,6 +8,7 @@ import httpx
 from oaicli.api.client import copy_body
 from oaicli.api.uploads import ProgressReader
 from oaicli.core.errors import InputError, NetworkError
+from oaicli.core.inputs import input_file
 from oaicli.core.mime import mime_type
 from oaicli.output.files import download_target
 from oaicli.output.progress import progress_bar
@@ -26,9 +27,7 @@ sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi
 
 
 def check_upload(name: str) -> Path:
-    path = Path(name)
-    if not path.is_file():
-        raise InputError(f"Audio file not found: {name}.")
+    path = input_file(name, "Audio file")
     extension = path.suffix.lower().lstrip(".")
     if extension not in AUDIO_EXTENSIONS:
         raise InputError(f"{name}: .{extension or '(none)'} files are not accepted; use one of "

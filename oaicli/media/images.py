@@ -10,6 +10,7 @@ import httpx
 
 from oaicli.api.client import copy_body
 from oaicli.core.errors import InputError, NetworkError
+from oaicli.core.inputs import input_file
 from oaicli.media.png import NotPNG, read_info
 from oaicli.output.files import atomic_writer
 from oaicli.output.progress import progress_bar
@@ -49,10 +50,7 @@ def check_edit_count(model: str, count: int) -> None:
 
 
 def check_exists(path: str, what: str = "Image") -> Path:
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{what} file not found: {path}.")
-    return file
+    return input_file(path, f"{what} file")
 
 
 def check_dalle2_png(path: Path, what: str = "Image"):

@@ -10,6 +10,7 @@ import click
 
 from oaicli.core.errors import ConfigError, redact
 from oaicli.core.invocation import Invocation, active
+from oaicli.output.escape import printable
 
 TIMESTAMP_KEYS = {"created", "created_at", "finished_at", "expires_at", "completed_at", "started_at",
                   "cancelled_at", "failed_at", "estimated_finish", "updated_at"}
@@ -84,7 +85,7 @@ def format_cell(key: str, value) -> str:
         return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (dict, list)):
         value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = " ".join(str(value).split())
+    text = printable(" ".join(str(value).split()))  # a table is for reading: no live control characters
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
@@ -97,6 +98,7 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
 
 
 def _header(column: str) -> str:
+    column = printable(column)
     return click.style(column, bold=True) if color_enabled() else column
 
 

@@ -13,7 +13,7 @@ from oaicli.api.uploads import ProgressReader
 from oaicli.core.errors import StreamError
 from oaicli.core.settings import Settings
 from tests.conftest import TEST_KEY
-from tests.fake.server import Scripted
+from tests.fake.server import EAGER_BODY, Scripted
 
 
 def make_client(fake, sleeps=None, **flags) -> ApiClient:
@@ -153,8 +153,46 @@ def test_dropped_every_time_is_exit_5(invoke, fake):
     fake.queue("GET", "/v1/models", *[Scripted(drop=True)] * 3)
     result = invoke("models", "list", "-q")
     assert result.exit_code == 5 and result.stdout == ""
-    assert re.fullmatch(r"Error: Cannot reach http://127\.0\.0\.1:\d+: .+\. Check --base-url and your network "
-                        r"or proxy settings\.\n", result.stderr)
+    # the connection was made: the server closed it, which "Cannot reach" would misreport
+    assert re.fullmatch(r"Error: The server at http://127\.0\.0\.1:\d+ closed the connection without answering: "
+                        r".+\. Try again; if it keeps happening, check that --base-url points at an HTTP API\.\n",
+                        result.stderr)
+
+
+def test_an_upload_the_server_cuts_mid_body_says_so(invoke, fake, tmp_path):
+    def cut(request, reply):
+        request.abandon_body(after=100_000)
+        reply.drop()
+
+    fake.route("POST", "/v1/files")(cut)
+    fake.routes.insert(0, fake.routes.pop())
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as sparse:  # above the fake's EAGER_BODY, so the route sees the body unread
+        sparse.truncate(EAGER_BODY + 1_000_000)
+    result = invoke("files", "upload", big, "--purpose", "batch", "--max-retries", "0", "--timeout", "30")
+    assert result.exit_code == 5
+    assert "Cannot reach" not in result.stderr and "--base-url" not in result.stderr
+    assert "closed the connection during the upload" in result.stderr
+
+
+def test_https_against_a_plain_http_server_says_to_use_http(invoke, fake):
+    plain = fake.url.rsplit("/v1", 1)[0]
+    result = invoke("models", "list", "--base-url", fake.url.replace("http://", "https://"), "--max-retries", "0")
+    assert result.exit_code == 5
+    assert result.stderr == (f"Error: Cannot reach {plain.replace('http://', 'https://')} over HTTPS: the server "
+                             f"answered in plain HTTP. Use {plain} in --base-url.\n")
+
+
+def test_a_tls_handshake_nobody_answers_hints_at_plain_http(invoke):
+    import socket
+    with socket.socket() as silent:  # accepts connections (the backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        result = invoke("models", "list", "--base-url", f"https://127.0.0.1:{port}/v1", "--api-key", "sk-x",
+                        "--timeout", "0.3", "--max-retries", "0")
+    assert result.exit_code == 5 and "timed out" in result.stderr
+    assert f"If the server speaks plain HTTP, use http://127.0.0.1:{port} in --base-url." in result.stderr
 
 
 def test_timeout_then_success(fake):
@@ -224,3 +262,19 @@ def test_unknown_error_body_from_a_proxy(invoke, fake):
     assert result.exit_code == 5
     assert result.stderr.startswith("Error: The server answered 502 Bad Gateway with an HTML page")
     assert "<html>" not in result.stderr
+
+
+# The fake itself: nothing from its threads reaches the process's stderr
+
+def test_a_failing_route_is_kept_in_the_fake_not_printed_into_the_command_output(invoke, fake):
+    def broken(request, reply):
+        raise RuntimeError("route failed on purpose")
+
+    fake.route("GET", "/v1/models")(broken)
+    fake.routes.insert(0, fake.routes.pop())  # ahead of the real models route
+    result = invoke("models", "list", "--max-retries", "0")
+    # socketserver prints "Exception occurred during processing of request" to sys.stderr before it
+    # closes the socket, i.e. while CliRunner still holds the swapped stderr of this command
+    assert result.exit_code == 5
+    assert "Exception occurred" not in result.stderr and "Traceback" not in result.stderr
+    assert len(fake.errors) == 1 and "route failed on purpose" in fake.errors[0]

@@ -65,14 +65,15 @@ def test_completion_chunks_fold_text_and_logprobs():
         "tokens": ["Hi", " there"], "token_logprobs": [-1.0, -1.0], "text_offset": [0, 2]}}]
 
 
-def test_printer_labels_choices_and_ends_on_a_new_line():
+def test_printer_shows_one_labelled_block_per_choice_and_ends_on_a_new_line():
     out = io.StringIO()
     printer = Printer(out, labelled=True)
-    printer([(0, "a"), (0, "b")])
-    printer([(1, "c\n")])
+    printer([(0, "a"), (1, "x"), (0, "b")])
+    printer([(2, "c\n"), (1, "y")])
     printer([(0, "d")])
+    assert out.getvalue() == "[0] abd"  # the first choice live, the others held
     printer.finish()
-    assert out.getvalue() == "[0] ab\n[1] c\n[0] d\n"
+    assert out.getvalue() == "[0] abd\n[1] xy\n[2] c\n"
 
 
 def test_printer_drops_the_transcript_space_once_per_choice():

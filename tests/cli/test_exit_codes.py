@@ -112,7 +112,7 @@ def test_version_and_help_are_0(oaicli):
 
 
 def test_sigint_is_130(oaicli, fake):
-    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=30))
+    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=120))
     process = subprocess.Popen([*oaicli.launcher, "models", "list"], cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     # the request is in flight: the server holds it
@@ -133,9 +133,9 @@ def test_closed_stdout_pipe_is_quiet(fake):
 
 def test_ctrl_c_typed_at_a_terminal_is_130(fake):
     from tests.terminal import run_tty
-    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=30))
+    fake.queue("GET", "/v1/models", Scripted(200, {"data": []}, delay=120))
     # -v prints the request line just before sending it; ^C then arrives while the server holds the answer.
-    result = run_tty("-v", "models", "list", answers=[("> GET http://", "\x03")], timeout=20)
+    result = run_tty("-v", "models", "list", answers=[("> GET http://", "\x03")], timeout=60)
     assert result.returncode == 130
     assert result.output.rstrip().endswith("Interrupted.") and "Traceback" not in result.output
 
@@ -158,10 +158,10 @@ def test_sigterm_mid_download_unwinds_leaving_no_partial_file_and_exits_143(oaic
 
 
 def signal_once(process, ready, signum, why):
-    """Send `signum` to `process` once `ready()` holds (within 20 s; else fail with `why()`); its (stdout,
+    """Send `signum` to `process` once `ready()` holds (within 60 s; else fail with `why()`); its (stdout,
     stderr). The process never outlives the test."""
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not ready():
             assert time.monotonic() < deadline and process.poll() is None, why()
             time.sleep(0.02)
@@ -170,3 +170,51 @@ def signal_once(process, ready, signum, why):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+INPUT_PATH_COMMANDS = [
+    ["files", "upload", "{path}", "--purpose", "batch"],
+    ["fine-tunes", "prepare-data", "{path}"],
+    ["fine-tunes", "create", "--training-file", "{path}"],
+    ["sessions", "import", "s", "{path}"],
+    ["edit", "--instruction", "x", "--input-file", "{path}"],
+    ["embed", "-i", "{path}"],
+    ["audio", "transcribe", "{path}"],
+    ["audio", "translate", "{path}"],
+    ["image", "edit", "{path}", "--prompt", "x"],
+    ["image", "variation", "{path}"],
+]
+
+
+@pytest.mark.parametrize("args", INPUT_PATH_COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_a_missing_input_path_is_4_in_every_command(invoke, fake, tmp_path, args):
+    missing = tmp_path / "missing.file"
+    result = invoke(*[a.replace("{path}", str(missing)) for a in args])
+    assert result.exit_code == 4, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and str(missing) in result.stderr
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("args", INPUT_PATH_COMMANDS,
+                         ids=lambda args: " ".join(args[:2]))
+def test_a_folder_given_as_an_input_file_is_4_and_says_so(invoke, fake, tmp_path, args):
+    result = invoke(*[a.replace("{path}", str(tmp_path)) for a in args])
+    assert result.exit_code == 4, result.stderr
+    assert f"{tmp_path} is a directory" in result.stderr and "not found" not in result.stderr
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("args", [["sessions", "delete", "trip"], ["sessions", "reset", "trip"],
+                                  ["files", "delete", "file-1"], ["models", "delete", "ft:m"],
+                                  ["fine-tunes", "delete", "ft:m"]], ids=lambda args: " ".join(args[:2]))
+def test_destructive_commands_in_a_script_need_yes_and_exit_2(oaicli, fake, home, args):
+    from oaicli.conversation.store import Store
+    with Store.open(home / "sessions.db") as store:
+        store.import_messages("trip", [{"role": "user", "content": "hi"}])
+    result = oaicli(*args)  # stdin is a pipe: nobody can confirm
+    assert result.returncode == 2 and result.stdout == ""
+    assert one_error_line(result).endswith("Not done: stdin is not a terminal, so nobody can confirm. "
+                                           "Pass --yes to go ahead without asking.")
+    assert fake.calls("DELETE") == []
+    with Store.open(home / "sessions.db") as store:
+        assert len(store.export_messages("trip")) == 1

@@ -42,3 +42,14 @@ def test_snippet_runs(snippet, fake, tmp_path):
     assert result.returncode == 0, f"{snippet}\nstdout: {result.stdout}\nstderr: {result.stderr}"
     assert "Error" not in result.stderr
     assert_no_key(result.stdout, result.stderr)
+
+
+def test_the_first_command_installs_with_pipx_and_nothing_suggests_the_other_pypi_project():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```sh\n(.*?)```", readme, re.S).group(1).strip()
+    # a fresh Debian or Ubuntu refuses pip into the system Python (externally-managed-environment)
+    assert first == "sudo apt install -y pipx && pipx install . && ~/.local/bin/oaicli --help"
+    sources = [readme, *(p.read_text(encoding="utf-8") for p in (REPO / "man").glob("*.1")),
+               *(p.read_text(encoding="utf-8") for p in (REPO / "oaicli").rglob("*.py"))]
+    for text in sources:  # `oaicli` on PyPI is someone else's package
+        assert not re.search(r"pip3? install\s+['\"]?oaicli", text)

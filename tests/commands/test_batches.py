@@ -283,7 +283,7 @@ def test_results_without_the_input_file_still_merge_every_answer_and_say_the_ord
     fake.state["batch_fail_ids"] = ["r1"]
     batch = json.loads(invoke("batches", "submit", requests_file, "--wait", "-d", tmp_path, "-q",
                               "--format", "json").stdout)
-    assert invoke("files", "delete", batch["input_file_id"]).exit_code == 0
+    assert invoke("files", "delete", batch["input_file_id"], "--yes").exit_code == 0
     result = invoke("batches", "results", batch["id"])
     assert result.exit_code == 0, result.stderr
     merged = {line["custom_id"]: line["status"] for line in map(json.loads, result.stdout.splitlines())}

@@ -172,6 +172,17 @@ def test_several_choices_are_labelled(fake, invoke):
     assert result.stdout == "[0] echo: hi\n[1] echo: hi\n"
 
 
+def test_interleaved_choices_stream_as_one_readable_block_each(fake, invoke):
+    fake.state["interleave"] = True  # as OpenAI streams n > 1: the choices' tokens take turns
+    fake.state["answer"] = lambda messages: "one two three four five six seven"
+    result = invoke("chat", "-n", "3", "hi")
+    assert result.exit_code == 0, result.stderr
+    text = "one two three four five six seven"
+    assert result.stdout == f"[0] {text}\n[1] {text}\n[2] {text}\n"
+    as_json = json.loads(invoke("chat", "-n", "3", "hi", "--format", "json").stdout)  # unchanged
+    assert [c["message"]["content"] for c in as_json["choices"]] == [text] * 3
+
+
 def test_usage_goes_to_stderr_and_stdout_stays_clean(fake, invoke):
     result = invoke("chat", "--usage", "one two")
     assert result.stdout == "echo: one two\n"
@@ -427,6 +438,20 @@ def test_interactive_loop_keeps_context_and_runs_commands(fake, invoke):
     assert sent[2] == [{"role": "user", "content": "after reset"}]
     assert "user: first\nassistant: echo: first\nuser: line a\nline b\n" in result.stdout
     assert "Conversation cleared." in result.stderr and "No turns yet." in result.stderr
+
+
+def test_interactive_slash_commands_are_never_sent_or_stored(fake, invoke):
+    script = "/help\n/xyz\n/Reset-all\n//etc/hosts is what?\n/usr/bin is a folder\n/quit\nnever sent\n"
+    result = invoke("chat", "-i", "--session", "slash", input=script)
+    assert result.exit_code == 0, result.stderr
+    for command in ("/help", "/history", "/reset", "/exit", "/quit"):
+        assert command in result.stderr  # /help lists them
+    assert "Unknown command /xyz; nothing was sent." in result.stderr
+    assert "Unknown command /Reset-all; nothing was sent." in result.stderr
+    sent = [b["messages"][-1]["content"] for b in bodies(fake)]
+    assert sent == ["/etc/hosts is what?", "/usr/bin is a folder"]  # // escapes; a sentence is a question
+    assert [m["content"] for m in stored("slash") if m["role"] == "user"] == sent
+    assert invoke("chat", "-i", input="/exit\nnever sent\n").exit_code == 0 and len(bodies(fake)) == 2
 
 
 def test_interactive_loop_with_a_session_stores_turns_and_reports_errors(fake, invoke):

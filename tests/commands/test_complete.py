@@ -54,3 +54,14 @@ def test_bad_values_are_refused_before_any_request(fake, invoke, args, message):
     result = invoke("complete", "hi", *args)
     assert result.exit_code == 2 and message in result.stderr
     assert fake.calls("POST") == []
+
+
+def test_a_suffix_over_the_context_window_is_refused_before_the_request(invoke, fake):
+    suffix = "word " * 5000  # 5,000 tokens: over gpt-3.5-turbo-instruct's 4,096
+    result = invoke("complete", "def f(", "-m", "gpt-3.5-turbo-instruct", "--suffix", suffix, "--max-tokens", "10")
+    assert result.exit_code == 4
+    assert result.stderr.startswith("Error: The prompt and --suffix take 5,00")
+    assert "over gpt-3.5-turbo-instruct's context window of 4,096 tokens" in result.stderr
+    assert fake.calls("POST", "/v1/completions") == []
+    fits = invoke("complete", "def f(", "-m", "gpt-3.5-turbo-instruct", "--suffix", "word " * 3000, "--max-tokens", "10")
+    assert fits.exit_code == 0 and len(fake.calls("POST", "/v1/completions")) == 1

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.commands.test_chat import bodies
 
 
@@ -61,3 +63,19 @@ def test_an_unknown_edit_model_is_reported_not_worked_around(fake, invoke):
     result = invoke("edit", "--instruction", "x", "--input", "y", "-m", "typo")
     assert result.exit_code == 4 and "does not exist" in result.stderr
     assert fake.calls("POST", "/v1/chat/completions") == []
+
+
+@pytest.mark.parametrize("args, stdin, source", [
+    ([], "", "stdin"), ([], " \n", "stdin"), (["--input-file", "-"], "", "stdin"), (["--input", ""], None, "--input")])
+def test_an_empty_text_to_edit_is_refused_before_the_request(fake, invoke, args, stdin, source):
+    result = invoke("edit", "--instruction", "Fix it", *args, input=stdin)
+    assert result.exit_code == 4 and result.stdout == ""
+    assert result.stderr.startswith(f"Error: The text to edit is empty ({source} gave nothing).")
+    assert fake.requests == []
+
+
+def test_an_empty_file_to_edit_is_refused_too(fake, invoke, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = invoke("edit", "--instruction", "Fix it", "--input-file", empty)
+    assert result.exit_code == 4 and f"({empty} gave nothing)" in result.stderr and fake.requests == []

@@ -177,6 +177,17 @@ def test_an_interrupted_download_leaves_nothing_at_the_target(invoke, fake, tmp_
     assert not target.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+def test_an_interrupted_download_to_stdout_says_what_already_went_out(fake):
+    from tests.conftest import run_process
+    record = add_file(fake, size=5_000_000, drop_at=1_000_000)
+    result = run_process("files", "content", record["id"])  # the generated content is ASCII
+    assert result.returncode == 5 and len(result.stdout) == 1_000_000
+    assert "Nothing was written" not in result.stderr
+    assert "The first 1000000 bytes already went to stdout and are incomplete" in result.stderr
+    empty = add_file(fake, size=5_000_000, drop_at=0)
+    assert "Nothing was written to stdout" in run_process("files", "content", empty["id"]).stderr
+
+
 def test_an_interrupted_download_keeps_the_old_file(invoke, fake, tmp_path):
     record = add_file(fake, size=5_000_000, drop_at=1_000_000)
     target = tmp_path / "results.csv"
@@ -192,7 +203,7 @@ def test_list_get_and_delete(invoke, fake):
     assert [f["id"] for f in listed] == [tuned["id"]]
     assert fake.calls("GET", "/v1/files")[-1].query == {"purpose": "fine-tune"}
     assert json.loads(invoke("files", "get", other["id"], "--format", "json").stdout)["filename"] == "b.pdf"
-    result = invoke("files", "delete", other["id"], "--format", "json")
+    result = invoke("files", "delete", other["id"], "--yes", "--format", "json")
     assert result.exit_code == 0 and json.loads(result.stdout)["deleted"] is True
     assert other["id"] not in fake.state["files"]
     assert invoke("files", "get", other["id"]).exit_code == 4

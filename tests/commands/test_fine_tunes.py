@@ -231,6 +231,18 @@ def test_follow_legacy_uses_the_event_stream_and_survives_a_drop_mid_stream(invo
     assert len(streams) >= 2 and all(call.query == {"stream": "true"} for call in streams)
 
 
+@pytest.mark.parametrize("status, code", [("succeeded", 0), ("failed", 6), ("cancelled", 7)])
+def test_follow_legacy_ends_when_the_job_ended_while_its_stream_keeps_dropping(invoke, fake, status, code):
+    events = [f"event {n}" for n in range(6)]
+    job = add_job(fake, api="legacy", status=status, script=[], messages=tuple(events))
+    fake.state["legacy_stream_drop_after"] = [2] * 50  # every stream breaks after two events
+    result = invoke("fine-tunes", "follow", job["id"], "--timeout", "5", env={"OAICLI_MAX_RETRIES": "0"})
+    assert result.exit_code == code, result.stderr
+    assert messages_of(result.stdout) == events  # the rest from one plain read of the list, each once
+    streams = [c for c in fake.calls("GET", f"/v1/fine-tunes/{job['id']}/events") if c.query == {"stream": "true"}]
+    assert len(streams) == 1
+
+
 def test_ctrl_c_prints_resume_and_cancel_and_exits_130(fake):
     job = add_job(fake, status="running", script=[], messages=("Training started",))
     result = run_tty("fine-tunes", "follow", job["id"], answers=[("Training started", "\x03")])

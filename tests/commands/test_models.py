@@ -63,10 +63,13 @@ def test_delete_with_yes(invoke, fake):
     assert IDS[0] not in [m["id"] for m in fake.state["models"]]
 
 
-def test_delete_without_a_terminal_does_not_ask(invoke, fake):
-    result = invoke("models", "delete", "gpt-4o")
-    assert result.exit_code == 0 and "Delete model" not in result.stderr
-    assert len(fake.calls("DELETE")) == 1
+def test_delete_without_a_terminal_needs_yes(invoke, fake):
+    result = invoke("models", "delete", "gpt-4o")  # a script: nobody to ask, so nothing is deleted
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("Error: Delete model gpt-4o? Not done: stdin is not a terminal, so nobody can confirm. "
+                             "Pass --yes to go ahead without asking.\n")
+    assert fake.calls("DELETE") == []
+    assert invoke("models", "delete", "gpt-4o", "--yes").exit_code == 0 and len(fake.calls("DELETE")) == 1
 
 
 def test_delete_on_a_terminal_asks_and_no_keeps_the_model(fake):

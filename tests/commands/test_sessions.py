@@ -64,6 +64,35 @@ def test_show_text_prints_the_conversation(stored, invoke):
     assert result.stdout == "[user 123] 我出门没带钱包 怎么买饭\n\n[assistant] 用手机支付\n\n"
 
 
+@pytest.fixture
+def hostile(home):
+    """Envelope contexts whose ids, sent by an envelope client, carry terminal escapes and a NUL."""
+    with Store.open() as store:
+        store.ensure_session("envelope:g\x1b]0;owned\x07:u\x00", kind="envelope", model="m")
+        context = store.ensure_session("envelope:1:2", kind="envelope", model="m")
+        store.add_exchange(context.id, Turn("user", "hi\x1b[2J", question_id="q1", user_id="u\x1b[31mred\x00"),
+                           Turn("assistant", "hello", question_id="q1"))
+    return home
+
+
+def test_list_escapes_control_characters_in_a_table(hostile, invoke):
+    result = invoke("sessions", "list", "--format", "table")
+    assert not set("\x1b\x00\x07") & set(result.stdout)
+    assert "envelope:g\\x1b]0;owned\\x07:u\\x00" in result.stdout
+    names = {row["name"] for row in json.loads(invoke("sessions", "list", "--format", "json").stdout)}
+    assert "envelope:g\x1b]0;owned\x07:u\x00" in names  # data formats keep the real name
+
+
+def test_show_escapes_control_characters_on_a_terminal(hostile, invoke):
+    text = run_tty("sessions", "show", "envelope:1:2", "--format", "text").output
+    assert not set("\x1b\x00") & set(text)
+    assert "[user u\\x1b[31mred\\x00] hi\\x1b[2J" in text
+    table = run_tty("sessions", "show", "envelope:1:2", env={"NO_COLOR": "1"}).output  # no bold headers
+    assert not set("\x1b\x00") & set(table) and "u\\x1b[31mred\\x00" in table
+    piped = invoke("sessions", "show", "envelope:1:2", "--format", "text").stdout
+    assert "[user u\x1b[31mred\x00] hi\x1b[2J" in piped  # text in a pipe is data: kept as sent
+
+
 def test_show_last_n(stored, invoke):
     result = invoke("sessions", "show", "trip", "--last", "1", "--format", "json")
     assert [t["content"] for t in json.loads(result.stdout)["turns"]] == ["那就不会淋湿"]

@@ -63,6 +63,8 @@ def arguments(words, op, tmp_path) -> list:
     args += inputs(op, upload)
     if op["response"] == "binary":
         args += ["-o", str(tmp_path / "answer.bin")]
+    if op["method"] == "DELETE":
+        args.append("--yes")  # stdin is no terminal here: a delete needs it, as in any script
     return [*args, "--format", "json", "--max-retries", "0"]
 
 

@@ -261,7 +261,8 @@ def test_without_the_extra_installed_it_says_what_to_install(tmp_path, fake):
                                                      "OPENAI_API_KEY": TEST_KEY})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: `oaicli serve` needs the server libraries: pip install 'oaicli[serve]'"]
+        "Error: `oaicli serve` needs the server libraries: pipx inject oaicli starlette uvicorn (in a venv: pip install '.[serve]' from the clone)"]
+    assert "pip install 'oaicli" not in result.stderr  # that PyPI name is another project
 
 
 def test_the_rest_of_oaicli_never_imports_the_server_libraries():

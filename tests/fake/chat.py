@@ -9,8 +9,9 @@ Knobs in `server.state`:
 - `max_context_chars`: a request whose messages (or prompt) hold more characters is refused with
   400 context_length_exceeded, like OpenAI;
 - `reject_stream_options`: 400 for any request with stream_options (an older server);
-- `no_edits`: /v1/edits answers 404, like today's OpenAI.
-- `stream_html`: a streamed request is answered 200 with an HTML page (a proxy's login page).
+- `no_edits`: /v1/edits answers 404, like today's OpenAI;
+- `stream_html`: a streamed request is answered 200 with an HTML page (a proxy's login page);
+- `interleave`: a streamed chat with n > 1 sends the choices' chunks in turn, as OpenAI does.
 The time each stream's first chunk with text was flushed (time.time()) is appended to `state["first_chunk_at"]`.
 """
 
@@ -78,11 +79,11 @@ def install(server):
                 "choices": [{"index": i, "message": {"role": "assistant", "content": answer},
                              "finish_reason": "stop"} for i in range(n)],
                 "usage": usage})
-        events = []
-        for i in range(n):
-            events.append(_chunk(model, i, {"role": "assistant", "content": ""}))
-            events += [_chunk(model, i, {"content": piece}) for piece in split(answer, state.get("chunks"))]
-            events.append(_chunk(model, i, {}, "stop"))
+        per_choice = [[_chunk(model, i, {"role": "assistant", "content": ""})]
+                      + [_chunk(model, i, {"content": piece}) for piece in split(answer, state.get("chunks"))]
+                      + [_chunk(model, i, {}, "stop")] for i in range(n)]
+        rounds = zip(*per_choice) if state.get("interleave") else per_choice
+        events = [event for group in rounds for event in group]
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
                            "choices": [], "usage": usage})

@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+import traceback
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +69,12 @@ class Request:
                 break
             remaining -= len(chunk)
             yield chunk
+        self._body = b""
+
+    def abandon_body(self, after: int = 0) -> None:
+        """Read `after` bytes of the body and never the rest: with `reply.drop()` the socket closes with
+        data unread, so the client, still sending, sees the connection reset mid-upload."""
+        self._handler.rfile.read(after)
         self._body = b""
 
     @property
@@ -212,6 +219,10 @@ class FakeOpenAI:
         self.requests: list[Recorded] = []
         self.queued: dict[tuple[str, str], deque] = defaultdict(deque)
         self.state: dict = {}
+        # What went wrong inside the server's threads (a client that hung up, a route that raised), as
+        # formatted tracebacks: the server never writes to the process's stderr, which CliRunner swaps
+        # for the test's own while a command runs, so a stray line there would fail an unrelated assertion.
+        self.errors: list[str] = []
         self.lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         for name in ROUTE_MODULES:
@@ -245,7 +256,8 @@ class FakeOpenAI:
 
         # The listen backlog is fixed when the server activates, so it is raised before that: with
         # the default of 5, concurrent clients lose SYNs and wait a second or more to connect.
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), BoundHandler, bind_and_activate=False)
+        self._httpd = QuietHTTPServer(("127.0.0.1", 0), BoundHandler, bind_and_activate=False)
+        self._httpd.errors = self.errors
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 1024
         self._httpd.server_bind()
@@ -268,6 +280,15 @@ class FakeOpenAI:
         self.stop()
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """socketserver prints a request's exception to sys.stderr; this one keeps it in `errors`."""
+
+    errors: list[str]
+
+    def handle_error(self, request, client_address):
+        self.errors.append(traceback.format_exc())
+
+
 def _key_of(request: Request) -> str | None:
     return request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.headers.get("api-key")
 
@@ -279,8 +300,12 @@ class Handler(BaseHTTPRequestHandler):
     # connection waits ~40 ms for the client's delayed ACK.
     disable_nagle_algorithm = True
 
-    def log_message(self, *args):  # keep test output quiet
+    def log_message(self, format, *args):
+        # http.server logs each request and each protocol error to sys.stderr; only errors are kept.
         pass
+
+    def log_error(self, format, *args):
+        self.fake.errors.append(format % args)
 
     def _dispatch(self, method: str):
         request = Request(self, method)

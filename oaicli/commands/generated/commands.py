@@ -6,7 +6,7 @@ import click
 
 from oaicli.api import operations
 from oaicli.cli.invocation import with_invocation
-from oaicli.cli.options import connection_options, format_option
+from oaicli.cli.options import OaicliCommand, connection_options, format_option
 from oaicli.commands.generated.errors import BadInput, MissingInput, check_text
 from oaicli.commands.generated.params import IntRange, json_object, make_option, option_name, read_source
 
@@ -103,11 +103,19 @@ def make_command(words: tuple, op: dict, root: GeneratedRoot) -> click.Command:
     params += [make_option(described, dest, flag) for dest, (_, described, flag) in fields.items()]
     params += _fixed_options(op)
 
-    def callback(**given):
+    deletes = op["method"] == "DELETE"
+    if deletes:  # as every delete command: asked on a terminal, refused in a script without --yes
+        params.append(click.Option(["-y", "--yes", "yes"], is_flag=True,
+                                   help="Do not ask for confirmation (needed when stdin is not a terminal)."))
+
+    def callback(yes=False, **given):
         request = build_request(op, fields, given, root.is_terminal)
+        if deletes:
+            from oaicli.output.prompts import confirm_or_abort
+            confirm_or_abort(f"Send DELETE {request.path}?", yes)
         return root.execute(request)
 
-    command = click.Command(words[-1], callback=with_invocation(callback), params=params, help=_help(words, op),
+    command = OaicliCommand(words[-1], callback=with_invocation(callback), params=params, help=_help(words, op),
                             short_help=op.get("summary") or None, hidden=_hidden(op), no_args_is_help=False)
     # The options every command shares (connection, --format, --jq, -r), after the operation's own.
     return connection_options(format_option()(command))

@@ -5,6 +5,7 @@ from click.testing import CliRunner
 
 from oaicli.api import operations
 from oaicli.commands.generated.commands import GeneratedRoot, option_fields
+from oaicli.core.errors import OaicliError
 
 OPERATIONS = sorted(operations.operations(), key=lambda entry: entry[0])
 
@@ -47,6 +48,8 @@ def test_the_operation_runs_with_its_required_inputs(words, op, tmp_path):
     args = [*words, *path_values, *required_options(op, str(upload))]
     if op["response"] == "binary":
         args += ["-o", str(tmp_path / "answer.bin")]
+    if op["method"] == "DELETE":
+        args.append("--yes")  # CliRunner's stdin is no terminal: a delete needs it there, as in a script
     result = CliRunner().invoke(root, args)
     assert result.exit_code == 0, result.output
     (request,) = sent
@@ -55,3 +58,16 @@ def test_the_operation_runs_with_its_required_inputs(words, op, tmp_path):
     given = {f["name"] for f in (op.get("body") or {}).get("fields", []) if f.get("required")}
     sent_fields = set(request.json or {}) | {name for name, _ in request.form + request.files}
     assert given <= sent_fields
+
+
+DELETES = [(words, op) for words, op in OPERATIONS if op["method"] == "DELETE"]
+
+
+@pytest.mark.parametrize("words, op", DELETES[:3], ids=[" ".join(w) for w, _ in DELETES[:3]])
+def test_a_generated_delete_in_a_script_needs_yes(words, op):
+    sent = []
+    root = GeneratedRoot(sent.append, is_terminal=lambda: False, name="oaicli")
+    path_values = [f"p{i}" for i in range(len(op["path_params"]))]
+    result = CliRunner().invoke(root, [*words, *path_values, *required_options(op, "unused")])
+    assert isinstance(result.exception, OaicliError) and result.exception.exit_code == 2
+    assert "Not done: stdin is not a terminal" in str(result.exception) and sent == []
