@@ -116,8 +116,7 @@ class RootGroup(LazyGroup):
                 continue
             limit = formatter.width - 6 - len(name)
             if name in SUMMARIES:  # a hand-written command, described without importing its module
-                kind, text = SUMMARIES[name]
-                rows.append((name, text if kind == "short" else click.utils.make_default_short_help(text, limit)))
+                rows.append((name, click.Command(name, **SUMMARIES[name]).get_short_help_str(limit)))
                 continue
             # Not in the generated summaries yet (a new command before `make man`; the docs test fails then).
             command = super().get_command(ctx, name)
