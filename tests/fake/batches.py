@@ -132,7 +132,7 @@ def install(server):
     state = server.state
     state.setdefault("batches", {})
 
-    found = finder(state["batches"], "No batch found with id '{id}'.", param="batch_id")
+    found = finder(state, "batches", "No batch found with id '{id}'.", param="batch_id")
 
     @server.route("POST", "/v1/batches")
     def create(request, reply):

@@ -18,7 +18,7 @@ def install(server):
     state = server.state
     state.setdefault("conversations", {})
 
-    found = finder(state["conversations"], "Conversation with id '{id}' not found.", param="conversation_id")
+    found = finder(state, "conversations", "Conversation with id '{id}' not found.", param="conversation_id")
 
     @server.route("POST", "/v1/conversations")
     def create(request, reply):

@@ -111,7 +111,7 @@ def install(server):
     state.setdefault("files", {})
     state.setdefault("uploads", {})
 
-    stored = finder(state["files"], "No such File object: {id}", param="id")
+    stored = finder(state, "files", "No such File object: {id}", param="id")
 
     @server.route("POST", "/v1/files")
     def create_file(request, reply):

@@ -1,11 +1,12 @@
 """What every fake collection shares: a record by the path's id (or a 404), and OpenAI's cursor paging."""
 
 
-def finder(table: dict, missing: str, param: str | None = None):
-    """`found(request, reply)`: the record in `table` under the path's `id`, or None after a 404 whose
-    message is `missing` with `{id}` filled in."""
+def finder(state: dict, key: str, missing: str, param: str | None = None):
+    """`found(request, reply)`: the record in `state[key]` under the path's `id`, or None after a 404 whose
+    message is `missing` with `{id}` filled in. The table is looked up at each request, not bound once:
+    tests and benchmarks replace a whole table (`server.state.update(files={...})`)."""
     def found(request, reply):
-        record = table.get(request.match["id"])
+        record = state[key].get(request.match["id"])
         if record is None:
             reply.error(404, missing.format(id=request.match["id"]), param=param)
         return record

@@ -195,7 +195,7 @@ def install(server):
     state = server.state
     state.setdefault("responses", {})
 
-    found = finder(state["responses"], "Response with id '{id}' not found.", param="response_id")
+    found = finder(state, "responses", "Response with id '{id}' not found.", param="response_id")
 
     @server.route("POST", "/v1/responses")
     def create(request, reply):

@@ -20,7 +20,16 @@ def test_page_follows_the_after_cursor():
 def test_finder_answers_404_for_an_unknown_id():
     errors = []
     reply = SimpleNamespace(error=lambda status, message, param=None: errors.append((status, message, param)))
-    found = finder({"a": {"id": "a"}}, "No thing '{id}'.", param="thing_id")
+    found = finder({"things": {"a": {"id": "a"}}}, "things", "No thing '{id}'.", param="thing_id")
     assert found(SimpleNamespace(match={"id": "a"}), reply) == {"id": "a"} and not errors
     assert found(SimpleNamespace(match={"id": "b"}), reply) is None
     assert errors == [(404, "No thing 'b'.", "thing_id")]
+
+
+def test_finder_sees_a_table_replaced_after_it_was_made():
+    """benchmarks/download.py replaces the fake's whole `files` table through state.update()."""
+    state = {"things": {}}
+    reply = SimpleNamespace(error=lambda *args, **kwargs: None)
+    found = finder(state, "things", "No thing '{id}'.")
+    state.update(things={"late": {"id": "late"}})
+    assert found(SimpleNamespace(match={"id": "late"}), reply) == {"id": "late"}

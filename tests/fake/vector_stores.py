@@ -13,7 +13,7 @@ def install(server):
     state = server.state
     state.setdefault("vector_stores", {})
 
-    found = finder(state["vector_stores"], "No vector store found with id '{id}'.")
+    found = finder(state, "vector_stores", "No vector store found with id '{id}'.")
 
     def attach(store: dict, file_id: str, reply) -> dict | None:
         if file_id not in state["files"]:
