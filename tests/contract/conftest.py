@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO, run_process
 
-# The specs carried in the repo (openapi/README.md); OAICLI_SPECS points elsewhere (say ../shared/openapi).
+# The specs carried in the repo (openapi/README.md); OAICLI_SPECS may point at another copy of them.
 SPECS = Path(os.environ.get("OAICLI_SPECS", REPO / "openapi"))
 PRISM = REPO / ".prism" / "node_modules" / ".bin" / "prism"
 SPEC_FILES = {"2023": "openai-openapi-2023-v1-patched.yaml", "current": "openai-openapi-current-v1-patched.yaml"}

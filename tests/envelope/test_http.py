@@ -80,11 +80,7 @@ def serve(home, fake):
         return server
 
     yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        server.process.stdout.close()
+    stop_all(started)
 
 
 def chat_calls(fake):
@@ -605,3 +601,12 @@ def test_metrics_count_requests_by_outcome_and_sit_behind_the_token(serve, fake)
 def test_no_metrics_turns_the_endpoint_off(serve):
     server = serve("--no-metrics")
     assert httpx.get(server.base + "/metrics", timeout=10).status_code == 404
+
+
+def stop_all(servers) -> None:
+    """Kill whichever of the started serve processes still run, and close their pipes."""
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+        server.process.stdout.close()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, TEST_KEY
-from tests.envelope.test_http import Served, body, chat_calls
+from tests.envelope.test_http import Served, body, chat_calls, stop_all
 from tests.postgres_server import fresh_database, postgres_dsn  # noqa: F401 (the fixture)
 
 pytest.importorskip("uvicorn")
@@ -38,11 +38,7 @@ def instances(home, fake, database):
         return started
 
     yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        server.process.stdout.close()
+    stop_all(started)
 
 
 def gated_answers(fake) -> tuple[threading.Semaphore, threading.Semaphore]:
