@@ -36,15 +36,27 @@ def _missing(spec: str) -> str | None:
     return None
 
 
+class PrismExited(RuntimeError):
+    pass
+
+
 class Prism:
-    def __init__(self, spec: str, log_dir: Path):
+    def __init__(self, spec: str, log_dir: Path, attempts: int = 3):
         self.spec = spec
-        self.port = _free_port()
         self.log = log_dir / f"prism-{spec}.log"
-        self.process = subprocess.Popen(
-            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(self.port), str(SPECS / SPEC_FILES[spec])],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        self._wait_until_listening()
+        for attempt in range(attempts):
+            # A free port can be taken by another worker's server before Prism binds it; Prism then exits
+            # printing its usage, so it gets a fresh port (seen once in a clean-clone run under -n 2).
+            self.port = _free_port()
+            self.process = subprocess.Popen(
+                [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(self.port), str(SPECS / SPEC_FILES[spec])],
+                stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            try:
+                self._wait_until_listening()
+                return
+            except PrismExited:
+                if attempt == attempts - 1:
+                    raise
 
     @property
     def url(self) -> str:
@@ -56,7 +68,7 @@ class Prism:
             if "Prism is listening" in self.log.read_text(errors="replace"):
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(f"Prism exited early: {self.log.read_text()[-2000:]}")
+                raise PrismExited(f"Prism exited early: {self.log.read_text()[-2000:]}")
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"Prism did not start within {START_TIMEOUT}s: {self.log.read_text()[-2000:]}")
