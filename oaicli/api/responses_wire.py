@@ -89,6 +89,8 @@ def follow(client, response_id: str, deadline: float | None, on_status, sleep=ti
             streamed = watch(client, response_id, deadline, on_happening, notice or (lambda text: None))
             on_happening = None  # streamed once: from here on (a refusal, an unresumable drop) it is polled
             if streamed is not None:
+                if backoff.saw(streamed.get("status")):
+                    on_status(streamed)
                 return streamed
             expire(deadline, f"Response {response_id} is still {status}", hint)
             continue
@@ -117,8 +119,10 @@ def watch(client, response_id: str, deadline: float | None, on_happening, notice
             expire(deadline, f"Response {response_id} is still running",
                    f"Resume with `oaicli responses follow {response_id}`.")
             reader.read(client.send("GET", resume_path, params=params), stream, on_happening, deadline)
-    except StreamError as exc:
-        notice(f"{exc.message} Polling response {response_id} instead.")
+            if stream.last_sequence == params["starting_after"]:  # nothing new (cancelled?): ask its status
+                return None
+    except (StreamError, ApiError) as exc:
+        notice(f"{exc.message.rstrip('.')}; polling response {response_id} instead.")
         return None
     return None if isinstance(stream.outcome, r.StreamError) else stream.outcome.response
 

@@ -248,7 +248,7 @@ class Chat:
         if self.opts.get("background"):
             return self.started_in_background(client.post("/responses", json=body))
         display = ResponsesDisplay(self.invocation, self.fmt, self.opts, self.schema)
-        return display.send(ResponsesRequester(client, self.notice), body)
+        return display.send(ResponsesRequester(client, display.notice), body)
 
     def responses_body(self, messages: list[dict], previous_response_id=None, conversation=None) -> dict:
         opts = self.opts
