@@ -46,7 +46,7 @@ def follow(response_id):
     display = ResponsesDisplay(run, fmt, {"stream": fmt == "text" and run.stdout_tty, "usage": False})
     try:
         response = display.watching(lambda on_happening: wire.follow(
-            api, response_id, wait_deadline(), lambda current: run.notice(f"Response {response_id}: {current.get('status')}."),
+            api, response_id, wait_deadline(), lambda current: display.notice(f"Response {response_id}: {current.get('status')}."),
             sleep=api.sleep, on_happening=on_happening, notice=display.notice))
     except KeyboardInterrupt:
         run.say(f"\nStopped following {response_id}; the response goes on.\n"
