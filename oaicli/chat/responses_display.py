@@ -22,6 +22,7 @@ class ResponsesDisplay:
         self._reasoning_open = False
         self._reasoning_shown = False  # a summary went to stderr as it arrived
         self._wrote = False  # answer text went to stdout as it arrived
+        self._live: list[str] = []  # that text
         self._ends_with_newline = True
         # A server may echo the key in an answer, even split across two deltas: masked all the same.
         self._text = RedactingWriter(invocation.stdout)
@@ -59,6 +60,7 @@ class ResponsesDisplay:
             self._text.write(happening.text)
             self._text.flush()
             self._wrote = True
+            self._live.append(happening.text)
             self._ends_with_newline = happening.text.endswith("\n")
         elif isinstance(happening, r.ReasoningDelta) and self.fmt == "text" and not self.invocation.quiet:
             if not self._reasoning_open:
@@ -110,8 +112,12 @@ class ResponsesDisplay:
         summary = r.reasoning_summary(response)
         if summary and not self._reasoning_shown and not self.invocation.quiet:
             self.invocation.say(f"Reasoning: {summary}")
-        if text and not self._wrote:  # not streamed, or by a server that ignored stream=true
-            output.write(text.rstrip("\n"), stream=self.invocation.stdout)
+        if text:  # what did not stream: all of it (no stream, a server that ignored it), or the rest of an
+            # answer whose stream broke off before `responses follow` went on by polling
+            shown = "".join(self._live)
+            rest = text[len(shown):] if text.startswith(shown) else text
+            if rest:
+                output.write(rest.rstrip("\n"), stream=self.invocation.stdout)
         refused = r.refusal(response)
         if refused:
             output.write(f"Refused: {refused}", stream=self.invocation.stdout)

@@ -4,6 +4,7 @@ API by a real serve process (on its event loop, and in worker processes), agains
 Conversation in the local store."""
 
 import json
+import time
 
 import pytest
 
@@ -36,6 +37,16 @@ def posts(fake) -> list[dict]:
 
 def texts(items: list[dict]) -> list[str]:
     return [i["content"] if isinstance(i["content"], str) else i["content"][0]["text"] for i in items]
+
+
+def logged(server: Served, matches) -> bool:
+    """Whether serve wrote a matching line on stderr, waiting for the reader thread to have read it."""
+    deadline = time.monotonic() + 30
+    while not any(matches(line) for line in list(server.log)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def stored(home, name: str) -> dict:
@@ -184,7 +195,7 @@ def test_a_conversation_the_server_lost_is_seeded_again_from_the_local_store(pro
     (conversation_id, record), = fake.state["conversations"].items()
     assert conversation_id != gone and texts(record["items"]) == ["a1", "echo: a1", "a2", "echo: a2"]
     assert stored(home, "envelope:g1:u1")["conversation"] == conversation_id
-    assert any("local store" in line and gone in line for line in server.log)
+    assert logged(server, lambda line: "local store" in line and gone in line)
 
 
 def test_a_response_the_server_lost_is_replaced_by_the_local_history(serve, fake, home):
@@ -220,7 +231,7 @@ def test_auto_falls_back_to_chat_completions_when_the_server_has_no_responses(se
     assert server.post(body("Hi")).json()["data"]["answer"] == "echo: Hi"
     assert server.post(body("again")).json()["data"]["answer"] == "echo: again"
     assert len(fake.calls("POST", "/v1/responses")) == 1 and len(fake.calls("POST", "/v1/chat/completions")) == 2
-    assert any("no /responses" in line for line in server.log)
+    assert logged(server, lambda line: "no /responses" in line)
 
 
 @pytest.mark.parametrize("args, message", [
