@@ -11,7 +11,7 @@ from oaicli.api.responses_wire import ResponsesRequester
 from oaicli.chat import schema as schemas
 from oaicli.chat.display import AnswerDisplay
 from oaicli.chat.responses_display import ResponsesDisplay
-from oaicli.conversation.chat_api import chat_api, remember_no_responses
+from oaicli.conversation.chat_api import chat_api, has_no_responses
 from oaicli.conversation.turn import (
     TRANSCRIPT_STOP,
     Context,
@@ -231,12 +231,9 @@ class Chat:
             try:
                 return self.send_responses(messages, **server_context)
             except ApiError as exc:
-                if self.api != "auto" or exc.status not in (404, 405):
+                if not has_no_responses(self.api, exc, self.invocation.settings.base_url, self.notice):
                     raise
-                self.notice("This server has no /responses; using /chat/completions (remembered for "
-                            "this base URL).")
                 self.api = "chat"
-                remember_no_responses(self.invocation.settings.base_url)
         self.requester.use_completions(self.completions)
         self.display.strip_leading = self.completions
         return self.display.send(self.requester, self.body(messages))

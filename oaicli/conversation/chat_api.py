@@ -32,7 +32,17 @@ def _remembered() -> dict:
         return {}
 
 
-def remember_no_responses(base_url: str) -> None:
+def has_no_responses(api: str, error, base_url: str, notice) -> bool:
+    """With auto, whether `error` (from /responses) says the server has no such path (404, 405): then
+    it is remembered for the base URL, and the caller goes on with chat completions."""
+    if api != "auto" or getattr(error, "status", None) not in (404, 405):
+        return False
+    notice("This server has no /responses; using /chat/completions (remembered for this base URL).")
+    _remember_no_responses(base_url)
+    return True
+
+
+def _remember_no_responses(base_url: str) -> None:
     import json
 
     from oaicli.output.files import atomic_writer

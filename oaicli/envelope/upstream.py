@@ -8,7 +8,7 @@ from oaicli.api import responses as r
 from oaicli.api.completions import AsyncRequester, Requester
 from oaicli.api.responses_async import AsyncResponsesRequester
 from oaicli.api.responses_wire import ResponsesRequester
-from oaicli.conversation.chat_api import chat_api, remember_no_responses
+from oaicli.conversation.chat_api import chat_api, has_no_responses
 from oaicli.conversation.turn import completions_only
 from oaicli.core.errors import ApiError, ExitCode, InputError, OaicliError
 from oaicli.envelope.engine import DropConversation, NewConversation
@@ -61,13 +61,10 @@ class _Choice:
         self.notice = notice or (lambda text: None)
 
     def falls_back(self, error: ApiError) -> bool:
-        """With auto, a 404 or 405 from /responses: chat completions from now on (remembered for the base
-        URL, as `chat --api auto` does)."""
-        if self.api != "auto" or error.status not in (404, 405):
+        """With auto, a 404 or 405 from /responses: chat completions from now on (as `chat --api auto`)."""
+        if not has_no_responses(self.api, error, self.client.settings.base_url, self.notice):
             return False
         self.api = "chat"
-        self.notice("This server has no /responses; using /chat/completions (remembered for this base URL).")
-        remember_no_responses(self.client.settings.base_url)
         return True
 
 
