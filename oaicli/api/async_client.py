@@ -122,7 +122,7 @@ class AsyncApiClient:
             try:
                 yield response
             finally:
-                await response.aclose()
+                await close(response)
 
     async def delete(self, path: str) -> None:
         async with self.open("DELETE", path) as response:
