@@ -13,7 +13,7 @@ import uvicorn
 from oaicli.core.errors import ExitCode, OaicliError
 
 # The cycle collector's thresholds for serve (CPython's defaults: 700, 10, 10); see _quiet_collector.
-GC_THRESHOLDS = (10_000, 20, 100)
+GC_THRESHOLDS = (100_000, 20, 100)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -126,9 +126,10 @@ def _quiet_collector() -> None:
     """Fewer, shorter pauses of the cycle collector, which stops the loop while it runs: with the default
     thresholds, 100 answers in flight made it collect young objects ~100 times a second and walk every
     object (2 to 100 ms) several times a minute, the largest share of the added p99. Objects made at
-    start-up (modules, the engine, the clients) are frozen out of every collection, and collections run
-    after 10,000 net allocations instead of 700: answers leave no cycles behind (api/async_client.close),
-    so there is little to collect and waiting longer holds no more memory."""
+    start-up (modules, the engine, the clients) are frozen out of every collection, and a collection waits
+    for 100,000 net allocations instead of 700: the answers in flight hold ~35,000 objects, so a lower
+    threshold collected (walking them all) every fraction of a second; above it, collections are rare.
+    Answers leave no cycles behind (api/async_client.close), so waiting holds no more memory."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
