@@ -188,17 +188,18 @@ def _merged(api, batch_id: str, sink, fmt: str | None):
 
 
 class _JsonArray:
-    """Merged result lines as the items of one JSON array, each written as it comes (nothing is held,
-    so a 50,000-line batch costs no more memory than JSONL)."""
+    """Merged result lines as the items of one JSON array, written as they come (nothing is held, so a
+    50,000-line batch costs no more memory than JSONL). Each write is one or more whole lines; a JSONL
+    line holds no raw newline (JSON escapes them), so its newlines are exactly where commas go."""
 
     def __init__(self, sink):
         self.sink = sink
         self.opened = False
 
-    def write(self, line: bytes) -> int:
-        self.sink.write((b",\n" if self.opened else b"[\n") + line.rstrip(b"\n"))
+    def write(self, lines: bytes) -> int:
+        self.sink.write((b",\n" if self.opened else b"[\n") + lines.rstrip(b"\n").replace(b"\n", b",\n"))
         self.opened = True
-        return len(line)
+        return len(lines)
 
     def close(self) -> None:
         self.sink.write(b"\n]\n" if self.opened else b"[]\n")
