@@ -39,6 +39,7 @@ RESPONSE_KEY = re.compile(rb'"response"\s*:\s*\{')
 BODY_KEY = re.compile(rb'"body"\s*:\s*')
 # Result lines go to the sink in pieces of this size: one write per line cost more than building them.
 WRITE_SIZE = 1 << 18
+READ_SIZE = 1 << 18
 
 
 @dataclass
@@ -78,27 +79,65 @@ def _parsed_custom_id(line: bytes) -> str | None:
     return value.get("custom_id") if isinstance(value, dict) else None
 
 
-def index_lines(handle, source: int, index: dict) -> None:
-    """Record custom_id -> (source, offset, length) for each line of a binary file; the first copy wins."""
-    offset = 0
-    for line in handle:
+class LineIndexer:
+    """Records custom_id -> (source, offset, length) for each line of the bytes written to it, the first
+    copy winning, holding only the unfinished last line. With `copy_to` it also writes them there, so a
+    download is indexed as it arrives (no second pass over the file)."""
+
+    def __init__(self, index: dict, source: int, copy_to=None):
+        self.index, self.source, self.copy_to = index, source, copy_to
+        self.offset = 0  # where the unfinished line starts
+        self.rest = b""
+
+    def write(self, chunk: bytes) -> int:
+        if self.copy_to is not None:
+            self.copy_to.write(chunk)
+        lines = chunk.split(b"\n")
+        lines[0] = self.rest + lines[0]
+        self.rest = lines.pop()
+        for line in lines:
+            self._add(line, len(line) + 1)
+        return len(chunk)
+
+    def flush(self) -> None:
+        if self.copy_to is not None:
+            self.copy_to.flush()
+
+    def finish(self) -> None:
+        """Index the last line when the file does not end with a newline."""
+        self._add(self.rest, len(self.rest))
+        self.rest = b""
+
+    def _add(self, line: bytes, length: int) -> None:
         custom_id = custom_id_of(line) if line.strip() else None
-        if custom_id is not None and custom_id not in index:
-            index[custom_id] = (source, offset, len(line))
-        offset += len(line)
+        if custom_id is not None and custom_id not in self.index:
+            self.index[custom_id] = (self.source, self.offset, length)
+        self.offset += length
+
+
+def index_lines(handle, source: int, index: dict) -> None:
+    """Index every line of a binary file already on disk (or in memory)."""
+    indexer = LineIndexer(index, source)
+    for chunk in iter(lambda: handle.read(READ_SIZE), b""):
+        indexer.write(chunk)
+    indexer.finish()
 
 
 def merge(input_file, output_file, error_file, sink) -> Summary:
-    """Write one result line per input request to the binary `sink`, in input order, whole lines per
-    write.
-
-    `input_file` is iterated line by line; `output_file` and `error_file` (either may be None) must be
-    seekable binary files."""
-    sources = [output_file, error_file]
+    """Index the output and error files (either may be None), then merge_indexed()."""
     index: dict[str, tuple[int, int, int]] = {}
-    for number, handle in enumerate(sources):
+    for number, handle in enumerate((output_file, error_file)):
         if handle is not None:
             index_lines(handle, number, index)
+    return merge_indexed(input_file, [output_file, error_file], index, sink)
+
+
+def merge_indexed(input_file, sources: list, index: dict, sink) -> Summary:
+    """Write one result line per input request to the binary `sink`, in input order, whole lines per
+    write. `index` maps custom_ids to lines of `sources` (seekable binary files, or None), as
+    LineIndexer builds it; it is emptied.
+
+    `input_file` is iterated line by line."""
     readers = [line_reader(handle) if handle is not None else None for handle in sources]
     summary, pending = Summary(), _Pending(sink)
     for line in input_file:

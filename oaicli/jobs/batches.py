@@ -109,7 +109,8 @@ def download_files(api, batch: dict, directory: Path, bar_for) -> list[Path]:
 
 def results(api, batch_id: str, sink) -> batch_results.Summary:
     """Merge the batch's output and error files into `sink` (binary) in the order of its input file,
-    which is read back from the API. Each file is spooled to a temporary file, never held in memory."""
+    which is read back from the API. Each file is spooled to a temporary file, never held in memory;
+    the output and error files are indexed as they download."""
     batch = api.get(f"/batches/{batch_id}")
     if batch.get("status") not in TERMINAL:
         raise InputError(f"Batch {batch_id} is still {batch.get('status')}; it has no results yet.",
@@ -117,24 +118,33 @@ def results(api, batch_id: str, sink) -> batch_results.Summary:
     if not batch.get("input_file_id"):
         raise OaicliError(f"Batch {batch_id} names no input file.", exit_code=ExitCode.REQUEST)
     with contextlib.ExitStack() as stack:
-        files, gone = {}, None
-        for key in ("input_file_id", "output_file_id", "error_file_id"):
-            if batch.get(key):
-                handle = stack.enter_context(tempfile.TemporaryFile())
-                try:
-                    api.download(f"/files/{batch[key]}/content", handle, _NoBar(), what=key.split("_")[0] + " file")
-                except ApiError as exc:
-                    # Users delete the request file once the batch has run: the answers are still worth
-                    # having, just without the input's order (an empty input puts them in the files' order).
-                    if key != "input_file_id" or exc.status != 404:
-                        raise
-                    gone = batch[key]
-                handle.seek(0)
-                files[key] = handle
-        summary = batch_results.merge(files["input_file_id"], files.get("output_file_id"),
-                                      files.get("error_file_id"), sink)
+        index: dict = {}
+        sources = []
+        for number, key in enumerate(("output_file_id", "error_file_id")):
+            handle = stack.enter_context(tempfile.TemporaryFile()) if batch.get(key) else None
+            if handle is not None:
+                indexer = batch_results.LineIndexer(index, number, copy_to=handle)
+                _download(api, batch[key], indexer, key)
+                indexer.finish()
+            sources.append(handle)
+        inputs = stack.enter_context(tempfile.TemporaryFile())
+        gone = None
+        try:
+            _download(api, batch["input_file_id"], inputs, "input_file_id")
+        except ApiError as exc:
+            # Users delete the request file once the batch has run: the answers are still worth having,
+            # just without the input's order (an empty input puts them in the files' order).
+            if exc.status != 404:
+                raise
+            gone = batch["input_file_id"]
+        inputs.seek(0)
+        summary = batch_results.merge_indexed(inputs, sources, index, sink)
         summary.input_gone = gone
         return summary
+
+
+def _download(api, file_id: str, sink, key: str) -> None:
+    api.download(f"/files/{file_id}/content", sink, _NoBar(), what=key.split("_")[0] + " file")
 
 
 class _NoBar:
