@@ -135,18 +135,23 @@ def merge(input_file, output_file, error_file, sink) -> Summary:
 def merge_indexed(input_file, sources: list, index: dict, sink) -> Summary:
     """Write one result line per input request to the binary `sink`, in input order, whole lines per
     write. `index` maps custom_ids to lines of `sources` (seekable binary files, or None), as
-    LineIndexer builds it; it is emptied.
+    LineIndexer builds it.
 
     `input_file` is iterated line by line."""
     readers = [line_reader(handle) if handle is not None else None for handle in sources]
     summary, pending = Summary(), _Pending(sink)
+    used = set()
     for line in input_file:
         custom_id = custom_id_of(line) if line.strip() else None
         if custom_id is not None:
-            pending.add(result_for(custom_id, index.pop(custom_id, None), readers), summary)
-    for custom_id, where in list(index.items()):  # answers to requests the input lacks: kept, not lost
-        summary.not_in_input += 1
-        pending.add(result_for(custom_id, where, readers), summary)
+            # get, not pop: a custom_id twice in the input (the API refuses that, other servers may not)
+            # gets its result twice, one line per request, instead of "missing" the second time.
+            pending.add(result_for(custom_id, index.get(custom_id), readers), summary)
+            used.add(custom_id)
+    for custom_id, where in index.items():  # answers to requests the input lacks: kept, not lost
+        if custom_id not in used:
+            summary.not_in_input += 1
+            pending.add(result_for(custom_id, where, readers), summary)
     pending.flush()
     return summary
 

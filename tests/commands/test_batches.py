@@ -289,3 +289,53 @@ def test_results_without_the_input_file_still_merge_every_answer_and_say_the_ord
     merged = {line["custom_id"]: line["status"] for line in map(json.loads, result.stdout.splitlines())}
     assert merged == {"r0": "completed", "r1": "failed", "r2": "completed", "r3": "completed"}
     assert batch["input_file_id"] in result.stderr and "order" in result.stderr
+
+
+def _finished_batch(fake, inputs: bytes, outputs: bytes, drop_at: int | None = None) -> str:
+    """A completed batch in the fake whose output file holds `outputs` (dropping after `drop_at` bytes)."""
+    from tests.fake import files
+    input_id = files.add_file(fake, inputs, "requests.jsonl", "batch")["id"]
+    output_id = files.add_file(fake, outputs, "output.jsonl", "batch_output", drop_at=drop_at)["id"]
+    batch = {"id": "batch_dropped", "object": "batch", "endpoint": "/v1/chat/completions", "status": "completed",
+             "input_file_id": input_id, "output_file_id": output_id, "error_file_id": None}
+    fake.state["batches"][batch["id"]] = {"batch": batch, "requests": [], "errors": [], "step": 4, "polls": 0,
+                                          "done": 0}
+    return batch["id"]
+
+
+def _answer(custom_id: str) -> bytes:
+    return json.dumps({"id": "batch_req_1", "custom_id": custom_id, "response": {
+        "status_code": 200, "request_id": "req_1", "body": {"object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": f"answer {custom_id} " * 50}}]}},
+        "error": None}).encode() + b"\n"
+
+
+def test_a_results_download_that_drops_mid_file_leaves_the_o_file_as_it_was(invoke, fake, tmp_path):
+    ids = [f"r{i}" for i in range(40)]
+    inputs = "".join(json.dumps(request(i, "q")) + "\n" for i in ids).encode()
+    outputs = b"".join(_answer(i) for i in reversed(ids))
+    batch_id = _finished_batch(fake, inputs, outputs, drop_at=len(outputs) // 2)
+    target = tmp_path / "results.jsonl"
+    target.write_text("earlier results\n")
+    result = invoke("batches", "results", batch_id, "-o", target)
+    assert result.exit_code == 5, result.stderr
+    assert "broke off" in result.stderr and result.stderr.count("\n") <= 2
+    assert target.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]  # no half-written .part left
+    fresh = tmp_path / "fresh.jsonl"
+    assert invoke("batches", "results", batch_id, "-o", fresh).exit_code == 5
+    assert not fresh.exists()
+
+
+def test_results_of_a_large_output_come_whole_and_in_input_order_through_the_command(invoke, fake, tmp_path):
+    # 400 KB of output in reverse order, 5 requests unanswered: the download is indexed as it arrives.
+    ids = [f"r{i}" for i in range(600)]
+    inputs = "".join(json.dumps(request(i, "q")) + "\n" for i in ids).encode()
+    batch_id = _finished_batch(fake, inputs, b"".join(_answer(i) for i in reversed(ids[5:])))
+    target = tmp_path / "results.jsonl"
+    result = invoke("batches", "results", batch_id, "-o", target)
+    assert result.exit_code == 0, result.stderr
+    merged = [json.loads(line) for line in target.read_bytes().splitlines()]
+    assert [m["custom_id"] for m in merged] == ids
+    assert [m["status"] for m in merged] == ["missing"] * 5 + ["completed"] * 595
+    assert merged[5]["response"]["choices"][0]["message"]["content"] == "answer r5 " * 50

@@ -136,6 +136,73 @@ def test_the_index_holds_offsets_not_bodies():
                      "b": (0, len(ok_line("a", "x" * 5000)), len(ok_line("b", "y" * 5000)))}
 
 
+def test_a_download_indexed_in_chunks_of_any_size_gives_the_file_s_index():
+    # Downloads arrive in chunks that cut lines anywhere; the last line may lack its newline.
+    outputs = ok_line("a", "x" * 300) + b"\n" + failed_line("b") + ok_line("c").rstrip(b"\n")
+    whole: dict = {}
+    br.index_lines(io.BytesIO(outputs), 0, whole)
+    assert sorted(whole) == ["a", "b", "c"] and whole["c"][1] + whole["c"][2] == len(outputs)
+    for size in (1, 7, 64, len(outputs)):
+        index: dict = {}
+        copy = io.BytesIO()
+        indexer = br.LineIndexer(index, 0, copy_to=copy)
+        for start in range(0, len(outputs), size):
+            indexer.write(outputs[start:start + size])
+        indexer.finish()
+        assert index == whole and copy.getvalue() == outputs
+        results = br.merge_indexed(io.BytesIO(input_file(["c", "b", "a"])), [copy, None], index, io.BytesIO())
+        assert results.counts == {"completed": 2, "failed": 1}
+
+
+def test_the_error_file_lines_and_a_duplicate_in_both_files():
+    # The output file's copy of a custom_id wins over the error file's; error-file-only ids fail.
+    outputs = ok_line("a", "kept")
+    errors = failed_line("a") + expired_line("b") + failed_line("c")
+    results, summary = merged(input_file(["c", "b", "a"]), outputs, errors)
+    assert [(r["custom_id"], r["status"]) for r in results] == [("c", "failed"), ("b", "failed"), ("a", "completed")]
+    assert results[0]["status_code"] == 400 and results[1]["error"]["code"] == "batch_expired"
+    assert results[2]["response"]["choices"][0]["message"]["content"] == "kept"
+    assert summary.not_in_input == 0
+
+
+def test_a_custom_id_twice_in_the_input_gets_its_result_twice_not_missing():
+    results, summary = merged(input_file(["a", "b", "a"]), ok_line("a") + ok_line("b"))
+    assert [(r["custom_id"], r["status"]) for r in results] == [("a", "completed"), ("b", "completed"),
+                                                                ("a", "completed")]
+    assert results[0] == results[2] and summary.not_in_input == 0
+
+
+def test_a_result_line_that_is_not_json_fails_its_request_and_the_merge_goes_on():
+    broken = b'{"custom_id": "b", "response": {"status_code": 200, "body": {"x": }}, "error": null}\n'
+    results, summary = merged(input_file(["a", "b", "c"]), ok_line("a") + broken + ok_line("c"))
+    assert [(r["custom_id"], r["status"]) for r in results] == [("a", "completed"), ("b", "failed"),
+                                                                ("c", "completed")]
+    assert results[1]["error"]["code"] == "unreadable_result"
+    assert summary.counts == {"completed": 2, "failed": 1}
+
+
+def test_a_body_with_an_integer_beyond_64_bits_is_kept_exactly():
+    # orjson refuses such integers; the merge falls back to json instead of failing the request.
+    line = {"custom_id": "a", "response": {"status_code": 200, "body": {"n": 2 ** 70}, "request_id": "r"},
+            "error": None}
+    results, _ = merged(input_file(["a"]), json.dumps(line).encode() + b"\n")
+    assert results == [{"custom_id": "a", "status": "completed", "response": {"n": 2 ** 70}}]
+
+
+def test_result_lines_go_out_in_pieces_of_whole_lines():
+    writes = []
+
+    class Sink:
+        def write(self, data):
+            writes.append(bytes(data))
+
+    ids = [f"r{i}" for i in range(400)]
+    br.merge(io.BytesIO(input_file(ids)), io.BytesIO(b"".join(ok_line(i, "z" * 2000) for i in ids)), None, Sink())
+    assert 1 < len(writes) < 10  # 800 KB in 256 KiB pieces, not 400 writes
+    assert all(piece.endswith(b"\n") for piece in writes)
+    assert [json.loads(line)["custom_id"] for line in b"".join(writes).splitlines()] == ids
+
+
 def test_memory_stays_flat_while_merging_a_large_output(tmp_path):
     # 1,000 answers of 20 KB (20 MB): a merge that held bodies would peak near that; one line at a
     # time plus the offsets index stays around a megabyte.
