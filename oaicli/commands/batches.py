@@ -35,8 +35,9 @@ def submit(path, endpoint, wait, directory):
 
     Every line is checked first (JSON, a unique custom_id, POST, a url matching the endpoint, the body's
     required fields; at most 50,000 lines and 200 MB); each problem is listed with its line number and
-    nothing is uploaded when any line is wrong (exit 4). Prints the batch object (the final one with
-    --wait).
+    nothing is uploaded when any line is wrong (exit 4). A UTF-8 byte-order mark at the start of the
+    file (Windows editors write one) is stripped from what is uploaded: the Batch API would fail the
+    first request over it. Prints the batch object (the final one with --wait).
 
     \b
     Example:

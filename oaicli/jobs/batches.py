@@ -2,6 +2,7 @@
 merge its output and error files into results in input order."""
 
 import contextlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from oaicli.api.uploads import upload_one
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
 from oaicli.jobs import batch_file, batch_results
 
+BOM = b"\xef\xbb\xbf"
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
 MIN_DELAY, MAX_DELAY = 2.0, 30.0
 
@@ -37,11 +39,29 @@ def submit(api, path: Path, endpoint: str | None, progress_bar, notice, say, met
     """Check, upload (purpose batch, the Uploads API when large) and create the batch; the batch object."""
     report = check(path, endpoint, say)
     notice(f"Checked {report.lines} requests for {report.endpoint}.")
-    uploaded = upload_one(api, path, "batch", progress_bar, notice)
+    with without_bom(path, notice) as clean:
+        uploaded = upload_one(api, clean, "batch", progress_bar, notice)
     body = {"input_file_id": uploaded["id"], "endpoint": report.endpoint, "completion_window": "24h"}
     if metadata:
         body["metadata"] = metadata
     return api.post("/batches", json=body)
+
+
+@contextlib.contextmanager
+def without_bom(path: Path, notice):
+    """The file to upload: `path` itself, or, when it starts with a UTF-8 byte-order mark (Notepad and
+    PowerShell 5 write one), a temporary copy of the same name without it. The Batch API reads the mark
+    as part of the first line's JSON and fails that request; the checks above already read past it."""
+    with open(path, "rb") as source:
+        if source.read(len(BOM)) != BOM:
+            yield path
+            return
+        notice(f"{path.name} starts with a UTF-8 byte-order mark; uploading it without the mark.")
+        with tempfile.TemporaryDirectory(prefix="oaicli-batch-") as folder:
+            copy = Path(folder) / path.name
+            with open(copy, "wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            yield copy
 
 
 def counts(batch: dict) -> tuple[int, int, int]:

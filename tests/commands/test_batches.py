@@ -339,3 +339,17 @@ def test_results_of_a_large_output_come_whole_and_in_input_order_through_the_com
     assert [m["custom_id"] for m in merged] == ids
     assert [m["status"] for m in merged] == ["missing"] * 5 + ["completed"] * 595
     assert merged[5]["response"]["choices"][0]["message"]["content"] == "answer r5 " * 50
+
+
+def test_submit_uploads_a_file_with_a_byte_order_mark_without_the_mark(invoke, fake, requests_file):
+    marked = requests_file.with_name("marked.jsonl")
+    marked.write_bytes(b"\xef\xbb\xbf" + requests_file.read_bytes())
+    result = invoke("batches", "submit", marked, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "byte-order mark" in result.stderr
+    upload = fake.calls("POST", "/v1/files")[0].body
+    assert b"\xef\xbb\xbf" not in upload and requests_file.read_bytes() in upload
+    assert b'filename="marked.jsonl"' in upload
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")  # the user's file is left as it was
+    batch = json.loads(result.stdout)
+    assert fake.state["files"][batch["input_file_id"]]["meta"]["bytes"] == len(requests_file.read_bytes())
