@@ -131,6 +131,31 @@ def test_chat_batch_writes_the_answers_as_chat_would(invoke, fake, tmp_path):
     assert first["body"]["temperature"] == 0.5
 
 
+def json_documents(text: str) -> list:
+    """The JSON documents written one after the other in `text`."""
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while position < len(text):
+        value, position = decoder.raw_decode(text, position)
+        documents.append(value)
+        position = len(text) - len(text[position:].lstrip())
+    return documents
+
+
+def test_chat_batch_format_json_prints_one_document_per_prompt_as_chat_does(invoke, fake, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\n"two"\n')
+    batched = invoke("chat", "--batch", prompts, "--wait", "--format", "json", "-q")
+    assert batched.exit_code == 0, batched.stderr
+    answers = json_documents(batched.stdout)
+    assert [a["choices"][0]["message"]["content"] for a in answers] == ["echo: one", "echo: two"]
+    single = invoke("chat", "one", "--format", "json", "--no-stream", "-q")
+    assert single.exit_code == 0, single.stderr
+    # The same layout as the plain command's: each answer's object, indented, then a newline.
+    assert single.stdout == json.dumps(json.loads(single.stdout), ensure_ascii=False, indent=2) + "\n"
+    assert batched.stdout == "".join(json.dumps(a, ensure_ascii=False, indent=2) + "\n" for a in answers)
+
+
 def test_chat_batch_refuses_a_bad_prompt_line_before_any_request(invoke, fake, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('"one"\nnot json\n')
