@@ -31,10 +31,11 @@ import orjson
 
 STATUSES = ("completed", "failed", "missing")
 # The custom_id is read with a pattern instead of parsing the whole line: output lines put it before
-# the body ({"id", "custom_id", "response", "error"}), so indexing costs a short search per line. A match
-# is trusted only when no object or array opens before it (then it is a top-level key: inside a JSON
-# string every quote is escaped); otherwise the line is parsed in full.
-CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# the body ({"id", "custom_id", "response", "error"}), so indexing costs one short match per line. The
+# pattern matches from the line's start only while no object or array has opened, and only a key that
+# follows the `{` or a `,`: then it is a top-level key (inside a JSON string every quote is escaped, so
+# `"custom_id"` cannot appear there with its closing quote bare). Any other line is parsed in full.
+CUSTOM_ID = re.compile(rb'\s*\{(?:[^{\[]*?,)?\s*"custom_id"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
 RESPONSE_KEY = re.compile(rb'"response"\s*:\s*\{')
 BODY_KEY = re.compile(rb'"body"\s*:\s*')
 # Result lines go to the sink in pieces of this size: one write per line cost more than building them.
@@ -59,16 +60,11 @@ class Summary:
 
 
 def custom_id_of(line: bytes) -> str | None:
-    match = CUSTOM_ID.search(line)
-    if match is None or _nested_before(line, match.start()):
+    match = CUSTOM_ID.match(line)
+    if match is None:
         return _parsed_custom_id(line)
     value = match.group(1)
     return json.loads(b'"' + value + b'"') if b"\\" in value else value.decode()
-
-
-def _nested_before(line: bytes, end: int) -> bool:
-    start = line.find(b"{") + 1
-    return line.find(b"{", start, end) >= 0 or line.find(b"[", start, end) >= 0
 
 
 def _parsed_custom_id(line: bytes) -> str | None:

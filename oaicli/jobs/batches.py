@@ -4,7 +4,9 @@ merge its output and error files into results in input order."""
 import contextlib
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import click
@@ -129,8 +131,10 @@ def download_files(api, batch: dict, directory: Path, bar_for) -> list[Path]:
 
 def results(api, batch_id: str, sink) -> batch_results.Summary:
     """Merge the batch's output and error files into `sink` (binary) in the order of its input file,
-    which is read back from the API. Each file is spooled to a temporary file, never held in memory;
-    the output and error files are indexed as they download."""
+    which is read back from the API. Each file is spooled to a temporary file, never held in memory.
+
+    The output file (nearly all the bytes) is indexed as it downloads, while the input and error files
+    download on a second connection from a helper thread: the wait on the network overlaps the work."""
     batch = api.get(f"/batches/{batch_id}")
     if batch.get("status") not in TERMINAL:
         raise InputError(f"Batch {batch_id} is still {batch.get('status')}; it has no results yet.",
@@ -138,29 +142,53 @@ def results(api, batch_id: str, sink) -> batch_results.Summary:
     if not batch.get("input_file_id"):
         raise OaicliError(f"Batch {batch_id} names no input file.", exit_code=ExitCode.REQUEST)
     with contextlib.ExitStack() as stack:
+        def spool(key):
+            return stack.enter_context(tempfile.TemporaryFile()) if batch.get(key) else None
+        inputs, output, errors = spool("input_file_id"), spool("output_file_id"), spool("error_file_id")
+        others = _in_background(lambda: _input_and_errors(api, batch, inputs, errors))
         index: dict = {}
-        sources = []
-        for number, key in enumerate(("output_file_id", "error_file_id")):
-            handle = stack.enter_context(tempfile.TemporaryFile()) if batch.get(key) else None
-            if handle is not None:
-                indexer = batch_results.LineIndexer(index, number, copy_to=handle)
-                _download(api, batch[key], indexer, key)
-                indexer.finish()
-            sources.append(handle)
-        inputs = stack.enter_context(tempfile.TemporaryFile())
-        gone = None
-        try:
-            _download(api, batch["input_file_id"], inputs, "input_file_id")
-        except ApiError as exc:
-            # Users delete the request file once the batch has run: the answers are still worth having,
-            # just without the input's order (an empty input puts them in the files' order).
-            if exc.status != 404:
-                raise
-            gone = batch["input_file_id"]
+        if output is not None:
+            indexer = batch_results.LineIndexer(index, 0, copy_to=output)
+            _download(api, batch["output_file_id"], indexer, "output_file_id")
+            indexer.finish()
+        gone = others.result()
+        if errors is not None:  # indexed after the output file: its copy of a custom_id wins
+            errors.seek(0)
+            batch_results.index_lines(errors, 1, index)
         inputs.seek(0)
-        summary = batch_results.merge_indexed(inputs, sources, index, sink)
+        summary = batch_results.merge_indexed(inputs, [output, errors], index, sink)
         summary.input_gone = gone
         return summary
+
+
+def _input_and_errors(api, batch: dict, inputs, errors) -> str | None:
+    """Download the error file and the input file; the input file's id when the API no longer has it."""
+    if errors is not None:
+        _download(api, batch["error_file_id"], errors, "error_file_id")
+    try:
+        _download(api, batch["input_file_id"], inputs, "input_file_id")
+    except ApiError as exc:
+        # Users delete the request file once the batch has run: the answers are still worth having,
+        # just without the input's order (an empty input puts them in the files' order).
+        if exc.status != 404:
+            raise
+        return batch["input_file_id"]
+    return None
+
+
+def _in_background(work) -> Future:
+    """`work()` on a daemon thread, its result or exception through the Future. A daemon, so that after
+    Ctrl-C or a failure here the process does not wait for its download to end."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to the caller, which raises it from result()
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="batch-files", daemon=True).start()
+    return future
 
 
 def _download(api, file_id: str, sink, key: str) -> None:

@@ -107,6 +107,19 @@ def test_a_line_in_another_key_order_is_read_by_parsing_it():
     assert results == [{"custom_id": "real", "status": "completed", "response": {"custom_id": "decoy", "value": 1}}]
 
 
+@pytest.mark.parametrize("line", [
+    b'{"\\"custom_id": "decoy", "custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+    b'{"id": "a, \\"custom_id\\": \\"decoy\\"", "custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+    b'{"id": "x{", "custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+    b'\xef\xbb\xbf{"custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+])
+def test_the_custom_id_is_the_top_level_key_whatever_the_strings_before_it_hold(line):
+    # A key named '"custom_id' (with a quote) or the words inside another string are not the custom_id.
+    assert br.custom_id_of(line) == "real"
+    results, _ = merged(input_file(["real"]), line + b"\n")
+    assert results == [{"custom_id": "real", "status": "completed", "response": {"v": 1}}]
+
+
 def test_a_response_with_keys_after_its_body_keeps_just_the_body():
     line = {"custom_id": "a", "response": {"status_code": 200, "body": {"v": [1, 2]}, "request_id": "r"},
             "error": None}
