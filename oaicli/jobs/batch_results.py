@@ -1,24 +1,25 @@
 """Batch results: the output and error files merged into one JSONL in the order of the input's custom_ids,
 by streaming, and counted by status for the table view.
 
-How memory stays flat: the output and error files are scanned once to index each custom_id to where its
-line lies (file, byte offset, length), holding no bodies; then the input file is streamed and each
-request's line is read back by offset and turned into one result line. Peak memory is the index (about
-220 bytes per request, 11 MB for 50,000), one line, and the 256 KiB of result lines waiting to be
-written. Sorting by the order encoded in custom_ids would also work, but only for files this tool
-built; the index works for any.
+How memory stays flat: the output and error files are scanned once, as they download (LineIndexer),
+to index each custom_id to where its line lies (file, byte offset, length), holding no bodies; then the
+input file is streamed and each request's line is read back by offset and turned into one result line.
+Peak memory is the index (about 220 bytes per request, 11 MB for 50,000), the set of custom_ids
+written, one line, a download chunk, and the 256 KiB of result lines waiting to be written. Sorting by the order encoded in custom_ids would
+also work, but only for files this tool built; the index works for any.
 
 Each merged line is `{"custom_id", "status", "response"}` for a request that succeeded (the API's
 answer body, as the non-batch request would have returned it), `{"custom_id", "status", "error"}`
 for one that failed (with `status_code` when the server answered), and status `missing` for a request
 in neither file (a batch cancelled or expired before running it).
 
-How it stays fast (50,000 lines/s for the whole command): a succeeded request's body is copied into the
-result as the server wrote it, not parsed and encoded again (encoding was 40% of the time). The body is
-still parsed once (orjson, in C), which proves the copied bytes are exactly one JSON value, and the line
-around it is parsed with the body left out, which proves it is the answer of this custom_id with a 2xx
-status; any line that does not fit that shape takes the plain path (parse it all, build the result,
-encode it). Lines are read back with one pread each (no seek) and written out 256 KiB at a time.
+How it stays fast (the whole command's goal is 50,000 lines/s; benchmarks/README.md): a succeeded
+request's body is copied into the result as the server wrote it, not parsed and encoded again
+(encoding was 40% of the time). The body is still parsed once (orjson, in C), which proves the copied
+bytes are exactly one JSON value, and the line around it is parsed with the body left out, which proves
+it is the answer of this custom_id with a 2xx status; any line that does not fit that shape takes the
+plain path (parse it all, build the result, encode it). Lines are read back with one pread each (no
+seek) and written out 256 KiB at a time.
 """
 
 import json
