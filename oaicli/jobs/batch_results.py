@@ -176,16 +176,23 @@ class _Pending:
 
 def line_reader(handle):
     """A function (offset, length) -> bytes over a binary file: pread, one system call and no seek, when
-    it has a descriptor (the downloaded temporary files); seek and read otherwise (in-memory files)."""
-    try:
-        descriptor = handle.fileno()
-    except (AttributeError, OSError, ValueError):
+    it has a descriptor (the downloaded temporary files); seek and read otherwise (in-memory files, and
+    Windows, which has no pread)."""
+    descriptor = _descriptor(handle) if hasattr(os, "pread") else None
+    if descriptor is None:
         def read(offset: int, length: int) -> bytes:
             handle.seek(offset)
             return handle.read(length)
         return read
     handle.flush()  # what the download wrote must be in the file before pread sees it
     return lambda offset, length: os.pread(descriptor, length, offset)
+
+
+def _descriptor(handle) -> int | None:
+    try:
+        return handle.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 def encoded(result: dict) -> bytes:

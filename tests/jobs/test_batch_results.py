@@ -216,6 +216,21 @@ def test_result_lines_go_out_in_pieces_of_whole_lines():
     assert [json.loads(line)["custom_id"] for line in b"".join(writes).splitlines()] == ids
 
 
+@pytest.mark.parametrize("has_pread", [True, False])
+def test_files_on_disk_are_read_back_by_offset_with_or_without_pread(tmp_path, monkeypatch, has_pread):
+    if not has_pread:  # as on Windows
+        monkeypatch.delattr(br.os, "pread")
+    ids = [f"r{i}" for i in range(6)]
+    (tmp_path / "out.jsonl").write_bytes(b"".join(ok_line(i, f"answer {i}") for i in reversed(ids[:5])))
+    with (tmp_path / "out.jsonl").open("rb") as outputs:
+        sink = io.BytesIO()
+        summary = br.merge(io.BytesIO(input_file(ids)), outputs, None, sink)
+    results = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [r["custom_id"] for r in results] == ids
+    assert [r["response"]["choices"][0]["message"]["content"] for r in results[:5]] == [f"answer {i}" for i in ids[:5]]
+    assert summary.counts == {"completed": 5, "missing": 1}
+
+
 def test_memory_stays_flat_while_merging_a_large_output(tmp_path):
     # 1,000 answers of 20 KB (20 MB): a merge that held bodies would peak near that; one line at a
     # time plus the offsets index stays around a megabyte.
