@@ -84,14 +84,24 @@ class LineIndexer:
     def __init__(self, index: dict, source: int, copy_to=None):
         self.index, self.source, self.copy_to = index, source, copy_to
         self.offset = 0  # where the unfinished line starts
-        self.rest = b""
+        # The unfinished line's pieces, joined once it ends: adding each chunk to one bytes object would
+        # copy a line that spans many chunks over and over.
+        self.rest: list[bytes] = []
 
     def write(self, chunk: bytes) -> int:
         if self.copy_to is not None:
             self.copy_to.write(chunk)
         lines = chunk.split(b"\n")
-        lines[0] = self.rest + lines[0]
-        self.rest = lines.pop()
+        if len(lines) == 1:  # no line ends in this chunk
+            self.rest.append(chunk)
+            return len(chunk)
+        if self.rest:
+            self.rest.append(lines[0])
+            lines[0] = b"".join(self.rest)
+            self.rest = []
+        last = lines.pop()
+        if last:
+            self.rest.append(last)
         for line in lines:
             self._add(line, len(line) + 1)
         return len(chunk)
@@ -102,8 +112,9 @@ class LineIndexer:
 
     def finish(self) -> None:
         """Index the last line when the file does not end with a newline."""
-        self._add(self.rest, len(self.rest))
-        self.rest = b""
+        last = b"".join(self.rest)
+        self._add(last, len(last))
+        self.rest = []
 
     def _add(self, line: bytes, length: int) -> None:
         custom_id = custom_id_of(line) if line.strip() else None

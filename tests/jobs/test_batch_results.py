@@ -167,6 +167,21 @@ def test_a_download_indexed_in_chunks_of_any_size_gives_the_file_s_index():
         assert results.counts == {"completed": 2, "failed": 1}
 
 
+def test_a_line_spanning_many_chunks_is_joined_once_not_copied_at_each_chunk():
+    long_line = ok_line("big", "w" * 200_000)
+    index: dict = {}
+    indexer = br.LineIndexer(index, 0)
+    body = long_line.rstrip(b"\n")
+    pieces = [body[start:start + 1000] for start in range(0, len(body), 1000)]
+    for number, piece in enumerate(pieces):  # 200 chunks, none with a newline
+        indexer.write(piece)
+        assert len(indexer.rest) == number + 1 and indexer.rest[-1] is piece  # kept as they came, not re-joined
+    indexer.write(b"\n")
+    indexer.write(ok_line("next"))
+    indexer.finish()
+    assert index == {"big": (0, 0, len(long_line)), "next": (0, len(long_line), len(ok_line("next")))}
+
+
 def test_the_error_file_lines_and_a_duplicate_in_both_files():
     # The output file's copy of a custom_id wins over the error file's; error-file-only ids fail.
     outputs = ok_line("a", "kept")
