@@ -129,6 +129,7 @@ class ByteLocks:
     def __init__(self, folder: Path):
         self.folder = folder
         self._handle = None
+        self._pid = None
         self._guard = threading.Lock()
 
     @staticmethod
@@ -139,10 +140,13 @@ class ByteLocks:
         return ByteLock(self, int(digest(name)[:15], 16))  # 60 bits: offset + 1 never overflows off_t
 
     def fileno(self) -> int:
+        """The lock file, opened by this process: a forked child opens its own, since sharing the parent's
+        open file would share its locks, and neither would keep the other out."""
         with self._guard:
-            if self._handle is None:
+            if self._handle is None or self._pid != os.getpid():
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._handle = open(os.open(self.folder / self.FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+                self._pid = os.getpid()
             return self._handle.fileno()
 
     def close(self) -> None:

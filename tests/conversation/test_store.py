@@ -420,6 +420,29 @@ def test_a_session_lock_excludes_other_open_stores_not_other_sessions(store):
         again.release()
 
 
+def _try_lock(store, name, result):
+    lock = store.file_lock(name)
+    result.value = lock.acquire(blocking=False)
+    if result.value:
+        lock.release()
+
+
+def test_a_forked_child_is_kept_out_of_its_parents_session_lock(store):
+    # A child inherits the parent's open lock file; OFD locks on a shared open file would not exclude.
+    context = multiprocessing.get_context("fork")
+    lock = store.file_lock("s")
+    assert lock.acquire(blocking=False)
+    try:
+        for name, expected in (("s", False), ("other", True)):
+            result = context.Value("b", 2)
+            child = context.Process(target=_try_lock, args=(store, name, result))
+            child.start()
+            child.join(timeout=60)
+            assert (child.exitcode, result.value) == (0, expected)
+    finally:
+        lock.release()
+
+
 def test_closing_a_store_releases_its_session_locks(store):
     with Store.open(store.path) as other:
         held = Store.open(store.path)
