@@ -56,8 +56,8 @@ def serve(host, port, token, insecure, model, system, group_shared, api, context
     store and idempotent question_id. With `Accept: text/event-stream` the answer streams as
     `delta` events, then a `final` event. Requests of one context are answered strictly in order;
     different contexts run at once. SIGTERM or Ctrl-C stops gracefully: answers in flight finish
-    (or, past --shutdown-timeout, are not saved). Needs starlette and uvicorn: `pipx inject oaicli
-    starlette uvicorn`, or in a venv `pip install '.[serve]'` from the clone.
+    (or, past --shutdown-timeout, are not saved). Needs uvicorn: `pipx inject oaicli uvicorn
+    httptools`, or in a venv `pip install '.[serve]'` from the clone.
 
     With --api responses the questions go through /v1/responses; --context previous or server then
     keeps each context on the server too (only the new question is sent), and the local store still
@@ -77,11 +77,10 @@ def serve(host, port, token, insecure, model, system, group_shared, api, context
                           "your API key.", "Pass --token (or OAICLI_SERVE_TOKEN), or --insecure if you mean it.",
                           exit_code=ExitCode.USAGE)
     try:
-        import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         raise OaicliError("`oaicli serve` needs the server libraries: "
-                          "pipx inject oaicli starlette uvicorn (in a venv: pip install '.[serve]' from the clone)") from None
+                          "pipx inject oaicli uvicorn httptools (in a venv: pip install '.[serve]' from the clone)") from None
     from oaicli.envelope.http import main
     return main.start(invocation.current(), host=host, port=port, token=token, api=api, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,

@@ -209,7 +209,6 @@ def test_keys_set_into_a_new_folder_makes_it_private(invoke, home):
 
 @pytest.mark.parametrize("server", ["echo", "fail 500", "fail 401"])
 def test_serve_never_answers_or_logs_the_key(fake, home, server):
-    pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
     from tests.envelope.test_http import Served, body
     key = KEYS["quotes"]

@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import REPO, TEST_KEY, run_process
 from tests.fake.server import Scripted
 
-pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 TOKEN = "serve-token-0123456789abcdef"
@@ -251,13 +250,13 @@ def test_listens_on_a_non_loopback_address_with_insecure(serve):
 
 def test_without_the_extra_installed_it_says_what_to_install(tmp_path, fake):
     blocker = tmp_path / "blocker"
-    (blocker / "starlette").mkdir(parents=True)
-    (blocker / "starlette" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    (blocker / "uvicorn").mkdir(parents=True)
+    (blocker / "uvicorn" / "__init__.py").write_text("raise ImportError('not installed')\n")
     result = run_process("serve", "--port", "0", env={"PYTHONPATH": str(blocker), "OPENAI_BASE_URL": fake.url,
                                                      "OPENAI_API_KEY": TEST_KEY})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: `oaicli serve` needs the server libraries: pipx inject oaicli starlette uvicorn (in a venv: pip install '.[serve]' from the clone)"]
+        "Error: `oaicli serve` needs the server libraries: pipx inject oaicli uvicorn httptools (in a venv: pip install '.[serve]' from the clone)"]
     assert "pip install 'oaicli" not in result.stderr  # that PyPI name is another project
 
 

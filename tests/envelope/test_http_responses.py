@@ -13,7 +13,6 @@ from tests.envelope.test_http import PROCESSES, Served, body, sse_events, stop_a
 from tests.fake.server import Scripted
 from tests.postgres_server import postgres_dsn  # noqa: F401 (the fixture)
 
-pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 NO_RETRIES = {"OAICLI_MAX_RETRIES": "0"}
