@@ -67,6 +67,19 @@ def fit_tail(store, session_id: int, *, fixed: list[dict], counter, context_wind
     return store.tail(session_id, token_budget=room, max_turns=max_history, counter=counter, named=named)
 
 
+def fit_turns(turns: list[Turn], *, fixed: list[dict], counter, context_window: int, answer_tokens: int | None,
+              max_history: int | None, named: bool = False) -> list[Turn]:
+    """fit_tail over turns held in memory (a session's newest whole exchanges, oldest first): the same
+    choice, by bounds when they settle it, else exactly (counts computed on the turns)."""
+    kept = _fit_by_bounds(reversed(group_exchanges(turns)), fixed, counter, context_window, answer_tokens,
+                          max_history, named)
+    if kept is not None:
+        return kept
+    room = budget(system=None, question=fixed, counter=counter, context_window=context_window,
+                  answer_tokens=answer_tokens)
+    return fit_history(turns, room, counter, max_history, named)
+
+
 def _fit_by_bounds(exchanges, fixed: list[dict], counter, context_window: int, answer_tokens: int | None,
                    max_history: int | None, named: bool) -> list[Turn] | None:
     """The exchanges (given newest first) exact counting would keep, when their upper bounds already

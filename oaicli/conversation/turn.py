@@ -97,9 +97,12 @@ class Context:
         with its speaker's `name`, so the model knows who said what."""
         from oaicli.conversation import budget
         fixed = budget.system_messages(self.system) + self.extra_messages + _question(question, speaker)
-        return budget.fit_tail(store, session_id, fixed=fixed, counter=self.counter, context_window=self.window,
-                               answer_tokens=self.answer_tokens, max_history=self.max_history,
-                               named=speaker is not None)
+        fit = dict(fixed=fixed, counter=self.counter, context_window=self.window, answer_tokens=self.answer_tokens,
+                   max_history=self.max_history, named=speaker is not None)
+        cached = getattr(store, "fit_tail", None)  # a TailCache in front of the store (serve, on SQLite)
+        if cached is not None:
+            return cached(session_id, **fit)
+        return budget.fit_tail(store, session_id, **fit)
 
     def messages(self, history: list, question: str, speaker: str | None = None) -> list[dict]:
         """system, explicit -g messages, the newest history that fits, the question; the -g messages

@@ -7,6 +7,7 @@ import sys
 from oaicli.api.async_client import AsyncApiClient
 from oaicli.api.client import ApiClient
 from oaicli.conversation.stores import open_store
+from oaicli.conversation.tailcache import TailCache
 from oaicli.core.errors import redact
 from oaicli.envelope.engine import Envelope
 from oaicli.envelope.http.answer import LoopAnswerer
@@ -36,7 +37,8 @@ def build_on_loop(settings, engine_options: dict, workers: int, api: str = "chat
         store.close()
         return None
     store.checkpoint_in_background()
-    engine = Envelope(store, **engine_options)
+    # The recent history of busy contexts in memory (TailCache), trusted while no other connection writes.
+    engine = Envelope(TailCache(store), **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
     return LoopAnswerer(engine, client, notice=_notice(settings), api=api), [store.close]

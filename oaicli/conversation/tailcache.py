@@ -1,0 +1,140 @@
+"""The recent history of busy contexts kept in memory in front of a SQLite store, so that a request does not
+read its context's whole history again (serve: Store.tail was ~13% of its CPU per answer at 100 clients).
+
+`TailCache(store)` stands for the store. A context's entry holds the turns its last request was sent with
+(whole exchanges, oldest first, with their token counts), plus the exchanges saved since through this cache
+(read back from the store, so they are the stored rows). An entry is trusted only while nothing else wrote
+the database: SQLite's `PRAGMA data_version` changes when ANOTHER connection commits (`sessions delete`, a
+`chat --session`, another process), and then every entry is dropped; management calls made through the
+cache drop them too. The history a request gets from an entry is the one a fresh read would give: the same
+fit over the same turns; when the fit would reach past the oldest kept turn of a session that has older ones,
+the store is read instead. The entries are bounded by count and by bytes (least recently used go first),
+so memory does not grow with the number of contexts.
+
+Only for SQLite: a PostgreSQL store is shared by several instances, and nothing as cheap as data_version
+tells one of them that another wrote, so serve reads it fresh every turn."""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from oaicli.conversation import budget
+from oaicli.conversation.rows import Turn, turn_from_row
+
+MAX_CONTEXTS = 2048
+MAX_BYTES = 32 * 1024 * 1024
+# Bytes a cached turn costs besides its text (the Turn object, its dict, the list slot): measured ~0.5 KiB.
+TURN_OVERHEAD = 512
+
+
+@dataclass
+class Entry:
+    turns: list[Turn]  # whole exchanges, oldest first
+    complete: bool  # the session holds no turn older than these
+    size: int
+
+
+class TailCache:
+    def __init__(self, store, *, max_contexts: int = MAX_CONTEXTS, max_bytes: int = MAX_BYTES):
+        self._store = store
+        self._entries: OrderedDict[int, Entry] = OrderedDict()
+        self._bytes = 0
+        self.max_contexts = max_contexts
+        self.max_bytes = max_bytes
+        self._version = self._data_version()
+        self.hits = self.misses = 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # What Context.tail asks for
+
+    def fit_tail(self, session_id: int, **fit) -> list[Turn]:
+        """What budget.fit_tail(store, session_id, **fit) returns, from memory when it can."""
+        entry = self._entry(session_id)
+        if entry is not None:
+            kept = budget.fit_turns(entry.turns, **fit)
+            if entry.complete or len(kept) < len(entry.turns):  # the fit stopped inside what is kept
+                self.hits += 1
+                self._store._cache_counts(kept)
+                if len(kept) < len(entry.turns):
+                    self._put(session_id, kept, complete=False)
+                return kept
+        self.misses += 1
+        kept = budget.fit_tail(self._store, session_id, **fit)
+        self._put(session_id, kept, complete=len(kept) == self._store.count_turns(session_id))
+        return kept
+
+    # Writes through the cache
+
+    def add_exchange(self, session_id: int, question: Turn, answer: Turn, **options) -> None:
+        self._store.add_exchange(session_id, question, answer, **options)
+        entry = self._entry(session_id)
+        if entry is None:
+            return
+        saved = [turn_from_row(row) for row in reversed(self._store._rows_before(session_id, None, 2))]
+        if [(t.role, t.question_id) for t in saved] != [("user", question.question_id),
+                                                          ("assistant", answer.question_id)]:
+            self._drop(session_id)  # not the rows just written: read the store next time
+            return
+        self._put(session_id, entry.turns + saved, complete=entry.complete)
+
+    def reset(self, *args, **kwargs):
+        self.clear()
+        return self._store.reset(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self.clear()
+        return self._store.delete(*args, **kwargs)
+
+    def rename(self, *args, **kwargs):
+        self.clear()
+        return self._store.rename(*args, **kwargs)
+
+    def import_messages(self, *args, **kwargs):
+        self.clear()
+        return self._store.import_messages(*args, **kwargs)
+
+    def insert_copy(self, *args, **kwargs):
+        self.clear()
+        return self._store.insert_copy(*args, **kwargs)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    # The entries
+
+    def _entry(self, session_id: int) -> Entry | None:
+        """The context's entry if it can be trusted (nothing else wrote the database since it was made)."""
+        version = self._data_version()
+        if version != self._version:
+            self._version = version
+            self.clear()
+            return None
+        entry = self._entries.get(session_id)
+        if entry is not None:
+            self._entries.move_to_end(session_id)
+        return entry
+
+    def _put(self, session_id: int, turns: list[Turn], complete: bool) -> None:
+        self._drop(session_id)
+        size = sum(len(turn.content) + TURN_OVERHEAD for turn in turns)
+        if size > self.max_bytes // 4:  # one huge context would push out everyone else
+            return
+        self._entries[session_id] = Entry(turns, complete, size)
+        self._bytes += size
+        while len(self._entries) > self.max_contexts or self._bytes > self.max_bytes:
+            _, oldest = self._entries.popitem(last=False)
+            self._bytes -= oldest.size
+
+    def _drop(self, session_id: int) -> None:
+        entry = self._entries.pop(session_id, None)
+        if entry is not None:
+            self._bytes -= entry.size
+
+    def _data_version(self) -> int:
+        with self._store.lock:
+            return self._store.db.execute("PRAGMA data_version").fetchone()[0]
