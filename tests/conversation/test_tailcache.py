@@ -40,8 +40,11 @@ def same(turns, expected) -> bool:
     return [(t.id, t.role, t.content) for t in turns] == [(t.id, t.role, t.content) for t in expected]
 
 
-def test_after_its_own_writes_it_answers_from_memory_what_a_fresh_read_gives(store, path):
+@pytest.mark.parametrize("loaded", [False, True], ids=["as-found", "encoding-loaded"])
+def test_after_its_own_writes_it_answers_from_memory_what_a_fresh_read_gives(store, path, loaded):
     cache, context = TailCache(store), Context(MODEL)
+    if loaded:  # the encoding is loaded: the whole history's exact cost is kept and compared with the room
+        context.counter.count_text("load")
     session = store.ensure_session("envelope:g:u", kind="envelope")
     exchange(cache, session.id, 0)
     assert same(context.tail(cache, session.id, "first?"), fresh(path, session.id, context))
@@ -98,7 +101,8 @@ def test_evicted_contexts_are_read_again_and_the_entries_stay_within_their_bound
     assert 0 < len(small) < 6
 
 
-def test_a_history_the_budget_cuts_is_the_same_as_a_fresh_read_whatever_the_question(store, path):
+@pytest.mark.parametrize("loaded", [False, True], ids=["as-found", "encoding-loaded"])
+def test_a_history_the_budget_cuts_is_the_same_as_a_fresh_read_whatever_the_question(store, path, loaded):
     rng = random.Random(7)
     window = 700
     cache, session = TailCache(store), store.ensure_session("envelope:g:u", kind="envelope")
@@ -107,6 +111,8 @@ def test_a_history_the_budget_cuts_is_the_same_as_a_fresh_read_whatever_the_ques
         for _ in range(2):
             question = "why " * rng.choice([1, 5, 60, 200])
             context = Context(MODEL, context_window=window, answer_tokens=100, max_history=rng.choice([None, 3]))
+            if loaded:
+                context.counter.count_text("load")
             got = context.tail(cache, session.id, question)
             assert same(got, fresh(path, session.id, context, question))
     assert cache.hits and cache.misses  # both paths were taken
@@ -129,3 +135,22 @@ def test_the_envelope_sends_the_same_request_and_replays_a_question_id_through_i
                                                                    "question": "more?"}}))
     contents = [m["content"] for m in last.request_body["messages"]]
     assert contents == ["Be brief."] + [x for n in range(5) for x in (f"q{n}?", f"a{n}")] + ["more?"]
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_growing_history_is_cut_at_the_same_exchange_as_a_fresh_read_when_it_stops_fitting(store, path, named):
+    """The whole history's exact cost is kept up to date as exchanges are saved; the request where it
+    first exceeds the room is cut exactly where a fresh read cuts it."""
+    context = Context(MODEL, context_window=420, answer_tokens=100)
+    context.counter.count_text("load")
+    speaker = "bob" if named else None
+    cache = TailCache(store)
+    session = store.ensure_session("envelope:g:*", kind="envelope")
+    lengths = []
+    for number in range(30):
+        exchange(cache, session.id, number, "tok " * (number % 7 + 1), user=f"user{number % 3}")
+        got = context.tail(cache, session.id, "and?", speaker)
+        with Store.open(path) as other:
+            assert same(got, context.tail(other, session.id, "and?", speaker))
+        lengths.append(len(got))
+    assert lengths[:3] == [2, 4, 6] and 0 < lengths[-1] < 60  # it grew whole, then the budget cut it
