@@ -22,9 +22,10 @@ from oaicli.conversation import budget
 from oaicli.conversation.rows import Turn
 from oaicli.conversation.store import turn_cost
 
-MAX_CONTEXTS = 2048
-MAX_BYTES = 32 * 1024 * 1024
-# Bytes a cached turn costs besides its text (the Turn object, its dict, the list slot): measured ~0.5 KiB.
+# At most +16 MiB whatever the load: serve's RSS is ~86 MiB, and the goal is within 1.2 x from 1,000 to 20,000 contexts.
+MAX_CONTEXTS = 1024
+MAX_BYTES = 16 * 1024 * 1024
+# Bytes a cached turn costs besides its text (the Turn, its dict, its ids, usage): 0.4-0.6 KiB (tracemalloc).
 TURN_OVERHEAD = 512
 
 
