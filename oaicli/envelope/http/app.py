@@ -1,6 +1,7 @@
 """The ASGI app: POST /v1/envelope and GET /healthz, with the token, the limits and per-context order."""
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
@@ -24,7 +25,7 @@ STOPPING = "the server is stopping and gave up on this answer; it was not saved:
 
 class Service:
     """What every request shares: the token, the limits, the context queues and the runner that answers
-    (worker threads here, or worker processes: see procs.py)."""
+    (on the event loop here: answer.py, or worker processes: see procs.py)."""
 
     def __init__(self, runner, parser, *, token: str | None, max_body: int, metrics: bool = True):
         self.runner = runner
@@ -80,24 +81,6 @@ class Service:
         asyncio.get_running_loop().run_in_executor(None, self.runner.close)
 
 
-class ThreadRunner:
-    """Answers in this process's worker threads, at most `workers` at once."""
-
-    def __init__(self, exchanger, workers: int):
-        self.exchanger = exchanger
-        self.parser = exchanger.parser
-        self.limiter = anyio.CapacityLimiter(workers)
-
-    async def run(self, parsed, on_delta=None):
-        return await anyio.to_thread.run_sync(self.exchanger.run, parsed, on_delta, limiter=self.limiter)
-
-    def close(self) -> None:
-        self.exchanger.close()
-
-    def busy(self) -> bool:
-        return self.exchanger.active > 0
-
-
 def create_app(service: Service) -> Starlette:
     async def envelope(request: Request) -> Response:
         started = time.perf_counter()
@@ -141,10 +124,13 @@ def create_app(service: Service) -> Starlette:
 def _lifespan(service: Service):
     @asynccontextmanager
     async def lifespan(app):
-        yield
-        # uvicorn has finished (or given up waiting for) the requests in flight:
-        # answers still coming in from now on are not saved.
-        await anyio.to_thread.run_sync(service.runner.close)
+        # A runner whose store lives on this loop (PostgreSQL's async pool) opens it here and closes it last.
+        serving = getattr(service.runner, "serving", None)
+        async with serving() if serving else contextlib.nullcontext():
+            yield
+            # uvicorn has finished (or given up waiting for) the requests in flight:
+            # answers still coming in from now on are not saved.
+            await anyio.to_thread.run_sync(service.runner.close)
     return lifespan
 
 

@@ -1,6 +1,6 @@
 """The store, the engine and the upstream clients one serving process answers with: on the event loop
-(one process on a SQLite store), or in worker threads (each worker process of --processes, and a
-PostgreSQL store, whose driver here blocks)."""
+(one process, on SQLite or on PostgreSQL through psycopg's async pool), or in worker threads (each worker
+process of --processes)."""
 
 import sys
 
@@ -30,15 +30,23 @@ def build(settings, engine_options: dict, workers: int):
 
 
 def build_on_loop(settings, engine_options: dict, workers: int):
-    """(answerer, closers) answering on the event loop, or None when the store needs threads."""
+    """(answerer, closers) answering on the event loop."""
     store = open_store(settings.store_url, max_connections=workers + 2)
-    if not hasattr(store, "file_lock"):  # PostgreSQL: its (blocking) driver runs in worker threads
+    turns = None
+    if not hasattr(store, "file_lock"):  # PostgreSQL: opened once to check the URL and migrate, then async
         store.close()
-        return None
+        store = turns = _async_postgres(settings.store_url, workers)
     engine = Envelope(store, **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
-    return LoopAnswerer(engine, client, notice=_notice(settings)), [store.close]
+    return LoopAnswerer(engine, client, notice=_notice(settings), turns=turns), [store.close]
+
+
+def _async_postgres(url: str, workers: int):
+    """The PostgreSQL store on the loop: a turn holds a connection (its advisory lock's) while it is
+    answered, so the pool has one per turn answered at once, as many as the upstream connections."""
+    from oaicli.conversation.pgasync import AsyncPgStore
+    return AsyncPgStore(url, max_connections=workers + 2)
 
 
 def _notice(settings):

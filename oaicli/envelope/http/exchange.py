@@ -26,9 +26,10 @@ class GatedStore:
     """The store, except that no exchange is saved after `close()`; a save already started completes
     (it is one transaction) before `close()` returns."""
 
-    def __init__(self, store):
+    def __init__(self, store, gate=None):
+        """`gate`: what a save holds against close_gate(), a thread lock by default."""
         self._store = store
-        self._gate = threading.Lock()
+        self._gate = gate if gate is not None else threading.Lock()
         self._closed = False
         self.on_refused = lambda error: None
 

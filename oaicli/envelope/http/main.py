@@ -5,7 +5,7 @@ from oaicli.conversation.turn import completions_only
 from oaicli.core.errors import ExitCode, OaicliError, redact
 from oaicli.envelope.http import app as app_module
 from oaicli.envelope.http import run as run_module
-from oaicli.envelope.http.build import build, build_on_loop
+from oaicli.envelope.http.build import build_on_loop
 from oaicli.envelope.http.procs import ProcessRunner
 
 
@@ -26,10 +26,7 @@ def start(invocation, *, host: str, port: int, token: str | None, envelope_optio
                                            "workers": -(-workers // processes)})
         parser, closing = runner.parser, [runner.stop]
     else:
-        runner, closing = build_on_loop(settings, engine_options, workers) or (None, [])
-        if runner is None:
-            exchanger, closing = build(settings, engine_options, workers)
-            runner = app_module.ThreadRunner(exchanger, workers)
+        runner, closing = build_on_loop(settings, engine_options, workers)
         parser = runner.parser
     service = app_module.Service(runner, parser, token=token, max_body=max_body, metrics=metrics)
     shown_host = f"[{host}]" if ":" in host else host
