@@ -82,16 +82,24 @@ class AsyncPgStore(PgBase):
 
     @contextlib.contextmanager
     def _read(self):
-        """Inside a turn its connection (in a savepoint), else a pooled one in a transaction of its own."""
+        """Inside a turn its connection, else a pooled one in a transaction of its own."""
         held = held_turn.get()
         if held is not None:
-            with entered(held.connection.transaction()):
-                yield _Connection(held.connection)
+            yield _Connection(held.connection)
             return
         with entered(self.pool.connection()) as connection:
             yield _Connection(connection)
 
-    _write = _read
+    @contextlib.contextmanager
+    def _write(self):
+        """As _read, but inside a turn in a savepoint (see pgstore.PgStore._write)."""
+        held = held_turn.get()
+        if held is None:
+            with self._read() as db:
+                yield db
+            return
+        with entered(held.connection.transaction()):
+            yield _Connection(held.connection)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, session_name: str):

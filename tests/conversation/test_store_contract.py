@@ -1,8 +1,12 @@
-"""The store contract: every conversation store (SQLite, and PostgreSQL against a real throwaway server) keeps
-the same promises through the one SQL layer: migrations recorded once, whole exchanges, tail reads within a
-budget, cached counts, management, import/export, and turns serialized by `exclusive`. What only one backend
-does is tested in test_store.py (SQLite) and test_pgstore.py (PostgreSQL)."""
+"""The store contract: every conversation store (SQLite, and PostgreSQL against a real throwaway server, through
+its blocking adapter and through serve's async one) keeps the same promises through the one SQL layer:
+migrations recorded once, whole exchanges, tail reads within a budget, cached counts, management,
+import/export, and turns serialized by `exclusive`. What only one backend does is tested in test_store.py
+(SQLite) and test_pgstore.py (PostgreSQL); the async adapter's turn lock is tested through serve
+(tests/envelope/test_http_postgres.py)."""
 
+import asyncio
+import inspect
 import json
 import sqlite3
 import threading
@@ -36,18 +40,74 @@ def sqlite_backend(tmp_path) -> Backend:
 
 
 def postgres_backend(request) -> Backend:
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
     from oaicli.conversation.pgstore import PgStore
     url = fresh_database(request.getfixturevalue("postgres_dsn"))
+    return Backend(lambda: PgStore.open(url), _raw_postgres(url))
+
+
+def _raw_postgres(url: str):
+    import psycopg
 
     def raw(statement):
         with psycopg.connect(url) as connection:
             return connection.execute(statement).fetchall()
-    return Backend(lambda: PgStore.open(url), raw)
+    return raw
+
+
+class OnLoop:
+    """serve's async PostgreSQL store driven from a test: each call is one step on a private event loop, as
+    serve runs a turn's steps (a generator it returns is read whole inside the step)."""
+
+    def __init__(self, url: str):
+        from oaicli.conversation.pgasync import AsyncPgStore
+        self.loop = asyncio.new_event_loop()
+        self.store = AsyncPgStore(url, max_connections=4)
+        self.serving = self.store.serving()
+        self.loop.run_until_complete(self.serving.__aenter__())
+
+    def __getattr__(self, name):
+        found = getattr(self.store, name)
+        if not inspect.ismethod(found):
+            return found
+        return lambda *args, **kwargs: self.loop.run_until_complete(
+            self.store.step(lambda: _whole(found(*args, **kwargs))))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.serving.__aexit__(None, None, None))
+        left = asyncio.all_tasks(self.loop)  # the pool's workers end a step after it closes: as asyncio.run
+        for task in left:
+            task.cancel()
+        if left:
+            self.loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        self.loop.close()
+
+
+def _whole(result):
+    return list(result) if inspect.isgenerator(result) else result
+
+
+def postgres_async_backend(request) -> Backend:
+    pytest.importorskip("greenlet", reason="greenlet is not installed (pip install '.[postgres]')")
+    from oaicli.conversation.pgstore import PgStore
+    url = fresh_database(request.getfixturevalue("postgres_dsn"))
+
+    def opened():
+        PgStore.open(url).close()  # as serve does: the blocking adapter migrates, the async one serves
+        return OnLoop(url)
+    return Backend(opened, _raw_postgres(url))
 
 
 BACKENDS = {"sqlite": lambda request, tmp_path: sqlite_backend(tmp_path),
-            "postgresql": lambda request, tmp_path: postgres_backend(request)}
+            "postgresql": lambda request, tmp_path: postgres_backend(request),
+            "postgresql-async": lambda request, tmp_path: postgres_async_backend(request)}
+BLOCKING = ["sqlite", "postgresql"]  # the adapters whose exclusive() threads hold
 
 
 @pytest.fixture(params=list(BACKENDS))
@@ -58,6 +118,12 @@ def backend(request, tmp_path):
 @pytest.fixture
 def store(backend):
     with backend.open() as opened:
+        yield opened
+
+
+@pytest.fixture(params=BLOCKING)
+def threaded_store(request, tmp_path):
+    with BACKENDS[request.param](request, tmp_path).open() as opened:
         yield opened
 
 
@@ -338,7 +404,8 @@ def check_serialized(opened, name, expected_exchanges):
     assert len({t.question_id for t in turns}) == expected_exchanges
 
 
-def test_threads_sharing_one_store_are_serialized(store):
+def test_threads_sharing_one_store_are_serialized(threaded_store):
+    store = threaded_store
     start = threading.Event()
     store.ensure_session("shared")
 
@@ -360,7 +427,8 @@ def test_threads_sharing_one_store_are_serialized(store):
     check_serialized(store, "shared", 60)
 
 
-def test_exclusive_on_one_session_does_not_block_another(store):
+def test_exclusive_on_one_session_does_not_block_another(threaded_store):
+    store = threaded_store
     entered = threading.Event()
 
     def other():
