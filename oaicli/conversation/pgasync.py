@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from oaicli.conversation.bridge import entered, run_awaiting, wait_for
-from oaicli.conversation.pgstore import LOCK, UNCLAIM, Held, PgBase, cannot_open, held_turn, session_lock_key
+from oaicli.conversation.pgstore import UNCLAIM, Held, PgBase, cannot_open, held_turn, session_lock_key
 from oaicli.conversation.sql import POSTGRES, Statements
 
 
@@ -58,7 +58,7 @@ class AsyncPgStore(PgBase):
         # Each turn holds one connection (its lock lives in that connection's transaction), so the pool
         # is as large as the turns answered at once.
         self.pool = AsyncConnectionPool(url, min_size=1, max_size=max(max_connections, 2), open=False,
-                                        kwargs={"autocommit": False}, name="oaicli-serve-store")
+                                        kwargs={"autocommit": True}, name="oaicli-serve-store")
 
     @contextlib.asynccontextmanager
     async def serving(self):
@@ -82,7 +82,7 @@ class AsyncPgStore(PgBase):
 
     @contextlib.contextmanager
     def _read(self):
-        """Inside a turn its connection, else a pooled one in a transaction of its own."""
+        """Inside a turn its connection, else a pooled one (in autocommit: one statement, one round trip)."""
         held = held_turn.get()
         if held is not None:
             yield _Connection(held.connection)
@@ -92,14 +92,13 @@ class AsyncPgStore(PgBase):
 
     @contextlib.contextmanager
     def _write(self):
-        """As _read, but inside a turn in a savepoint (see pgstore.PgStore._write)."""
-        held = held_turn.get()
-        if held is None:
+        """Inside a turn its transaction (see pgstore.PgStore._write), else a pooled one's own."""
+        if held_turn.get() is not None:
             with self._read() as db:
                 yield db
             return
-        with entered(held.connection.transaction()):
-            yield _Connection(held.connection)
+        with entered(self.pool.connection()) as connection, entered(connection.transaction()):
+            yield _Connection(connection)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, session_name: str):
@@ -107,8 +106,9 @@ class AsyncPgStore(PgBase):
         turn's connection and transaction."""
         if held_turn.get() is not None:
             raise RuntimeError("exclusive() is not re-entrant")
-        async with self.pool.connection() as connection, connection.transaction():
-            await connection.execute(LOCK, (session_lock_key(session_name),))
+        async with self.pool.connection() as connection:
+            # BEGIN and the lock in one round trip (the key is our own integer, not input).
+            await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({session_lock_key(session_name)})")
             held = Held(connection)
             token = held_turn.set(held)
             try:
@@ -116,7 +116,18 @@ class AsyncPgStore(PgBase):
                 unclaim = held.unclaim()
                 if unclaim is not None:
                     await connection.execute(POSTGRES.statement(UNCLAIM), unclaim)
+            except BaseException:
+                await _rollback(connection)
+                raise
+            else:
+                await connection.execute("COMMIT")
             finally:
                 held_turn.reset(token)
 
     hold = exclusive
+
+
+async def _rollback(connection: psycopg.AsyncConnection) -> None:
+    """End a failed turn; a connection that broke meanwhile is dropped by the pool, its transaction with it."""
+    with contextlib.suppress(psycopg.Error):
+        await connection.execute("ROLLBACK")

@@ -7,8 +7,8 @@ Several `oaicli serve` instances (and `oaicli sessions`, `chat --session`) may u
 - `exclusive(name)` serializes everyone working on one session with a transaction-scoped advisory lock on
   a connection held for the turn: it ends with the transaction, so an instance that dies (or whose
   connection drops) releases it at once, and nothing it had not committed is kept;
-- store calls made inside `exclusive` in the same thread (or asyncio task) run in that turn's transaction
-  (writes in savepoints), so the exchange, its question claim and the lock end together;
+- store calls made inside `exclusive` in the same thread (or asyncio task) run in that turn's transaction,
+  so the exchange, its question claim and the lock end together (a failed statement fails the whole turn);
 - `claim_question` lets a unique key decide which request answers a question_id: a second claimant waits
   for the first one's transaction and then loses (it returns the stored answer), or wins if the first
   rolled back.
@@ -147,17 +147,9 @@ class PgStore(PgBase):
         with self.pool.connection() as connection:
             yield _Connection(connection)
 
-    @contextlib.contextmanager
-    def _write(self):
-        """As _read, but inside `exclusive` in a savepoint: a failed write undoes only itself, and the turn
-        can go on (reads take none: a round trip fewer each, and a failed read fails the turn anyway)."""
-        held = held_turn.get()
-        if held is None:
-            with self._read() as db:
-                yield db
-            return
-        with held.connection.transaction():
-            yield _Connection(held.connection)
+    # Inside `exclusive` writes run in the turn's transaction as they are, without a savepoint (two round
+    # trips each): a failed statement fails the turn, and the whole turn is rolled back.
+    _write = _read
 
     @contextlib.contextmanager
     def exclusive(self, session_name: str):

@@ -49,13 +49,16 @@ def exchange(store, session, question, answer, **ids):
     store.add_exchange(session.id, Turn("user", question, **ids), Turn("assistant", answer, **ids))
 
 
-def test_a_failed_exchange_inside_a_turn_leaves_the_turn_usable(store):
+def test_a_failed_write_inside_a_turn_undoes_the_whole_turn(store):
     session = store.ensure_session("s")
-    with store.exclusive("s"):
-        with pytest.raises(psycopg.errors.NotNullViolation):
-            store.add_exchange(session.id, Turn("user", "question"), Turn("assistant", None))
-        exchange(store, session, "retried", "saved")
-    assert [t.content for t in store.turns(session.id)] == ["retried", "saved"]
+    exchange(store, session, "before", "kept")
+    with pytest.raises(psycopg.errors.NotNullViolation), store.exclusive("s"):
+        exchange(store, session, "first in the turn", "saved, then undone")
+        store.add_exchange(session.id, Turn("user", "question"), Turn("assistant", None))
+    assert [t.content for t in store.turns(session.id)] == ["before", "kept"]
+    with store.exclusive("s"):  # the lock went with the turn
+        exchange(store, session, "next turn", "saved")
+    assert [t.content for t in store.turns(session.id)][-2:] == ["next turn", "saved"]
 
 
 def test_a_question_id_is_stored_once_per_user(store):
