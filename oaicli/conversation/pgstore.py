@@ -131,6 +131,10 @@ class PgStore(PgBase):
     def close(self) -> None:
         self.pool.close()
 
+    def server_connections(self) -> int:
+        """How many connections the server accepts in all (its max_connections)."""
+        return int(self._one("SHOW max_connections")[0])
+
     def __enter__(self):
         return self
 

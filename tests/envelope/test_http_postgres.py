@@ -221,3 +221,11 @@ def test_turns_are_answered_on_the_event_loop_each_holding_its_lock_without_a_th
         thread.join(60)
     assert sorted(r.json()["data"]["answer"] for r in results.values()) == sorted(f"echo: q{n}" for n in range(contexts))
     assert held_locks(database) == 0
+
+
+def test_a_pool_larger_than_the_server_allows_is_said_at_start(instances, database):
+    with psycopg.connect(database) as connection:
+        allowed = int(connection.execute("SHOW max_connections").fetchone()[0])
+    (server,) = instances(1, "--workers", str(allowed))
+    assert any(f"PostgreSQL allows {allowed} connections and this instance may hold up to {allowed + 2}" in line
+               for line in server.log)

@@ -34,19 +34,24 @@ def build_on_loop(settings, engine_options: dict, workers: int):
     store = open_store(settings.store_url, max_connections=workers + 2)
     turns = None
     if not hasattr(store, "file_lock"):  # PostgreSQL: opened once to check the URL and migrate, then async
-        store.close()
-        store = turns = _async_postgres(settings.store_url, workers)
+        store = turns = _async_postgres(store, workers, _notice(settings))
     engine = Envelope(store, **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
     return LoopAnswerer(engine, client, notice=_notice(settings), turns=turns), [store.close]
 
 
-def _async_postgres(url: str, workers: int):
-    """The PostgreSQL store on the loop: a turn holds a connection (its advisory lock's) while it is
-    answered, so the pool has one per turn answered at once, as many as the upstream connections."""
+def _async_postgres(opened, workers: int, notice):
+    """The PostgreSQL store on the loop, in place of the blocking one `opened`: a turn holds a connection
+    (its advisory lock's) while it is answered, so the pool has one per turn answered at once, as many
+    as the upstream connections; said at start when the server allows fewer."""
     from oaicli.conversation.pgasync import AsyncPgStore
-    return AsyncPgStore(url, max_connections=workers + 2)
+    pool, allowed = workers + 2, opened.server_connections()
+    opened.close()
+    if pool > allowed:
+        notice(f"PostgreSQL allows {allowed} connections and this instance may hold up to {pool} (one per turn "
+               "answered at once): lower --workers, or raise max_connections above instances x (--workers + 2).")
+    return AsyncPgStore(opened.url, max_connections=pool)
 
 
 def _notice(settings):
