@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from oaicli.conversation.bridge import entered, run_awaiting, wait_for
-from oaicli.conversation.pgstore import UNCLAIM, Held, PgBase, cannot_open, held_turn, session_lock_key
+from oaicli.conversation.pgstore import UNCLAIM, PgBase, cannot_open, held_turn, holding, session_lock_key
 from oaicli.conversation.sql import POSTGRES, Statements
 
 
@@ -52,6 +52,8 @@ class AsyncPgStore(PgBase):
     inside `step()`; open the pool with `serving()` on the loop first. The schema must be migrated
     already (serve opens the blocking PgStore once at start, which migrates and checks the URL)."""
 
+    statements = _Connection
+
     def __init__(self, url: str, *, max_connections: int):
         self.url = url
         self.path = None
@@ -80,15 +82,9 @@ class AsyncPgStore(PgBase):
         """function(*args) (the engine's turn, a step at a time) with this store's statements awaited."""
         return await run_awaiting(function, *args)
 
-    @contextlib.contextmanager
-    def _read(self):
-        """Inside a turn its connection, else a pooled one (in autocommit: one statement, one round trip)."""
-        held = held_turn.get()
-        if held is not None:
-            yield _Connection(held.connection)
-            return
-        with entered(self.pool.connection()) as connection:
-            yield _Connection(connection)
+    def _pooled(self):
+        """A pooled connection, in autocommit: a read outside a turn is one statement, one round trip."""
+        return entered(self.pool.connection())
 
     @contextlib.contextmanager
     def _write(self):
@@ -104,25 +100,18 @@ class AsyncPgStore(PgBase):
     async def exclusive(self, session_name: str):
         """Hold the session's lock for a turn (see pgstore.PgStore.exclusive): the steps run inside see the
         turn's connection and transaction."""
-        if held_turn.get() is not None:
-            raise RuntimeError("exclusive() is not re-entrant")
         async with self.pool.connection() as connection:
             # BEGIN and the lock in one round trip (the key is our own integer, not input).
             await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({session_lock_key(session_name)})")
-            held = Held(connection)
-            token = held_turn.set(held)
             try:
-                yield
-                unclaim = held.unclaim()
-                if unclaim is not None:
-                    await connection.execute(POSTGRES.statement(UNCLAIM), unclaim)
+                with holding(connection) as held:
+                    yield
+                    if held.unclaim():
+                        await connection.execute(UNCLAIM, held.unclaim())
             except BaseException:
                 await _rollback(connection)
                 raise
-            else:
-                await connection.execute("COMMIT")
-            finally:
-                held_turn.reset(token)
+            await connection.execute("COMMIT")
 
     hold = exclusive
 

@@ -33,7 +33,7 @@ MIGRATION_LOCK = 0x6F61_6963_6C69_0001
 LOCK = "SELECT pg_advisory_xact_lock(%s)"
 CLAIM = ("INSERT INTO question_claims (session_name, question_id, user_id, claimed_at) VALUES (?, ?, ?, ?) "
          "ON CONFLICT DO NOTHING RETURNING 1")
-UNCLAIM = "DELETE FROM question_claims WHERE session_name = ? AND question_id = ? AND user_id = ?"
+UNCLAIM = POSTGRES.statement("DELETE FROM question_claims WHERE session_name = ? AND question_id = ? AND user_id = ?")
 
 
 def session_lock_key(name: str) -> int:
@@ -55,6 +55,18 @@ class Held:
 
 
 held_turn: contextvars.ContextVar = contextvars.ContextVar("oaicli_pg_turn", default=None)
+
+
+@contextlib.contextmanager
+def holding(connection):
+    """While `exclusive` holds `connection` for a turn: the store calls of this thread or task see it."""
+    if held_turn.get() is not None:
+        raise RuntimeError("exclusive() is not re-entrant")
+    token = held_turn.set(Held(connection))
+    try:
+        yield held_turn.get()
+    finally:
+        held_turn.reset(token)
 
 
 class _Connection(Statements):
@@ -80,6 +92,21 @@ class PgBase(SqlStore):
     busy = psycopg.OperationalError
     errors = psycopg.Error
 
+    statements: type  # the adapter's Statements over one of its connections
+
+    def _pooled(self) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _read(self):
+        """Inside `exclusive` the turn's connection, else a pooled one."""
+        held = held_turn.get()
+        if held is not None:
+            yield self.statements(held.connection)
+            return
+        with self._pooled() as connection:
+            yield self.statements(connection)
+
     def _answered(self) -> None:
         held = held_turn.get()
         if held is not None:
@@ -102,6 +129,8 @@ class PgBase(SqlStore):
 
 class PgStore(PgBase):
     """Sessions and turns in PostgreSQL, for blocking callers; one store may be shared by threads."""
+
+    statements = _Connection
 
     def __init__(self, pool: ConnectionPool, url: str):
         self.pool = pool
@@ -141,19 +170,13 @@ class PgStore(PgBase):
     def __exit__(self, *exc):
         self.close()
 
-    @contextlib.contextmanager
-    def _read(self):
-        """The turn's connection inside `exclusive`, else a pooled one in a transaction of its own."""
-        held = held_turn.get()
-        if held is not None:
-            yield _Connection(held.connection)
-            return
-        with self.pool.connection() as connection:
-            yield _Connection(connection)
+    def _pooled(self):
+        """A pooled connection, in a transaction of its own."""
+        return self.pool.connection()
 
     # Inside `exclusive` writes run in the turn's transaction as they are, without a savepoint (two round
     # trips each): a failed statement fails the turn, and the whole turn is rolled back.
-    _write = _read
+    _write = PgBase._read
 
     @contextlib.contextmanager
     def exclusive(self, session_name: str):
@@ -161,19 +184,12 @@ class PgStore(PgBase):
 
         The lock is transaction-scoped on a connection held until the block ends, so it cannot outlive
         that connection; the block's store calls (same thread or task) run in that transaction."""
-        if held_turn.get() is not None:
-            raise RuntimeError("exclusive() is not re-entrant")
         with self.pool.connection() as connection, connection.transaction():
             connection.execute(LOCK, (session_lock_key(session_name),))
-            held = Held(connection)
-            token = held_turn.set(held)
-            try:
+            with holding(connection) as held:
                 yield
-                unclaim = held.unclaim()
-                if unclaim is not None:
-                    connection.execute(POSTGRES.statement(UNCLAIM), unclaim)
-            finally:
-                held_turn.reset(token)
+                if held.unclaim():
+                    connection.execute(UNCLAIM, held.unclaim())
 
 
 def check_url(url: str) -> None:

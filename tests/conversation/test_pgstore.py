@@ -2,7 +2,6 @@
 starting together, the question_id claim, per-session ordering across instances, an instance killed mid-turn,
 and copies between stores. The contract both stores keep is in test_store_contract.py."""
 
-import multiprocessing
 import os
 import signal
 import sqlite3
@@ -20,7 +19,6 @@ from oaicli.core.errors import InputError, OaicliError
 from tests.postgres_server import fresh_database, postgres_dsn  # noqa: F401 (the fixture)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
-from oaicli.conversation import pgstore  # noqa: E402 (only once psycopg is known to be there)
 from oaicli.conversation.pgstore import PgStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,25 +75,6 @@ def test_a_wrong_url_is_one_clear_error_without_the_password(database):
 
 
 # Several instances on one database
-
-def _open_at_once(url, start):
-    start.wait()
-    PgStore.open(url).close()
-
-
-def test_instances_starting_together_migrate_once(postgres_dsn):  # noqa: F811
-    context = multiprocessing.get_context("spawn")
-    for _ in range(3):
-        url = fresh_database(postgres_dsn)
-        start = context.Event()
-        openers = [context.Process(target=_open_at_once, args=(url, start)) for _ in range(4)]
-        for process in openers:
-            process.start()
-        start.set()
-        for process in openers:
-            process.join(timeout=120)
-        assert [process.exitcode for process in openers] == [0] * 4
-        assert sql(url, "SELECT COUNT(*) FROM schema_migrations") == [(len(pgstore.MIGRATIONS),)]
 
 
 def _wait_until(url, query, *args):

@@ -8,7 +8,7 @@ import pytest
 
 from oaicli.conversation import store as store_module
 from oaicli.conversation.locks import SessionMutex
-from oaicli.conversation.store import MIGRATIONS, Store, Turn
+from oaicli.conversation.store import Store, Turn
 from tests.conversation.test_store_contract import check_serialized
 
 
@@ -105,7 +105,6 @@ def _worker(path, name, worker, rounds, start):
                                     Turn("assistant", str(seen), question_id=f"{worker}-{round_}"))
 
 
-
 def test_several_processes_on_one_session_are_serialized(tmp_path):
     path = tmp_path / "sessions.db"
     context = multiprocessing.get_context("spawn")
@@ -126,26 +125,3 @@ def test_locks_leave_nothing_behind(store):
         assert len(list((store.path.parent / "locks").iterdir())) == 1
     assert list((store.path.parent / "locks").iterdir()) == []
     assert SessionMutex._registry == {}
-
-
-def _open_fresh(path, start):
-    start.wait()
-    Store.open(path).close()
-
-
-def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
-    # The race (switching a brand-new file to WAL) is narrow: several rounds make a regression show.
-    context = multiprocessing.get_context("fork")
-    for round_number in range(8):
-        path = tmp_path / f"sessions-{round_number}.db"
-        start = context.Event()
-        openers = [context.Process(target=_open_fresh, args=(path, start)) for _ in range(6)]
-        for process in openers:
-            process.start()
-        start.set()
-        for process in openers:
-            process.join(timeout=60)
-        assert [process.exitcode for process in openers] == [0] * 6
-        assert raw(path, "SELECT COUNT(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
-
-

@@ -7,14 +7,16 @@ import/export, and turns serialized by `exclusive`. What only one backend does i
 
 import asyncio
 import inspect
+import itertools
 import json
+import multiprocessing
 import sqlite3
 import threading
 
 import pytest
 
 from oaicli.conversation import sql as sql_module
-from oaicli.conversation import tokens
+from oaicli.conversation import stores, tokens
 from oaicli.conversation.store import Store, Turn, group_exchanges
 from oaicli.core.errors import InputError
 from tests.postgres_server import fresh_database, postgres_dsn  # noqa: F401 (the fixture)
@@ -23,27 +25,42 @@ COUNTER = tokens.counter_for("gpt-3.5-turbo")
 
 
 class Backend:
-    """How a test opens one kind of store and reads its tables behind its back."""
+    """How a test opens one kind of store and reads its tables behind its back; `fresh()`: the URL of
+    another new store of the same kind, and its `raw`."""
 
-    def __init__(self, opener, raw):
+    def __init__(self, opener, raw, fresh=None):
         self.open = opener
         self.raw = raw
+        self.fresh = fresh
 
 
 def sqlite_backend(tmp_path) -> Backend:
     path = tmp_path / "sessions.db"
+    made = itertools.count()
 
+    def fresh():
+        other = tmp_path / f"fresh-{next(made)}.db"
+        return f"sqlite:///{other}", _raw_sqlite(other)
+    return Backend(lambda: Store.open(path), _raw_sqlite(path), fresh)
+
+
+def _raw_sqlite(path):
     def raw(statement):
         with sqlite3.connect(path) as db:
             return db.execute(statement).fetchall()
-    return Backend(lambda: Store.open(path), raw)
+    return raw
 
 
 def postgres_backend(request) -> Backend:
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
     from oaicli.conversation.pgstore import PgStore
-    url = fresh_database(request.getfixturevalue("postgres_dsn"))
-    return Backend(lambda: PgStore.open(url), _raw_postgres(url))
+    dsn = request.getfixturevalue("postgres_dsn")
+    url = fresh_database(dsn)
+
+    def fresh():
+        other = fresh_database(dsn)
+        return other, _raw_postgres(other)
+    return Backend(lambda: PgStore.open(url), _raw_postgres(url), fresh)
 
 
 def _raw_postgres(url: str):
@@ -122,6 +139,11 @@ def store(backend):
 
 
 @pytest.fixture(params=BLOCKING)
+def blocking_backend(request, tmp_path):
+    return BACKENDS[request.param](request, tmp_path)
+
+
+@pytest.fixture(params=BLOCKING)
 def threaded_store(request, tmp_path):
     with BACKENDS[request.param](request, tmp_path).open() as opened:
         yield opened
@@ -143,6 +165,29 @@ def test_migrations_run_once_and_are_recorded(backend):
     assert backend.raw("SELECT id, name FROM schema_migrations ORDER BY id") == \
         [(number, name) for number, name, _ in migrations]
     assert [name for _, name, _ in migrations][-1] == "response ids and conversations"
+
+
+def _open_when_told(url, start):
+    start.wait()
+    stores.open_store(url).close()
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(blocking_backend):
+    """Races when a store is new (SQLite switching the file to WAL, PostgreSQL creating the tables) are
+    narrow: several rounds make a regression show."""
+    context = multiprocessing.get_context("forkserver")
+    for _ in range(5):
+        url, raw = blocking_backend.fresh()
+        start = context.Event()
+        openers = [context.Process(target=_open_when_told, args=(url, start)) for _ in range(5)]
+        for process in openers:
+            process.start()
+        start.set()
+        for process in openers:
+            process.join(timeout=120)
+        assert [process.exitcode for process in openers] == [0] * 5
+        dialect = sql_module.POSTGRES if url.startswith("postgresql") else sql_module.SQLITE
+        assert raw("SELECT COUNT(*) FROM schema_migrations") == [(len(dialect.migrations()),)]
 
 
 def test_ensure_session_creates_then_continues(store):
