@@ -178,12 +178,17 @@ def start_serve(fake_url: str, workers: int, processes: int, store: str | None) 
                                               "--processes", str(processes)),
                                cwd=_common.REPO, env=_common.env_for(fake_url, **extra), stderr=subprocess.PIPE,
                                text=True)
-    ready, _, _ = select.select([process.stderr], [], [], 60)
-    line = process.stderr.readline() if ready else ""
-    match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
+    match, said, deadline = None, [], time.monotonic() + 60
+    while match is None and time.monotonic() < deadline:  # notices may come before the "Serving" line
+        ready, _, _ = select.select([process.stderr], [], [], 1)
+        line = process.stderr.readline() if ready else ""
+        if ready and not line:
+            break
+        said.append(line)
+        match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
     if not match:
         process.kill()
-        raise SystemExit(f"serve did not start: {line!r}")
+        raise SystemExit(f"serve did not start: {''.join(said)!r}")
     threading.Thread(target=process.stderr.read, daemon=True).start()  # never let its stderr fill up
     return process, match.group(1), int(match.group(2))
 
