@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import time
 
-from oaicli.api.completions import AsyncRequester
+from oaicli.envelope.engine import Pending
 from oaicli.envelope.http.exchange import GatedStore, status_for
+from oaicli.envelope.upstream import AsyncUpstream
 
 FIRST_LOCK_PAUSE = 0.001
 LONGEST_LOCK_PAUSE = 0.05
@@ -22,10 +23,10 @@ LONGEST_LOCK_PAUSE = 0.05
 class LoopAnswerer:
     """Answers parsed requests on the loop: (response, HTTP status, seconds upstream)."""
 
-    def __init__(self, engine, client, notice=None, turns=None):
+    def __init__(self, engine, client, notice=None, api: str = "chat", turns=None):
         """`engine`: the Envelope (stream=False), a streaming twin is made for SSE requests.
-        `client`: an AsyncApiClient. `turns`: how a turn holds its context and runs its steps; by default
-        the SQLite store's (FileLockedTurns)."""
+        `client`: an AsyncApiClient; `api`: chat, responses or auto (envelope/upstream.py). `turns`: how a
+        turn holds its context and runs its steps; by default the SQLite store's (FileLockedTurns)."""
         # No thread saves here, and a PostgreSQL save awaits inside the turn: a thread lock around it
         # would block the loop, so the gate is a plain flag.
         self.store = GatedStore(engine.store, gate=contextlib.nullcontext())
@@ -35,7 +36,7 @@ class LoopAnswerer:
         streaming.stream = True
         self.parser = plain
         self._engines = {False: plain, True: streaming}
-        self.requester = AsyncRequester(client)
+        self.upstream = AsyncUpstream(client, api, notice)
         self.client = client
         self.notice = notice
         self.active = 0  # turns being worked on, whatever became of their HTTP requests
@@ -60,19 +61,19 @@ class LoopAnswerer:
     async def _turn(self, engine, parsed, on_delta):
         turn = engine.turn(parsed, self.notice)
         upstream, error = 0.0, None
-        done, pending = await self.turns.step(advance, next, turn)
+        done, step = await self.turns.step(advance, next, turn)
         while not done:
             started = time.perf_counter()
             try:
-                completion = await self.requester(pending.request_body, _deltas(engine, pending, on_delta))
+                result = await self.upstream.perform(step, _deltas(engine, step, on_delta))
             except Exception as exc:
                 error = exc
                 upstream += time.perf_counter() - started
-                done, pending = await self.turns.step(advance, turn.throw, exc)
+                done, step = await self.turns.step(advance, turn.throw, exc)
                 continue
             upstream += time.perf_counter() - started
-            done, pending = await self.turns.step(advance, turn.send, completion)
-        return pending, upstream, error
+            done, step = await self.turns.step(advance, turn.send, result)
+        return step, upstream, error
 
     def close(self) -> None:
         """No answer is saved from now on (a save in progress completes first)."""
@@ -129,12 +130,8 @@ async def _acquire(lock) -> None:
         pause = min(pause * 2, LONGEST_LOCK_PAUSE)
 
 
-def _deltas(engine, pending, on_delta):
-    if on_delta is None:
+def _deltas(engine, step, on_delta):
+    """The answer's pieces as delta lines, for a question step of a streamed request."""
+    if on_delta is None or not isinstance(step, Pending):
         return None
-
-    def forward(event, pieces) -> None:
-        for index, text in pieces:
-            if index == 0 and text:
-                on_delta(engine.delta_line(pending, text))
-    return forward
+    return lambda text: on_delta(engine.delta_line(step, text))
