@@ -229,3 +229,25 @@ def test_a_pool_larger_than_the_server_allows_is_said_at_start(instances, databa
     (server,) = instances(1, "--workers", str(allowed))
     assert any(f"PostgreSQL allows {allowed} connections and this instance may hold up to {allowed + 2}" in line
                for line in server.log)
+
+
+def test_serve_without_greenlet_says_what_to_install(monkeypatch):
+    from oaicli.core.errors import OaicliError
+    from oaicli.envelope.http import build
+
+    class Opened:  # the blocking store serve opened first: it worked, so psycopg is there
+        url = "postgresql://db/x"
+        closed = False
+
+        def server_connections(self):
+            return 100
+
+        def close(self):
+            self.closed = True
+
+    opened = Opened()
+    monkeypatch.setitem(sys.modules, "oaicli.conversation.pgasync", None)  # as when greenlet is missing
+    with pytest.raises(OaicliError) as raised:
+        build._async_postgres(opened, 4, lambda text: None)
+    assert "needs greenlet" in raised.value.message and "greenlet" in raised.value.hint and raised.value.exit_code == 3
+    assert opened.closed

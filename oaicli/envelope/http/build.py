@@ -6,8 +6,8 @@ import sys
 
 from oaicli.api.async_client import AsyncApiClient
 from oaicli.api.client import ApiClient
-from oaicli.conversation.stores import open_store
-from oaicli.core.errors import redact
+from oaicli.conversation.stores import POSTGRES_INSTALL, open_store
+from oaicli.core.errors import ExitCode, OaicliError, redact
 from oaicli.envelope.engine import Envelope
 from oaicli.envelope.http.answer import LoopAnswerer
 from oaicli.envelope.http.exchange import Exchanger
@@ -45,9 +45,13 @@ def _async_postgres(opened, workers: int, notice):
     """The PostgreSQL store on the loop, in place of the blocking one `opened`: a turn holds a connection
     (its advisory lock's) while it is answered, so the pool has one per turn answered at once, as many
     as the upstream connections; said at start when the server allows fewer."""
-    from oaicli.conversation.pgasync import AsyncPgStore
     pool, allowed = workers + 2, opened.server_connections()
     opened.close()
+    try:
+        from oaicli.conversation.pgasync import AsyncPgStore
+    except ImportError as exc:  # psycopg is there (the store opened), greenlet is not
+        raise OaicliError("serve on a postgresql:// store needs greenlet, which is not installed.",
+                          POSTGRES_INSTALL, exit_code=ExitCode.AUTH) from exc
     if pool > allowed:
         notice(f"PostgreSQL allows {allowed} connections and this instance may hold up to {pool} (one per turn "
                "answered at once): lower --workers, or raise max_connections above instances x (--workers + 2).")
