@@ -3,7 +3,7 @@
 The SQL is the shared layer's (oaicli/conversation/sql.py); this adapter brings SQLite's connection and
 transactions. One Store may be shared by threads (every statement runs under the store's lock). Several
 processes share the database file; `exclusive(name)` serializes everyone working on one session
-(a lock file per session) while other sessions go on concurrently.
+(a lock between processes keyed by the session's name) while other sessions go on concurrently.
 """
 
 import contextlib
@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from oaicli.conversation.locks import FileLock, SessionMutex, digest
+from oaicli.conversation.locks import ByteLocks, FileLock, SessionMutex, digest
 from oaicli.conversation.rows import (  # noqa: F401 (Turn, Session, speaker_name: the store's public names)
     ROLES,
     Session,
@@ -34,6 +34,8 @@ from oaicli.conversation.sql import (  # noqa: F401 (the history walk and StoreE
 from oaicli.core.home import unwritable
 
 MIGRATIONS = SQLITE.migrations()
+# Seconds between checkpoints when a server moved them off its connection (checkpoint_in_background).
+CHECKPOINT_EVERY = 1.0
 
 
 def default_path() -> Path:
@@ -78,6 +80,31 @@ class _Connection(Statements):
         self.connection.executemany(sql, rows)
 
 
+class _Checkpointer(threading.Thread):
+    """Checkpoints the store's WAL every `every` seconds (PASSIVE: it never blocks a writer or a reader)."""
+
+    def __init__(self, path: Path, every: float):
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self.path = path
+        self.every = every
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self.every):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # a busy or full disk: the log just grows until the next try
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
 class Store(SqlStore):
     dialect = SQLITE
     busy = sqlite3.OperationalError
@@ -88,6 +115,8 @@ class Store(SqlStore):
         self.statements = _Connection(connection)
         self.path = path
         self.lock = threading.RLock()
+        self._byte_locks = ByteLocks(path.parent / "locks") if ByteLocks.supported() else None
+        self._checkpointer: "_Checkpointer | None" = None
 
     @classmethod
     def open(cls, path: Path | None = None) -> "Store":
@@ -106,8 +135,12 @@ class Store(SqlStore):
         return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self.lock:
             self.db.close()
+        if self._byte_locks is not None:
+            self._byte_locks.close()
 
     def __enter__(self):
         return self
@@ -134,6 +167,15 @@ class Store(SqlStore):
         self.db.execute("PRAGMA foreign_keys=ON")
         # Deleted turns are overwritten with zeros, so `sessions delete` really deletes the text.
         self.db.execute("PRAGMA secure_delete=ON")
+
+    def checkpoint_in_background(self, every: float = CHECKPOINT_EVERY) -> None:
+        """Commits on this connection never wait for the disk (for serve's event loop): with WAL and
+        synchronous=NORMAL a commit only appends to the log, but the commit that crosses the auto-
+        checkpoint threshold copies the log into the database and fsyncs both, which stalled the loop
+        for up to a second on a busy disk. A thread with its own connection checkpoints instead."""
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(self.path, every)
+        self._checkpointer.start()
 
     def _migrate(self) -> None:
         """A store already migrated (the usual case) is opened without taking the write lock."""
@@ -165,17 +207,19 @@ class Store(SqlStore):
     def exclusive(self, session_name: str):
         """Hold the session's lock: other processes and threads working on it wait until this one is done.
 
-        Threads of one process queue on a per-session mutex; processes on an flock'ed file in the
-        store's `locks/` directory, named by a hash of the session name, so other sessions stay
-        concurrent and a crashed process releases its lock. The file is removed on release, so idle
-        sessions (one per envelope user) leave no files behind."""
+        Threads of one process queue on a per-session mutex; processes on a lock in the store's `locks/`
+        directory keyed by a hash of the session name (one byte of a shared file, or else a file of its
+        own, removed on release), so other sessions stay concurrent, a crashed process releases its
+        lock, and idle sessions (one per envelope user) leave nothing behind."""
         with SessionMutex(str(self.path), session_name):
             with self.file_lock(session_name):
                 yield
 
-    def file_lock(self, session_name: str) -> FileLock:
+    def file_lock(self, session_name: str):
         """The session's lock between processes alone: serve's event loop orders its own requests itself
-        and takes only this one, without blocking (FileLock.acquire(blocking=False))."""
+        and takes only this one, without blocking (acquire(blocking=False))."""
+        if self._byte_locks is not None:
+            return self._byte_locks.lock(session_name)
         return FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock")
 
     def _removed(self) -> None:

@@ -35,6 +35,8 @@ def build_on_loop(settings, engine_options: dict, workers: int, api: str = "chat
     turns = None
     if not hasattr(store, "file_lock"):  # PostgreSQL: opened once to check the URL and migrate, then async
         store = turns = _async_postgres(store, workers, _notice(settings))
+    else:
+        store.checkpoint_in_background()
     engine = Envelope(store, **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
