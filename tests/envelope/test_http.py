@@ -636,20 +636,22 @@ def test_a_second_signal_answers_what_is_in_flight_with_the_envelope_503(procs, 
 # Metrics
 
 
-def test_metrics_count_requests_by_outcome_and_sit_behind_the_token(serve, fake):
-    server = serve("--token", TOKEN)
+@PROCESSES
+def test_metrics_count_requests_by_outcome_and_sit_behind_the_token(procs, serve, fake):
+    server = serve("--token", TOKEN, *procs)  # with worker processes, the HTTP process counts for them all
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert server.post(body("Hi"), headers=auth).json()["code"] == 0
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):  # contexts spread over the workers
+        assert server.post(body("Hi", user_id=user), headers=auth).json()["code"] == 0
     assert server.post("not json", headers=auth).status_code == 400
     assert server.post(body("Hi")).status_code == 401
     assert httpx.get(server.base + "/metrics", timeout=10).status_code == 401
     metrics = httpx.get(server.base + "/metrics", headers=auth, timeout=10)
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = metrics.text.splitlines()
-    for outcome, count in (("ok", 1), ("rejected", 1), ("unauthorized", 1)):
+    for outcome, count in (("ok", 6), ("rejected", 1), ("unauthorized", 1)):
         assert f'oaicli_envelope_requests_total{{outcome="{outcome}"}} {count}' in lines
-    assert 'oaicli_envelope_added_seconds_count{outcome="ok"} 1' in lines
-    assert "oaicli_envelope_upstream_seconds_count 1" in lines
+    assert 'oaicli_envelope_added_seconds_count{outcome="ok"} 6' in lines
+    assert "oaicli_envelope_upstream_seconds_count 6" in lines
     assert TEST_KEY not in metrics.text and TOKEN not in metrics.text
 
 
