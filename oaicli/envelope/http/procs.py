@@ -249,9 +249,11 @@ class Frames(asyncio.Protocol):
         self.on_lost = on_lost
         self.transport = None
         self.buffer = bytearray()
+        self.outgoing: list[bytes] = []
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -270,7 +272,16 @@ class Frames(asyncio.Protocol):
         self.on_lost()
 
     def send(self, message) -> None:
-        self.transport.write(frame(message))
+        """Frames sent during one step of the loop leave in one write (one system call, one wake-up of the
+        other process) at the end of the step."""
+        if not self.outgoing:
+            self.loop.call_soon(self._flush)
+        self.outgoing.append(frame(message))
+
+    def _flush(self) -> None:
+        data = b"".join(self.outgoing)
+        self.outgoing.clear()
+        self.transport.write(data)
 
 
 def frame(message) -> bytes:
