@@ -9,8 +9,8 @@ upstream seconds) go back. Measured against full serve replicas sharing the list
 benchmarks/README.md): those cannot keep one context's arrival order across processes, and this front
 costs little.
 
-Workers ignore SIGINT and SIGTERM (the terminal sends Ctrl-C to the whole process group): the HTTP
-process decides when to stop. A worker that dies is reported, its answers in flight get the envelope's
+Workers run in a session of their own and ignore SIGINT and SIGTERM: the HTTP process decides when to
+stop. A worker that dies is reported, its answers in flight get the envelope's
 error (never a hang), and a new one takes its place. `close()` ends the workers' half of the socket
 pair: a worker stops at once when its socket ends, saving nothing more (a save is one SQLite
 transaction, so none is left half-written).
@@ -123,8 +123,11 @@ class Link:
 
     def __init__(self, config: dict):
         self.sock, theirs = socket.socketpair()
+        # A session of its own: the terminal's Ctrl-C goes to the HTTP process only, even while the worker
+        # is still starting (before it could ignore SIGINT), and the HTTP process decides when to stop.
         self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, str(theirs.fileno()), PACKAGE_ROOT],
-                                        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+                                        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
         theirs.close()
         send_blocking(self.sock, ("config", config))
         self.frames: Frames | None = None
