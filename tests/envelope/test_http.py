@@ -362,6 +362,7 @@ def test_a_stream_whose_worker_process_dies_ends_with_an_error_event_and_saves_n
     final = json.loads(events[-1])
     assert final["code"] == 5000 and "not saved" in final["msg"]
     assert stored_messages(home, "envelope:g1:u1") == []
+    fake.state["chunk_delay"] = 0
     assert server.post(body("Hi"), headers={"Accept": "text/event-stream"}).text.count("event: delta") == 3
 
 
