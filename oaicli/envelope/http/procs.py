@@ -5,15 +5,14 @@ it is its context's turn, to the worker process that owns the context (by hash),
 never run in two processes. Each worker runs the single-process answer path (build.build_runner: a store
 connection, the envelope, the async upstream client) on its own event loop, with no thread: jobs arrive on
 a socket pair as length-prefixed pickle frames; delta lines and one final (response, HTTP status,
-upstream seconds) go back. Measured against full serve replicas sharing the listening socket (notes in
-benchmarks/README.md): those cannot keep one context's arrival order across processes, and this front
-costs little.
+upstream seconds) go back. Full serve replicas sharing the store cost the same CPU per answer but cannot
+keep one context's arrival order across processes (measured and shown in benchmarks/README.md).
 
 Workers run in a session of their own and ignore SIGINT and SIGTERM: the HTTP process decides when to
-stop. A worker that dies is reported, its answers in flight get the envelope's
-error (never a hang), and a new one takes its place. `close()` ends the workers' half of the socket
-pair: a worker stops at once when its socket ends, saving nothing more (a save is one SQLite
-transaction, so none is left half-written).
+stop. A worker that dies is reported, its answers in flight get the envelope's error (never a hang), and
+a new one takes its place. `close()` ends the HTTP process's half of each socket pair: a worker stops at
+once when its socket ends, saving nothing more (a save is one SQLite transaction, so none is left
+half-written).
 """
 
 import asyncio
@@ -29,6 +28,7 @@ from pathlib import Path
 from oaicli.core import settings as settings_module
 from oaicli.core.errors import OaicliError, redact
 from oaicli.envelope.engine import Envelope
+from oaicli.envelope.http.build import build_runner
 
 HEADER = 4  # bytes of big-endian length before each pickled frame
 READY_TIMEOUT = 120  # seconds a starting worker may take to build its engine (imports, tokenizer, store)
@@ -284,7 +284,8 @@ class Frames(asyncio.Protocol):
     def _flush(self) -> None:
         data = b"".join(self.outgoing)
         self.outgoing.clear()
-        self.transport.write(data)
+        if not self.transport.is_closing():  # the other process is gone: on_lost has failed what was pending
+            self.transport.write(data)
 
 
 def frame(message) -> bytes:
@@ -317,7 +318,6 @@ def worker_main(fd: int) -> None:
     until the HTTP process ends the socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from oaicli.envelope.http.build import build_runner  # the server libraries: only in a worker
     sock = socket.socket(fileno=fd)
     try:
         _, config = receive_blocking(sock)
