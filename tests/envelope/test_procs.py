@@ -34,7 +34,7 @@ def parsed_request(runner: ProcessRunner, question: str, user: str):
 
 def test_a_worker_answers_streams_deltas_before_its_final_and_close_stops_every_worker(home, fake):
     fake.state["chunks"] = 3
-    runner = ProcessRunner(2, {"flags": {}, "engine": ENGINE, "workers": 4})
+    runner = ProcessRunner(2, {"flags": {}, "engine": ENGINE, "workers": 4, "api": "chat"})
     processes = [worker.current.process for worker in runner._workers]
 
     async def ask():

@@ -16,18 +16,18 @@ from oaicli.envelope.http.exchange import Exchanger
 CONNECTIONS_PER_CLIENT = 8
 
 
-def build_runner(settings, engine_options: dict, workers: int):
+def build_runner(settings, engine_options: dict, workers: int, api: str = "chat"):
     """(runner, closers): what answers parsed requests in a serving process, on its event loop when the
-    store allows it."""
-    built = build_on_loop(settings, engine_options, workers)
+    store allows it. `api`: chat, responses or auto."""
+    built = build_on_loop(settings, engine_options, workers, api)
     if built is not None:
         return built
-    exchanger, closers = build(settings, engine_options, workers)
+    exchanger, closers = build(settings, engine_options, workers, api)
     return ThreadRunner(exchanger, workers), closers
 
 
-def build(settings, engine_options: dict, workers: int):
-    """(exchanger, closers) for worker threads: the blocking answer path."""
+def build(settings, engine_options: dict, workers: int, api: str = "chat"):
+    """(exchanger, closers) for worker threads: the blocking answer path. `api`: chat, responses or auto."""
     store = open_store(settings.store_url, max_connections=workers + 2)
     engine = Envelope(store, **engine_options)
     # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
@@ -36,11 +36,11 @@ def build(settings, engine_options: dict, workers: int):
     # small clients instead of one big one.
     shards = -(-workers // CONNECTIONS_PER_CLIENT)
     clients = [ApiClient(settings, max_connections=-(-workers // shards)) for _ in range(shards)]
-    exchanger = Exchanger(engine, clients, notice=_notice(settings))
+    exchanger = Exchanger(engine, clients, notice=_notice(settings), api=api)
     return exchanger, [client.close for client in clients] + [store.close]
 
 
-def build_on_loop(settings, engine_options: dict, workers: int):
+def build_on_loop(settings, engine_options: dict, workers: int, api: str = "chat"):
     """(answerer, closers) answering on the event loop, or None when the store needs threads."""
     store = open_store(settings.store_url, max_connections=workers + 2)
     if not hasattr(store, "file_lock"):  # PostgreSQL: its (blocking) driver runs in worker threads
@@ -49,7 +49,7 @@ def build_on_loop(settings, engine_options: dict, workers: int):
     engine = Envelope(store, **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
-    return LoopAnswerer(engine, client, notice=_notice(settings)), [store.close]
+    return LoopAnswerer(engine, client, notice=_notice(settings), api=api), [store.close]
 
 
 def _notice(settings):

@@ -321,7 +321,8 @@ def worker_main(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     try:
         _, config = receive_blocking(sock)
-        runner, _ = build_runner(settings_module.Settings(config["flags"]), config["engine"], config["workers"])
+        runner, _ = build_runner(settings_module.Settings(config["flags"]), config["engine"], config["workers"],
+                                 config["api"])
     except EOFError:  # the HTTP process is gone already
         return
     except Exception as exc:
