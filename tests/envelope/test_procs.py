@@ -2,12 +2,15 @@
 in-process against real worker processes and the loopback fake (no HTTP front)."""
 
 import asyncio
+import threading
+import time
 from functools import partial
 
 import pytest
 
 pytest.importorskip("uvicorn")
 
+from oaicli.envelope.http.app import Service  # noqa: E402
 from oaicli.envelope.http.procs import Frames, ProcessRunner, frame  # noqa: E402
 
 ENGINE = {"model": "gpt-3.5-turbo", "system": None}
@@ -54,3 +57,59 @@ def test_a_worker_answers_streams_deltas_before_its_final_and_close_stops_every_
     assert "".join(line["data"]["delta"] for line in deltas) == "echo: tell me" and len(deltas) == 3
     assert [(r["data"]["answer"], status) for r, status, _ in plain] == [(f"echo: q{n}", 200) for n in range(6)]
     assert all(process.poll() is not None for process in processes)  # close() waited for them to exit
+
+
+def test_contexts_on_both_workers_are_each_answered_in_arrival_order(home, fake):
+    """The HTTP process's queues (Service) in front of two real workers: three requests per context, all
+    taken in at once, for two contexts owned by each worker."""
+    active: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def answer(messages):
+        user = messages[-1]["content"].split("-")[0]
+        with lock:
+            active[user] = active.get(user, 0) + 1
+            peak[user] = max(peak.get(user, 0), active[user])
+        time.sleep(0.5 if messages[-1]["content"].endswith("-0") else 0.05)
+        with lock:
+            active[user] -= 1
+        return "answer to " + messages[-1]["content"]
+
+    fake.state["answer"] = answer
+    runner = ProcessRunner(2, {"flags": {}, "engine": ENGINE, "workers": 8, "api": "chat"})
+    service = Service(runner, runner.parser, token=None, max_body=65536)
+    owners: dict[int, list[str]] = {0: [], 1: []}
+    for n in range(64):  # two contexts of each worker (the HTTP process routes by this hash)
+        key = parsed_request(runner, "?", f"user{n}").context_key
+        if len(owners[hash(key) % 2]) < 2:
+            owners[hash(key) % 2].append(f"user{n}")
+    users = owners[0] + owners[1]
+    assert len(users) == 4
+
+    async def ask_all():
+        await runner.start()
+        answers = []
+        for number in range(3):
+            for user in users:
+                parsed = parsed_request(runner, f"{user}-{number}", user)
+                ticket = service.join(parsed)  # the place in the context's queue, taken on arrival
+                answers.append(asyncio.ensure_future(service.answer(parsed, ticket)))
+            # The later rounds arrive while the first is upstream, the third just before it ends: without
+            # the queues the session's file lock, retried with a growing pause, would let the third go
+            # before the second. (The order asserted holds however the pauses fall.)
+            await asyncio.sleep((0.03, 0.4, 0)[number])
+        return await asyncio.gather(*answers)
+
+    try:
+        results = asyncio.run(ask_all())
+    finally:
+        runner.close()
+    assert [(status, response["code"]) for response, status, _, _ in results] == [(200, 0)] * 12
+    calls = [call.json()["messages"] for call in fake.calls("POST", "/v1/chat/completions")]
+    for user in users:
+        mine = [messages for messages in calls if messages[-1]["content"].startswith(user + "-")]
+        assert [messages[-1]["content"] for messages in mine] == [f"{user}-{n}" for n in range(3)]
+        for number, messages in enumerate(mine):  # each saw every earlier exchange of its context, in order
+            assert [m["content"] for m in messages if m["role"] == "user"] == [f"{user}-{n}" for n in range(number + 1)]
+        assert peak[user] == 1
