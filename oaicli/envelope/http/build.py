@@ -46,6 +46,7 @@ def build_on_loop(settings, engine_options: dict, workers: int, api: str = "chat
     if not hasattr(store, "file_lock"):  # PostgreSQL: its (blocking) driver runs in worker threads
         store.close()
         return None
+    store.checkpoint_in_background()
     engine = Envelope(store, **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))

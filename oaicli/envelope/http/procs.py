@@ -29,6 +29,7 @@ from oaicli.core import settings as settings_module
 from oaicli.core.errors import OaicliError, redact
 from oaicli.envelope.engine import Envelope
 from oaicli.envelope.http.build import build_runner
+from oaicli.envelope.http.run import quiet_collector
 
 HEADER = 4  # bytes of big-endian length before each pickled frame
 READY_TIMEOUT = 120  # seconds a starting worker may take to build its engine (imports, tokenizer, store)
@@ -329,6 +330,7 @@ def worker_main(fd: int) -> None:
         send_blocking(sock, ("failed", redact(f"{exc.__class__.__name__}: {exc}")))
         return
     send_blocking(sock, ("ready",))
+    quiet_collector()  # the one-process server's collector settings: the same answers run on this loop
     asyncio.run(_answer_jobs(sock, runner))
 
 
