@@ -1,36 +1,19 @@
-"""The store, the engine and the upstream clients one serving process answers with: on the event loop
-(one process, on SQLite or on PostgreSQL through psycopg's async pool), or in worker threads (each worker
-process of --processes)."""
+"""The store, the engine and the upstream client one serving process answers with (the one process, or
+each worker process of --processes), on its event loop: a SQLite store is called from the loop, a
+PostgreSQL one through psycopg's async pool (conversation/pgasync.py)."""
 
 import sys
 
 from oaicli.api.async_client import AsyncApiClient
-from oaicli.api.client import ApiClient
 from oaicli.conversation.stores import POSTGRES_INSTALL, open_store
 from oaicli.core.errors import ExitCode, OaicliError, redact
 from oaicli.envelope.engine import Envelope
 from oaicli.envelope.http.answer import LoopAnswerer
-from oaicli.envelope.http.exchange import Exchanger
-
-CONNECTIONS_PER_CLIENT = 8
 
 
-def build(settings, engine_options: dict, workers: int, api: str = "chat"):
-    """(exchanger, closers) for worker threads: the blocking answer path. `api`: chat, responses or auto."""
-    store = open_store(settings.store_url, max_connections=workers + 2)
-    engine = Envelope(store, **engine_options)
-    # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
-    # pool does work quadratic in its size on every request (ConnectionPool._assign_requests_to_
-    # connections), which at 128 connections ate most of the CPU; so the workers share several
-    # small clients instead of one big one.
-    shards = -(-workers // CONNECTIONS_PER_CLIENT)
-    clients = [ApiClient(settings, max_connections=-(-workers // shards)) for _ in range(shards)]
-    exchanger = Exchanger(engine, clients, notice=_notice(settings), api=api)
-    return exchanger, [client.close for client in clients] + [store.close]
-
-
-def build_on_loop(settings, engine_options: dict, workers: int, api: str = "chat"):
-    """(answerer, closers) answering on the event loop."""
+def build_runner(settings, engine_options: dict, workers: int, api: str = "chat"):
+    """(runner, closers): what answers parsed requests in a serving process, on its event loop.
+    `api`: chat, responses or auto."""
     store = open_store(settings.store_url, max_connections=workers + 2)
     turns = None
     if not hasattr(store, "file_lock"):  # PostgreSQL: opened once to check the URL and migrate, then async
