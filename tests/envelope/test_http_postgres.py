@@ -251,3 +251,14 @@ def test_serve_without_greenlet_says_what_to_install(monkeypatch):
         build._async_postgres(opened, 4, lambda text: None)
     assert "needs greenlet" in raised.value.message and "greenlet" in raised.value.hint and raised.value.exit_code == 3
     assert opened.closed
+
+
+def test_worker_processes_answer_on_postgresql_in_order(instances, fake, database):
+    (server,) = instances(1, "--processes", "2")
+    for number in range(3):
+        for user in ("a", "b"):
+            reply = server.post(body(f"{user}{number}", user_id=user))
+            assert reply.json()["data"]["answer"] == f"echo: {user}{number}"
+    for user in ("a", "b"):
+        assert [content for _, content, _ in stored(database, f"envelope:g1:{user}")] == [
+            text for number in range(3) for text in (f"{user}{number}", f"echo: {user}{number}")]
