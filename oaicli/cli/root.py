@@ -2,12 +2,12 @@
 
 import importlib
 import os
-import signal
 import sys
 
 import click
 
 from oaicli import __version__
+from oaicli.cli import signals
 from oaicli.cli.options import connection_options
 from oaicli.cli.summaries import SUMMARIES
 from oaicli.core.errors import ExitCode, OaicliError, redact
@@ -133,7 +133,7 @@ class RootGroup(LazyGroup):
         return code
 
     def invoke(self, ctx):
-        _unwind_on_sigterm()
+        signals.unwind_on_sigterm()
         try:
             return super().invoke(ctx)
         except (OaicliError, click.ClickException) as exc:
@@ -269,18 +269,6 @@ def _help_width(max_width: int) -> int:
     return max(min(columns, max_width) - 2, 50)
 
 
-def _unwind_on_sigterm() -> None:
-    """CI runners stop a cancelled job with SIGTERM, which by default kills Python on the spot. Unwinding
-    instead, as Ctrl-C does, lets a download remove its temporary file and a multipart upload cancel
-    itself; the exit code is the shell's for a TERM, 143. `serve` installs its own graceful handler over it."""
-    def stop(*_signal_and_frame):
-        raise SystemExit(ExitCode.TERMINATED)
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (a command invoked from a test's worker thread)
-        pass
-
-
 def _silence_stdout() -> None:
     """The reader of a pipe went away (`oaicli ... | head`); stop Python complaining at exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -308,4 +296,5 @@ def cli():
 
 def run() -> None:
     """The console script and `python -m oaicli`."""
+    signals.never_lose_signals()
     cli.main(prog_name="oaicli")

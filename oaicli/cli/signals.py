@@ -1,0 +1,86 @@
+"""Ctrl-C and SIGTERM are never lost: a signal that lands just before a blocking call is delivered again."""
+
+import _thread
+import os
+import signal
+import time
+
+from oaicli.core.errors import ExitCode
+
+# CPython runs a Python signal handler only between bytecodes: the C-level handler just sets a flag, and a
+# blocking system call already under way is interrupted (EINTR) so that the flag is seen. A signal that
+# lands after the last check but before the call begins (between writing `> GET ...` and the socket read of
+# an answer the server holds) only sets the flag, and the call then blocks until the server answers,
+# minutes later: ^C was echoed and nothing happened, in 2 of 100 runs on a loaded machine.
+#
+# The remedy: Python writes the number of every signal it catches to a wake-up pipe. A thread reading that
+# pipe pokes the main thread with a harmless signal until the poke's own handler has run. A poke that finds
+# the main thread in a system call interrupts it; and once the poke's handler has run, the pending SIGINT or
+# SIGTERM handler has run too (CPython runs pending handlers in order of signal number, and SIGURG's is
+# higher). SIGURG is ignored by default and oaicli never asks for urgent socket data: a poke that arrives
+# after Python removed the handler at exit does nothing. (Go's runtime preempts goroutines with it for the
+# same reasons.)
+POKE = getattr(signal, "SIGURG", None)
+WATCHED = frozenset({signal.SIGINT, signal.SIGTERM})
+POKE_INTERVAL = 0.05  # seconds between pokes while the main thread has not run its handlers
+
+_pokes_handled = 0  # a counter, not an Event: a handler must not take a lock (a second poke re-enters it)
+_installed = False
+
+
+def unwind_on_sigterm() -> None:
+    """CI runners stop a cancelled job with SIGTERM, which by default kills Python on the spot. Unwinding
+    instead, as Ctrl-C does, lets a download remove its temporary file and a multipart upload cancel
+    itself; the exit code is the shell's for a TERM, 143. `serve` installs its own graceful handler over it."""
+    def stop(*_signal_and_frame):
+        raise SystemExit(ExitCode.TERMINATED)
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (a command invoked from a test's worker thread)
+        pass
+
+
+def never_lose_signals() -> None:
+    """In the real process's main thread, before any command runs. Where the platform lacks what it needs
+    (no SIGURG or pthread_kill: Windows), Python's own behaviour stays."""
+    global _installed
+    if _installed or POKE is None or not hasattr(signal, "pthread_kill"):
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # set_wakeup_fd requires it; a full pipe drops a byte, never blocks
+    try:
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        os.close(read_end)
+        os.close(write_end)
+        return
+    signal.signal(POKE, _count_poke)
+    _thread.start_new_thread(_watch, (read_end, _thread.get_ident()))
+    _installed = True
+
+
+def _count_poke(_signum, _frame) -> None:
+    global _pokes_handled
+    _pokes_handled += 1
+
+
+def _watch(read_end: int, main_thread: int) -> None:
+    """The watcher thread: for each SIGINT or SIGTERM Python caught, poke until its handler has run."""
+    while True:
+        numbers = os.read(read_end, 512)
+        if not numbers:
+            return
+        if WATCHED.intersection(numbers):
+            _poke_until_handled(main_thread)
+
+
+def _poke_until_handled(main_thread: int) -> None:
+    # Two handled pokes, not one: the first may be a poke of an earlier ^C still on its way, or have run in
+    # the same pass over the pending handlers as the signal that arrived just behind the check of SIGINT's.
+    enough = _pokes_handled + 2
+    while _pokes_handled < enough:
+        try:
+            signal.pthread_kill(main_thread, POKE)
+        except OSError:  # the main thread is gone: the process is exiting
+            return
+        time.sleep(POKE_INTERVAL)

@@ -1,0 +1,78 @@
+"""A Ctrl-C or SIGTERM whose handler is pending while the main thread sits in a blocking call still ends it."""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+# The race, made certain: a signal that lands just before a blocking call leaves its handler pending (only
+# a flag is set) while the call blocks. `_thread.interrupt_main` sets exactly that flag, without any
+# signal to interrupt the call; a helper thread does it once the main thread is asleep in its read of a
+# pipe nobody writes to (Linux shows a thread's current system call and its first argument, the fd, in
+# /proc). Without oaicli's guard the read never returns and the child is killed at the timeout.
+CHILD = r"""
+import _thread, os, signal, sys, threading, time
+from oaicli.cli import signals
+if sys.argv[1] == "guarded":
+    signals.never_lose_signals()
+signals.unwind_on_sigterm()
+number = getattr(signal, sys.argv[2])
+read_end, _write_end = os.pipe()
+where = f"/proc/self/task/{threading.get_native_id()}/syscall"
+
+def pend_once_the_main_thread_blocks():
+    give_up = time.monotonic() + 60
+    while open(where).read().split()[1:2] != [hex(read_end)]:
+        if time.monotonic() > give_up:
+            os.write(1, b"never saw the main thread block\n")
+            os._exit(3)
+        time.sleep(0.01)
+    os.write(1, b"pending\n")
+    _thread.interrupt_main(number)
+
+_thread.start_new_thread(pend_once_the_main_thread_blocks, ())
+try:
+    os.read(read_end, 1)
+except KeyboardInterrupt:
+    os.write(1, b"KeyboardInterrupt\n")
+except SystemExit as exc:
+    os.write(1, f"SystemExit {exc.code}\n".encode())
+"""
+
+
+def start_child(mode: str, signal_name: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode, signal_name], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir() or not hasattr(signal, "SIGURG"),
+                                reason="needs Linux's /proc to see the main thread block, and SIGURG")
+
+
+@needs_proc
+@pytest.mark.parametrize(("signal_name", "outcome"), [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit 143")])
+def test_a_pending_signal_interrupts_a_blocked_main_thread(signal_name, outcome):
+    child = start_child("guarded", signal_name)
+    try:
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert stdout.split() == ["pending", *outcome.split()] and child.returncode == 0, stderr
+
+
+@needs_proc
+def test_the_race_is_real_without_the_guard():
+    """The same child, unguarded, stays blocked with its SIGINT pending: the test above proves the guard,
+    not a lucky schedule. (Nothing could wake it: the pipe has no writer that writes.)"""
+    child = start_child("unguarded", "SIGINT")
+    try:
+        assert child.stdout.readline() == "pending\n"
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1)
+    finally:
+        child.kill()
+        child.communicate()
