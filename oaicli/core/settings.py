@@ -187,6 +187,23 @@ def _keep_private(path: Path, config: dict) -> None:
     click.echo(f"Warning: {path} holds an API key but others can read it; run: chmod 600 {path}", err=True)
 
 
+def register_configured_keys(typed_key: str | None) -> None:
+    """Make every key oaicli may be configured with known to the redactor without resolving the settings
+    (Click's usage errors come before them): the key typed after --api-key, the environment's keys, the
+    config file's and the stored ones. A file that cannot be read is skipped: the usage error must show."""
+    register_secret(typed_key)
+    for name in SECRET_FIELDS:
+        for var in FIELDS[name].env:
+            register_secret(os.environ.get(var))
+    for read in (lambda: _profile_keys(_read_config(config_path())) if config_path().exists() else [],
+                 lambda: load_keys().values()):
+        try:
+            for key in read():
+                register_secret(key)
+        except (ConfigError, OSError):
+            pass
+
+
 class Settings:
     """Resolved settings for one invocation; `source(name)` says where a value came from."""
 
