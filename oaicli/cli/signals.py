@@ -1,8 +1,10 @@
-"""Ctrl-C and SIGTERM are never lost: a signal that lands just before a blocking call is delivered again."""
+"""Ctrl-C and SIGTERM are never lost: a signal that lands just before a blocking call, or whose exception
+Python drops (raised in a __del__ or weakref callback), is delivered again."""
 
 import _thread
 import os
 import signal
+import sys
 import time
 
 from oaicli.core.errors import ExitCode
@@ -24,8 +26,11 @@ POKE = getattr(signal, "SIGURG", None)
 WATCHED = frozenset({signal.SIGINT, signal.SIGTERM})
 POKE_INTERVAL = 0.05  # seconds between pokes while the main thread has not run its handlers
 
+AGAIN = 128  # added to a signal's number on the wake-up pipe: "its exception was dropped, deliver it again"
+
 _pokes_handled = 0  # a counter, not an Event: a handler must not take a lock (a second poke re-enters it)
 _installed = False
+_wake_end = -1
 
 
 def unwind_on_sigterm() -> None:
@@ -43,7 +48,7 @@ def unwind_on_sigterm() -> None:
 def never_lose_signals() -> None:
     """In the real process's main thread, before any command runs. Where the platform lacks what it needs
     (no SIGURG or pthread_kill: Windows), Python's own behaviour stays."""
-    global _installed
+    global _installed, _wake_end
     if _installed or POKE is None or not hasattr(signal, "pthread_kill"):
         return
     read_end, write_end = os.pipe()
@@ -56,7 +61,34 @@ def never_lose_signals() -> None:
         return
     signal.signal(POKE, _count_poke)
     _thread.start_new_thread(_watch, (read_end, _thread.get_ident()))
+    _wake_end = write_end
+    sys.unraisablehook = _deliver_again
     _installed = True
+
+
+def _deliver_again(unraisable) -> None:
+    """The second way a signal was lost: its handler ran inside a weakref callback or a __del__ (the module
+    lock an import frees, when ^C lands during one), where Python can only print the KeyboardInterrupt as
+    "Exception ignored" and drop it; oaicli then went on waiting. The watcher sets the signal's flag again
+    instead (from here the handler would run inside this hook, and be dropped again), and the next check
+    raises it where it can unwind; a blocking call is poked as above."""
+    dropped = _dropped_signal(unraisable)
+    if dropped is None:
+        sys.__unraisablehook__(unraisable)
+        return
+    try:
+        os.write(_wake_end, bytes([AGAIN + dropped]))
+    except OSError:  # the pipe is full of signal numbers: the watcher is behind, not gone
+        pass
+
+
+def _dropped_signal(unraisable) -> int | None:
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return signal.SIGINT
+    if issubclass(unraisable.exc_type, SystemExit) and getattr(unraisable.exc_value, "code", None) == \
+            ExitCode.TERMINATED:
+        return signal.SIGTERM
+    return None
 
 
 def _count_poke(_signum, _frame) -> None:
@@ -65,12 +97,16 @@ def _count_poke(_signum, _frame) -> None:
 
 
 def _watch(read_end: int, main_thread: int) -> None:
-    """The watcher thread: for each SIGINT or SIGTERM Python caught, poke until its handler has run."""
+    """The watcher thread: for each SIGINT or SIGTERM Python caught, poke until its handler has run; for
+    each one whose exception was dropped, set its flag again (which sends its number here once more)."""
     while True:
-        numbers = os.read(read_end, 512)
-        if not numbers:
+        received = os.read(read_end, 512)
+        if not received:
             return
-        if WATCHED.intersection(numbers):
+        for number in received:
+            if number >= AGAIN:
+                _thread.interrupt_main(number - AGAIN)
+        if WATCHED.intersection(received):
             _poke_until_handled(main_thread)
 
 

@@ -1,4 +1,5 @@
-"""A Ctrl-C or SIGTERM whose handler is pending while the main thread sits in a blocking call still ends it."""
+"""A Ctrl-C or SIGTERM still ends oaicli when its handler is pending while the main thread sits in a blocking
+call, and when its handler runs inside a __del__ or weakref callback, where Python drops the exception."""
 
 import signal
 import subprocess
@@ -76,3 +77,49 @@ def test_the_race_is_real_without_the_guard():
     finally:
         child.kill()
         child.communicate()
+
+
+# The second way: a handler that runs inside a __del__ (or the weakref callback an import's module lock
+# has, as when ^C lands during `import encodings.idna` in the first connect) raises where Python can only
+# print "Exception ignored" and drop the exception. The child sets the flag inside a __del__ and makes the
+# interpreter check it there (a loop's backward jump and a call both do); guarded, it then waits on a pipe
+# nobody writes to, which only the signal delivered again can end.
+DROPPED = r"""
+import _thread, os, signal, sys
+from oaicli.cli import signals
+if sys.argv[1] == "guarded":
+    signals.never_lose_signals()
+signals.unwind_on_sigterm()
+number = getattr(signal, sys.argv[2])
+
+class Dropped:
+    def __del__(self):
+        _thread.interrupt_main(number)
+        for _ in range(3):
+            len("check the flag here")
+
+read_end, _write_end = os.pipe()
+try:
+    Dropped()
+    if sys.argv[1] == "guarded":
+        os.read(read_end, 1)  # delivered again, the signal ends this wait
+    os.write(1, b"lost\n")
+except KeyboardInterrupt:
+    os.write(1, b"KeyboardInterrupt\n")
+except SystemExit as exc:
+    os.write(1, f"SystemExit {exc.code}\n".encode())
+"""
+
+
+@pytest.mark.parametrize(("signal_name", "outcome"), [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit 143")])
+def test_a_signal_whose_exception_python_drops_is_delivered_again(signal_name, outcome):
+    result = subprocess.run([sys.executable, "-c", DROPPED, "guarded", signal_name], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)  # raises if the signal is lost: the wait never ends
+    assert result.stdout.split() == outcome.split() and result.returncode == 0, result.stderr
+    assert "Exception ignored" not in result.stderr  # delivered, not printed and dropped
+
+
+def test_python_drops_it_without_the_guard():
+    result = subprocess.run([sys.executable, "-c", DROPPED, "unguarded", "SIGINT"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.split() == ["lost"] and "Exception ignored" in result.stderr
