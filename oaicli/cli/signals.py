@@ -26,21 +26,31 @@ POKE = getattr(signal, "SIGURG", None)
 WATCHED = frozenset({signal.SIGINT, signal.SIGTERM})
 POKE_INTERVAL = 0.05  # seconds between pokes while the main thread has not run its handlers
 
-AGAIN = 128  # added to a signal's number on the wake-up pipe: "its exception was dropped, deliver it again"
+AGAIN = 128  # added to a signal's number on the wake-up pipe: "deliver it again"
+
+# The third way: the exception raised in a context manager's __enter__ just after it took a lock (httpcore's
+# ThreadLock: `self._lock.acquire()`, then the check where ^C raised) leaves the lock taken, since __exit__
+# is only called once __enter__ has returned; closing the client on the way out then waited for that lock
+# for ever. So the handlers do not raise inside __enter__ or __exit__ (nor a function they call directly,
+# as a @contextmanager generator is): they have the signal delivered again, and it raises at the next check,
+# past the edge. A bounded number of times, so that one that waits for long there is still interrupted.
+WITH_EDGES = frozenset({"__enter__", "__exit__"})
+MAX_DEFERRALS = 20
 
 _pokes_handled = 0  # a counter, not an Event: a handler must not take a lock (a second poke re-enters it)
 _installed = False
 _wake_end = -1
+_deferrals = 0
 
 
 def unwind_on_sigterm() -> None:
     """CI runners stop a cancelled job with SIGTERM, which by default kills Python on the spot. Unwinding
     instead, as Ctrl-C does, lets a download remove its temporary file and a multipart upload cancel
     itself; the exit code is the shell's for a TERM, 143. `serve` installs its own graceful handler over it."""
-    def stop(*_signal_and_frame):
+    def stop():
         raise SystemExit(ExitCode.TERMINATED)
     try:
-        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGTERM, _past_with_edges(stop))
     except ValueError:  # not the main thread (a command invoked from a test's worker thread)
         pass
 
@@ -60,10 +70,41 @@ def never_lose_signals() -> None:
         os.close(write_end)
         return
     signal.signal(POKE, _count_poke)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with ^C ignored
+        signal.signal(signal.SIGINT, _past_with_edges(_keyboard_interrupt))
     _thread.start_new_thread(_watch, (read_end, _thread.get_ident()))
     _wake_end = write_end
     sys.unraisablehook = _deliver_again
     _installed = True
+
+
+def _keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+def _past_with_edges(raise_it):
+    """A signal handler that raises (with `raise_it`) anywhere but at the edge of a with statement."""
+    def handler(signum, frame):
+        global _deferrals
+        if _deferrals < MAX_DEFERRALS and _wake_end >= 0 and _at_a_with_edge(frame):
+            _deferrals += 1
+            _deliver_later(signum)
+            return
+        _deferrals = 0
+        raise_it()
+    return handler
+
+
+def _at_a_with_edge(frame) -> bool:
+    return any(f is not None and f.f_code.co_name in WITH_EDGES for f in (frame, frame and frame.f_back))
+
+
+def _deliver_later(number: int) -> None:
+    """Have the watcher set the signal's flag again, from its own thread."""
+    try:
+        os.write(_wake_end, bytes([AGAIN + number]))
+    except OSError:  # the pipe is full of signal numbers: the watcher is behind, not gone
+        pass
 
 
 def _deliver_again(unraisable) -> None:
@@ -76,10 +117,7 @@ def _deliver_again(unraisable) -> None:
     if dropped is None:
         sys.__unraisablehook__(unraisable)
         return
-    try:
-        os.write(_wake_end, bytes([AGAIN + dropped]))
-    except OSError:  # the pipe is full of signal numbers: the watcher is behind, not gone
-        pass
+    _deliver_later(dropped)
 
 
 def _dropped_signal(unraisable) -> int | None:

@@ -123,3 +123,51 @@ def test_python_drops_it_without_the_guard():
     result = subprocess.run([sys.executable, "-c", DROPPED, "unguarded", "SIGINT"], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert result.stdout.split() == ["lost"] and "Exception ignored" in result.stderr
+
+
+# The third way: a signal whose handler raised inside a context manager's __enter__ just after it took a
+# lock (httpcore's ThreadLock does `self._lock.acquire()` in a Python __enter__) left the lock taken, since
+# __exit__ only runs once __enter__ has returned: closing the client on the way out then waited for ever.
+AT_THE_EDGE = r"""
+import _thread, os, signal, sys, threading
+from oaicli.cli import signals
+if sys.argv[1] == "guarded":
+    signals.never_lose_signals()
+signals.unwind_on_sigterm()
+number = getattr(signal, sys.argv[2])
+lock = threading.Lock()
+
+class Locked:
+    def __enter__(self):
+        lock.acquire()
+        _thread.interrupt_main(number)  # as if the signal came during acquire(): the next check raises
+        for _ in range(3):
+            len("check the flag here")
+        return self
+
+    def __exit__(self, *exc):
+        lock.release()
+
+read_end, _write_end = os.pipe()
+try:
+    with Locked():
+        os.read(read_end, 1)  # delivered past the edge, the signal ends this wait
+except KeyboardInterrupt:
+    os.write(1, b"KeyboardInterrupt\n")
+except SystemExit as exc:
+    os.write(1, f"SystemExit {exc.code}\n".encode())
+os.write(1, b"lock still taken\n" if lock.locked() else b"lock released\n")
+"""
+
+
+@pytest.mark.parametrize(("signal_name", "outcome"), [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit 143")])
+def test_a_signal_at_the_edge_of_a_with_statement_is_raised_inside_it(signal_name, outcome):
+    result = subprocess.run([sys.executable, "-c", AT_THE_EDGE, "guarded", signal_name], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)  # raises if the signal is lost
+    assert result.stdout.splitlines() == [outcome, "lock released"] and result.returncode == 0, result.stderr
+
+
+def test_without_the_guard_the_lock_stays_taken():
+    result = subprocess.run([sys.executable, "-c", AT_THE_EDGE, "unguarded", "SIGINT"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == ["KeyboardInterrupt", "lock still taken"]
