@@ -78,8 +78,10 @@ def chat_body(user: str, number: int) -> bytes:
         {"role": "user", "content": f"question {number} from {user}"}]}).encode()
 
 
-async def load(host, port, path, make_body, clients, contexts, total, prefix, deadline, headers="", spread=0.0):
+async def load(host, port, path, make_body, clients, contexts, total, prefix, deadline, headers="", spread=0.0,
+               fresh=False):
     """Run `clients` clients until `total` requests were sent; returns per-request samples and errors.
+    `fresh`: every request in a context of its own (client i's context otherwise).
 
     Each client starts at a random moment within `spread` seconds. Started all at once, the clients
     would stay in lockstep (every answer takes the same time), and every request would arrive in a burst
@@ -97,6 +99,8 @@ async def load(host, port, path, make_body, clients, contexts, total, prefix, de
         try:
             while issued < total and time.monotonic() < deadline:
                 issued += 1
+                if fresh:
+                    user = f"{prefix}-{issued}"
                 started = time.perf_counter()
                 try:
                     status, fields, content = await connection.post(path, make_body(user, issued), headers)
@@ -192,11 +196,12 @@ def load_average() -> str:
     return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def spread_load(targets, make_body, clients, total, prefix, deadline, headers="", spread=0.0):
+async def spread_load(targets, make_body, clients, total, prefix, deadline, headers="", spread=0.0, fresh=False):
     """`load` over several serve instances: client i sends to targets[i % len(targets)]."""
     groups = [list(range(n, clients, len(targets))) for n in range(len(targets))]
     runs = await asyncio.gather(*(load(host, port, path, make_body, len(group), len(group),
-                                       total * len(group) // clients, f"{prefix}-{n}", deadline, headers, spread)
+                                       total * len(group) // clients, f"{prefix}-{n}", deadline, headers, spread,
+                                       fresh)
                                   for n, ((host, port, path), group) in enumerate(zip(targets, groups)) if group))
     samples = [s for run in runs for s in run[0]]
     errors = [e for run in runs for e in run[1]]
@@ -233,11 +238,14 @@ async def one_size(args, fake, serves, clients: int, deadline: float) -> dict:
 
 
 async def rss_run(args, serves, deadline: float) -> None:
-    """serve's RSS after each count of distinct contexts has been answered once (100 clients at a time)."""
+    """serve's RSS after each count of distinct contexts has been answered once (100 clients at a time, each
+    request in a new context: with a context per client, histories grew to N/100 exchanges and the RSS
+    measured the longer requests they make, not the number of contexts)."""
     targets = [(host, port, "/v1/envelope") for _, host, port in serves]
     done, figures = 0, []
     for count in sorted(int(n) for n in args.rss.split(",")):
-        await spread_load(targets, envelope, min(100, count - done), count - done, f"rss{count}", deadline)
+        await spread_load(targets, envelope, min(100, count - done), count - done, f"rss{count}", deadline,
+                          fresh=True)
         done = count
         figures.append((count, sum(rss_kib(process.pid)["VmRSS"] for process, _, _ in serves) / 1024))
         print(f"after {count} contexts: serve RSS {figures[-1][1]:.1f} MiB [{load_average()}]")

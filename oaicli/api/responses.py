@@ -5,9 +5,15 @@ The caller owns the network: it posts `request_body(...)` to /responses, feeds e
 `ResponseStream`, and when a stream breaks asks the stream where to resume (`resume_params()`).
 """
 
+import json
 import re
 from dataclasses import dataclass
 
+from oaicli.core.errors import NetworkError
+from oaicli.core.errors import StreamError as StreamBroken  # this module's StreamError is the `error` event
+
+# A stream that keeps dropping is given up after this many resumes (each one made progress or not).
+MAX_RESUMES = 5
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 # A response in one of these states will not change again; `responses follow` stops there.
@@ -283,6 +289,55 @@ HANDLERS = {
     "response.incomplete": ResponseStream._incomplete,
     "error": ResponseStream._error,
 }
+
+
+def feed_data(stream: ResponseStream, data: str, name: str | None) -> tuple[dict | None, list]:
+    """One SSE event's data fed to `stream`: (its JSON when it is new, None for a keep-alive, `[DONE]` or
+    an event replayed after a resume; the happenings)."""
+    data = data.strip()
+    if not data or data == "[DONE]":
+        return None, []
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise StreamBroken(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
+    sequence, last = payload.get("sequence_number"), stream.last_sequence
+    replayed = isinstance(sequence, int) and last is not None and sequence <= last
+    happenings = stream.feed(payload, name)
+    return (None if replayed else payload), happenings
+
+
+def feed_whole(stream: ResponseStream, response: dict) -> list:
+    """A whole response object (a server that ignored stream=true) fed to `stream` as its status event."""
+    return stream.feed({"type": f"response.{response.get('status', 'completed')}", "response": response})
+
+
+def resumes(stream: ResponseStream, notice):
+    """After the first request's events were read into `stream`: (path, query) of each GET that picks the
+    stream up after its last event, until it has finished. The real API breaks a dropped stream with a
+    protocol error, the fake with a clean EOF: both leave the stream unfinished, and both resume the same
+    way. Raises StreamError when it cannot be resumed (not stored) or after MAX_RESUMES."""
+    count = 0
+    while not stream.finished:
+        params = stream.resume_params()
+        if params is None or count >= MAX_RESUMES:
+            why = "it was not stored" if not stream.stored else "it could not be resumed"
+            raise StreamBroken(f"The response stream ended before the response did, and {why}.",
+                               "Nothing was saved; try again.")
+        count += 1
+        notice(f"The stream dropped; resuming response {stream.response_id} after event {stream.last_sequence}.")
+        yield stream.resume_path(), params
+
+
+def final_response(outcome) -> dict:
+    """The response object of a finished stream; a failure or an `error` event raises (exit 5)."""
+    if isinstance(outcome, StreamError):
+        raise StreamBroken(f"The server reported an error mid-stream: {outcome.message}"
+                           f"{f' ({outcome.code})' if outcome.code else ''}.", "Nothing was saved; try again.")
+    if isinstance(outcome, Failed):
+        raise NetworkError(f"The response failed: {outcome.message.rstrip('.')}"
+                           f"{f' ({outcome.code})' if outcome.code else ''}.", "Nothing was saved; try again.")
+    return outcome.response
 
 
 # ----- a whole response object -----

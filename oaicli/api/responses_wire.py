@@ -1,5 +1,5 @@
 """Responses on the wire: one POST /responses (streamed, and resumed when a stored stream drops), and
-following or cancelling a background response.
+following a background response (read from its stream as it goes, or polled).
 
 The event reading itself is api/responses.py's (sans-I/O); this module owns the requests.
 """
@@ -10,12 +10,10 @@ import time
 import httpx
 
 from oaicli.api import responses as r
-from oaicli.api.polling import Backoff, ended, pause
+from oaicli.api.polling import Backoff, ended, expire, pause
 from oaicli.api.sse import SSEParser
-from oaicli.core.errors import NetworkError, StreamError
+from oaicli.core.errors import ApiError, StreamError
 
-# A stream that keeps dropping is given up after this many resumes (each one made progress or not).
-MAX_RESUMES = 5
 MIN_DELAY, MAX_DELAY = 1.0, 10.0
 
 
@@ -34,34 +32,25 @@ class ResponsesRequester:
             return self.client.post("/responses", json=body)
         stream = r.ResponseStream()
         self.read(self.client.send("POST", "/responses", json=body), stream, on_happening)
-        resumes = 0
-        # The real API breaks a dropped stream with a protocol error, the fake with a clean EOF: both
-        # leave the stream unfinished, and both resume the same way.
-        while not stream.finished:
-            params = stream.resume_params()
-            if params is None or resumes >= MAX_RESUMES:
-                why = "it was not stored" if not stream.stored else "it could not be resumed"
-                raise StreamError(f"The response stream ended before the response did, and {why}.",
-                                  "Nothing was saved; try again.")
-            resumes += 1
-            self.notice(f"The stream dropped; resuming response {stream.response_id} after event "
-                        f"{stream.last_sequence}.")
-            self.read(self.client.send("GET", stream.resume_path(), params=params), stream, on_happening)
-        return final_response(stream.outcome)
+        for path, params in r.resumes(stream, self.notice):
+            self.read(self.client.send("GET", path, params=params), stream, on_happening)
+        return r.final_response(stream.outcome)
 
-    def read(self, response: httpx.Response, stream: r.ResponseStream, on_happening) -> None:
-        """Feed one HTTP answer's events to `stream`; a connection that breaks just ends the read."""
+    def read(self, response: httpx.Response, stream: r.ResponseStream, on_happening, deadline=None) -> None:
+        """Feed one HTTP answer's events to `stream`; a connection that breaks just ends the read, and so
+        does `deadline` (a time.monotonic() value) passing."""
         try:
-            if "text/event-stream" not in response.headers.get("content-type", ""):
+            if not is_event_stream(response):
                 whole = json.loads(response.read() or b"{}")  # a server that ignored stream=true
-                for happening in stream.feed({"type": f"response.{whole.get('status', 'completed')}",
-                                              "response": whole}):
+                for happening in r.feed_whole(stream, whole):
                     on_happening(happening)
                 return
             parser = SSEParser()
             for chunk in response.iter_bytes():
                 for event in parser.feed(chunk):
                     self._dispatch(event, stream, on_happening)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
             for event in parser.close():
                 self._dispatch(event, stream, on_happening)
         except httpx.TransportError:
@@ -70,37 +59,25 @@ class ResponsesRequester:
             response.close()
 
     def _dispatch(self, event, stream: r.ResponseStream, on_happening) -> None:
-        data = event.data.strip()
-        if not data or data == "[DONE]":
-            return
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise StreamError(f"The server sent an event that is not JSON: {data[:80]!r}.") from exc
-        sequence, last = payload.get("sequence_number"), stream.last_sequence
-        replayed = isinstance(sequence, int) and last is not None and sequence <= last
-        happenings = stream.feed(payload, event.event)
-        if self.on_event is not None and not replayed:
+        payload, happenings = r.feed_data(stream, event.data, event.event)
+        if self.on_event is not None and payload is not None:
             self.on_event(payload)
         for happening in happenings:
             on_happening(happening)
 
 
-def final_response(outcome) -> dict:
-    """The response object of a finished stream; a failure or an `error` event raises (exit 5)."""
-    if isinstance(outcome, r.StreamError):
-        raise StreamError(f"The server reported an error mid-stream: {outcome.message}"
-                          f"{f' ({outcome.code})' if outcome.code else ''}.", "Nothing was saved; try again.")
-    if isinstance(outcome, r.Failed):
-        raise NetworkError(f"The response failed: {outcome.message.rstrip('.')}"
-                           f"{f' ({outcome.code})' if outcome.code else ''}.", "Nothing was saved; try again.")
-    return outcome.response
+def is_event_stream(response: httpx.Response) -> bool:
+    return "text/event-stream" in response.headers.get("content-type", "")
 
 
-def follow(client, response_id: str, deadline: float | None, on_status, sleep=time.sleep) -> dict:
-    """Poll a (background) response until it ends, calling `on_status(response)` on each change of status;
-    the final response object. --timeout bounds the wait (exit 8)."""
+def follow(client, response_id: str, deadline: float | None, on_status, sleep=time.sleep, on_happening=None,
+           notice=None) -> dict:
+    """Wait for a (background) response to end, calling `on_status(response)` on each change of status;
+    the final response object. With `on_happening`, a response still running is read from its stream
+    (GET /responses/{id}?stream=true, resumed after a drop) as it goes; a server that will not stream
+    it is polled. --timeout bounds the wait (exit 8)."""
     backoff = Backoff(MIN_DELAY, MAX_DELAY)
+    hint = f"Resume with `oaicli responses follow {response_id}`."
     while True:
         response = client.get(f"/responses/{response_id}")
         status = response.get("status")
@@ -108,8 +85,46 @@ def follow(client, response_id: str, deadline: float | None, on_status, sleep=ti
             on_status(response)
         if status in r.TERMINAL_STATUSES or status is None:
             return response
-        pause(deadline, backoff.delay, sleep, f"Response {response_id} is still {status}",
-              f"Resume with `oaicli responses follow {response_id}`.")
+        if on_happening is not None:
+            streamed = watch(client, response_id, deadline, on_happening, notice or (lambda text: None))
+            on_happening = None  # streamed once: from here on (a refusal, an unresumable drop) it is polled
+            if streamed is not None:
+                if backoff.saw(streamed.get("status")):
+                    on_status(streamed)
+                return streamed
+            expire(deadline, f"Response {response_id} is still {status}", hint)
+            continue
+        pause(deadline, backoff.delay, sleep, f"Response {response_id} is still {status}", hint)
+
+
+def watch(client, response_id: str, deadline: float | None, on_happening, notice) -> dict | None:
+    """A running response's events, from its first, as they come, resumed after each drop with
+    starting_after (chat --api responses's resume, api/responses.resumes); the final response object, or
+    None when the server refuses to stream it or the stream cannot be resumed (the caller polls)."""
+    stream = r.ResponseStream()
+    stream.response_id = response_id
+    reader = ResponsesRequester(client)
+    path = f"/responses/{response_id}"
+    try:
+        first = client.send("GET", path, params={"stream": "true"})
+    except ApiError as exc:
+        notice(f"The server does not stream response {response_id} (HTTP {exc.status}); polling it.")
+        return None
+    if not is_event_stream(first):  # a server that ignores stream=true answers the object: poll it
+        first.close()
+        return None
+    reader.read(first, stream, on_happening, deadline)
+    try:
+        for resume_path, params in r.resumes(stream, notice):
+            expire(deadline, f"Response {response_id} is still running",
+                   f"Resume with `oaicli responses follow {response_id}`.")
+            reader.read(client.send("GET", resume_path, params=params), stream, on_happening, deadline)
+            if stream.last_sequence == params["starting_after"]:  # nothing new (cancelled?): ask its status
+                return None
+    except (StreamError, ApiError) as exc:
+        notice(f"{exc.message.rstrip('.')}; polling response {response_id} instead.")
+        return None
+    return None if isinstance(stream.outcome, r.StreamError) else stream.outcome.response
 
 
 def outcome(response: dict) -> None:

@@ -20,7 +20,9 @@ class ResponsesDisplay:
         self.usage = opts["usage"]
         self.schema = schema
         self._reasoning_open = False
-        self._wrote = False
+        self._reasoning_shown = False  # a summary went to stderr as it arrived
+        self._wrote = False  # answer text went to stdout as it arrived
+        self._live: list[str] = []  # that text
         self._ends_with_newline = True
         # A server may echo the key in an answer, even split across two deltas: masked all the same.
         self._text = RedactingWriter(invocation.stdout)
@@ -32,15 +34,20 @@ class ResponsesDisplay:
             body["stream"] = True
             if self.fmt == "jsonl":  # each event as it arrives, as chat prints each chunk
                 requester.on_event = lambda event: output.write_json_line(event, self.invocation.stdout)
+        response = self.watching(lambda on_happening: requester(body, on_happening))
+        self.show(response)
+        return as_completion(response)
+
+    def watching(self, run) -> dict:
+        """`run(on_happening)` (a request, or following a response) with what happens shown as it
+        arrives; its final response object."""
         try:
-            response = requester(body, self._on_happening)
+            return run(self._on_happening)
         finally:
             self._reasoning.drain()
             self._end_reasoning()
             self._text.drain()
             self._end_line()
-        self.show(response)
-        return as_completion(response)
 
     def _live_text(self) -> bool:
         # With a schema the answer is checked whole before anything is printed.
@@ -53,13 +60,24 @@ class ResponsesDisplay:
             self._text.write(happening.text)
             self._text.flush()
             self._wrote = True
+            self._live.append(happening.text)
             self._ends_with_newline = happening.text.endswith("\n")
         elif isinstance(happening, r.ReasoningDelta) and self.fmt == "text" and not self.invocation.quiet:
             if not self._reasoning_open:
                 self.invocation.stderr.write("Reasoning: ")
-                self._reasoning_open = True
+                self._reasoning_open = self._reasoning_shown = True
             self._reasoning.write(happening.text)
             self._reasoning.flush()
+
+    def notice(self, text: str) -> None:
+        """A line for the user (a resumed stream) on a line of its own, not inside a streamed reasoning
+        summary or, on a terminal, the answer."""
+        self._reasoning.drain()
+        self._end_reasoning()
+        if self.invocation.stdout_tty:
+            self._text.drain()
+            self._end_line()
+        self.invocation.notice(text)
 
     def _end_reasoning(self) -> None:
         if self._reasoning_open:
@@ -91,12 +109,15 @@ class ResponsesDisplay:
             self.invocation.say(usage_line(response))
 
     def _show_text(self, response: dict, text: str) -> None:
-        if not self._live_text():
-            summary = r.reasoning_summary(response)
-            if summary and not self.invocation.quiet:
-                self.invocation.say(f"Reasoning: {summary}")
-            if text:
-                output.write(text.rstrip("\n"), stream=self.invocation.stdout)
+        summary = r.reasoning_summary(response)
+        if summary and not self._reasoning_shown and not self.invocation.quiet:
+            self.invocation.say(f"Reasoning: {summary}")
+        if text:  # what did not stream: all of it (no stream, a server that ignored it), or the rest of an
+            # answer whose stream broke off before `responses follow` went on by polling
+            shown = "".join(self._live)
+            rest = text[len(shown):] if text.startswith(shown) else text
+            if rest:
+                output.write(rest.rstrip("\n"), stream=self.invocation.stdout)
         refused = r.refusal(response)
         if refused:
             output.write(f"Refused: {refused}", stream=self.invocation.stdout)

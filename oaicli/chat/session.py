@@ -11,6 +11,7 @@ from oaicli.api.responses_wire import ResponsesRequester
 from oaicli.chat import schema as schemas
 from oaicli.chat.display import AnswerDisplay
 from oaicli.chat.responses_display import ResponsesDisplay
+from oaicli.conversation.chat_api import chat_api, has_no_responses
 from oaicli.conversation.turn import (
     TRANSCRIPT_STOP,
     Context,
@@ -25,44 +26,6 @@ from oaicli.core.errors import ApiError, InputError, OaicliError, StreamError
 RESPONSES_ONLY = ("max_output_tokens", "reasoning_effort", "reasoning_summary", "schema", "store", "service_tier",
                   "background")
 NOT_IN_RESPONSES = ("n", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "seed")
-OPENAI_HOSTS = ("api.openai.com",)
-
-
-def chat_api(requested: str | None, base_url: str) -> str | None:
-    """--api (or the profile's/OAICLI_CHAT_API's chat_api): auto is the Responses API at OpenAI, and
-    elsewhere too unless the server turned out not to answer /responses (see Chat.send), which is
-    remembered per base URL so later runs do not ask again."""
-    if requested != "auto":
-        return requested
-    from urllib.parse import urlsplit
-    if (urlsplit(base_url).hostname or "") in OPENAI_HOSTS:
-        return "responses"
-    return "chat" if _remembered().get(base_url.rstrip("/")) == "chat" else "auto"
-
-
-def _remembered_path():
-    from oaicli.core import settings
-    return settings.home_dir() / "chat_api.json"
-
-
-def _remembered() -> dict:
-    import json
-    try:
-        return json.loads(_remembered_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember_no_responses(base_url: str) -> None:
-    import json
-
-    from oaicli.output.files import atomic_writer
-    known = {**_remembered(), base_url.rstrip("/"): "chat"}
-    try:
-        with atomic_writer(_remembered_path(), "w") as sink:
-            sink.write(json.dumps(known, indent=2) + "\n")
-    except (OSError, OaicliError):
-        pass  # a read-only home only costs asking /responses again next time
 
 
 class Chat:
@@ -268,12 +231,9 @@ class Chat:
             try:
                 return self.send_responses(messages, **server_context)
             except ApiError as exc:
-                if self.api != "auto" or exc.status not in (404, 405):
+                if not has_no_responses(self.api, exc, self.invocation.settings.base_url, self.notice):
                     raise
-                self.notice("This server has no /responses; using /chat/completions (remembered for "
-                            "this base URL).")
                 self.api = "chat"
-                _remember_no_responses(self.invocation.settings.base_url)
         self.requester.use_completions(self.completions)
         self.display.strip_leading = self.completions
         return self.display.send(self.requester, self.body(messages))
@@ -285,7 +245,7 @@ class Chat:
         if self.opts.get("background"):
             return self.started_in_background(client.post("/responses", json=body))
         display = ResponsesDisplay(self.invocation, self.fmt, self.opts, self.schema)
-        return display.send(ResponsesRequester(client, self.notice), body)
+        return display.send(ResponsesRequester(client, display.notice), body)
 
     def responses_body(self, messages: list[dict], previous_response_id=None, conversation=None) -> dict:
         opts = self.opts

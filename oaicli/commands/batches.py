@@ -35,8 +35,9 @@ def submit(path, endpoint, wait, directory):
 
     Every line is checked first (JSON, a unique custom_id, POST, a url matching the endpoint, the body's
     required fields; at most 50,000 lines and 200 MB); each problem is listed with its line number and
-    nothing is uploaded when any line is wrong (exit 4). Prints the batch object (the final one with
-    --wait).
+    nothing is uploaded when any line is wrong (exit 4). A UTF-8 byte-order mark at the start of the
+    file (Windows editors write one) is stripped from what is uploaded: the Batch API would fail the
+    first request over it. Prints the batch object (the final one with --wait).
 
     \b
     Example:
@@ -158,7 +159,9 @@ def results(batch_id, output_path):
     api = run.client()
     if output_path:
         ready_file(Path(output_path))
-        with atomic_writer(Path(output_path)) as sink:
+        # Not fsynced (durable=False), like a download: the results can be merged again from the API's files,
+        # and the fsync of 100 MB took 0.2 s of a 1 s command. The rename still means never half-written.
+        with atomic_writer(Path(output_path), durable=False) as sink:
             summary = _merged(api, batch_id, sink, fmt)
         run.notice(f"Wrote {summary.total} results to {output_path}.")
     elif fmt == "table":
@@ -188,17 +191,18 @@ def _merged(api, batch_id: str, sink, fmt: str | None):
 
 
 class _JsonArray:
-    """Merged result lines as the items of one JSON array, each written as it comes (nothing is held,
-    so a 50,000-line batch costs no more memory than JSONL)."""
+    """Merged result lines as the items of one JSON array, written as they come (nothing is held, so a
+    50,000-line batch costs no more memory than JSONL). Each write is one or more whole lines; a JSONL
+    line holds no raw newline (JSON escapes them), so its newlines are exactly where commas go."""
 
     def __init__(self, sink):
         self.sink = sink
         self.opened = False
 
-    def write(self, line: bytes) -> int:
-        self.sink.write((b",\n" if self.opened else b"[\n") + line.rstrip(b"\n"))
+    def write(self, lines: bytes) -> int:
+        self.sink.write((b",\n" if self.opened else b"[\n") + lines.rstrip(b"\n").replace(b"\n", b",\n"))
         self.opened = True
-        return len(line)
+        return len(lines)
 
     def close(self) -> None:
         self.sink.write(b"\n]\n" if self.opened else b"[]\n")

@@ -61,9 +61,9 @@ def _check_messages(ctx, param, values):
 @click.option("--background", is_flag=True, help="Responses: start the answer in the background and print its "
               "id; collect it with `oaicli responses follow ID`.")
 @click.option("--context", type=click.Choice(["local", "previous", "server"]),
-              help="With --session and --api responses: local (default) sends the history from the local "
-              "store; previous chains on the last answer (previous_response_id); server keeps it in a "
-              "Conversation. The local store records every turn either way.")
+              help="With --session (or --envelope) and --api responses: local (default) sends the history "
+              "from the local store; previous chains on the last answer (previous_response_id); server keeps "
+              "it in a Conversation. The local store records every turn either way.")
 @click.option("--batch", "batch_file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
               help="Answer every line of FILE (a JSON prompt string or messages array) through the Batch API "
               "at half price; prints the batch id, or the answers with --wait.")

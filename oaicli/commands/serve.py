@@ -20,6 +20,14 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 @click.option("-m", "--model", help="Model (default: the profile's models.chat, else gpt-3.5-turbo).")
 @click.option("-s", "--system", help="System prompt of every context.")
 @click.option("--group-shared", is_flag=True, help="One context per group, shared by its users.")
+@click.option("--api", type=click.Choice(["chat", "responses", "auto"]),
+              help="chat: /v1/chat/completions (the default); responses: /v1/responses; auto: responses at "
+              "OpenAI, else chat unless the server answers /responses. Default: OAICLI_CHAT_API or the profile's "
+              "chat_api.")
+@click.option("--context", type=click.Choice(["local", "previous", "server"]), default="local", show_default=True,
+              help="With --api responses: previous chains each question on its context's last answer "
+              "(previous_response_id); server keeps each (group, user) context in a Conversation. The local "
+              "store records every turn either way.")
 @click.option("--max-tokens", "answer_tokens", type=click.IntRange(min=1), metavar="N",
               help="Most tokens per answer (sent as max_tokens; that room is kept free of history).")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature, 0 to 2.")
@@ -40,8 +48,8 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
               help="Serve GET /metrics (Prometheus text: requests by outcome, added and upstream latency).")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="On SIGTERM or Ctrl-C, how long answers in flight may take to finish.")
-def serve(host, port, token, insecure, model, system, group_shared, answer_tokens, temperature, context_window,
-          max_history, max_question_chars, max_body, workers, processes, metrics, shutdown_timeout):
+def serve(host, port, token, insecure, model, system, group_shared, api, context, answer_tokens, temperature,
+          context_window, max_history, max_question_chars, max_body, workers, processes, metrics, shutdown_timeout):
     """Serve the envelope over HTTP: POST /v1/envelope, GET /healthz, GET /metrics.
 
     The request and response are those of `chat --envelope`, one per HTTP request, with the same
@@ -51,11 +59,16 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
     (or, past --shutdown-timeout, are not saved). Needs starlette and uvicorn: `pipx inject oaicli
     starlette uvicorn`, or in a venv `pip install '.[serve]'` from the clone.
 
+    With --api responses the questions go through /v1/responses; --context previous or server then
+    keeps each context on the server too (only the new question is sent), and the local store still
+    records every turn: a context the server lost is sent again from it.
+
     \b
     Example:
       OAICLI_SERVE_TOKEN=s3cret oaicli serve --port 8080
       curl -s localhost:8080/v1/envelope -H 'Authorization: Bearer s3cret' \\
         -d '{"version":"1.0.0","pars":{"user_id":"1","group_id":"","question":"Hi","question_id":""}}'
+      oaicli serve --api responses --context server -m gpt-5-mini
     """
     from oaicli.core.errors import ExitCode, OaicliError, register_secret
     register_secret(token)
@@ -70,10 +83,11 @@ def serve(host, port, token, insecure, model, system, group_shared, answer_token
         raise OaicliError("`oaicli serve` needs the server libraries: "
                           "pipx inject oaicli starlette uvicorn (in a venv: pip install '.[serve]' from the clone)") from None
     from oaicli.envelope.http import main
-    return main.start(invocation.current(), host=host, port=port, token=token, envelope_options=dict(
+    return main.start(invocation.current(), host=host, port=port, token=token, api=api, envelope_options=dict(
         model=model, system=system, group_shared=group_shared, answer_tokens=answer_tokens, temperature=temperature,
-        context_window=context_window, max_history=max_history, max_question_chars=max_question_chars),
-        max_body=max_body, workers=workers, processes=processes, metrics=metrics, shutdown_timeout=shutdown_timeout)
+        context_window=context_window, max_history=max_history, max_question_chars=max_question_chars,
+        context=context), max_body=max_body, workers=workers, processes=processes, metrics=metrics,
+        shutdown_timeout=shutdown_timeout)
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,10 +1,17 @@
-"""Locks that serialize work on one session: a per-session mutex for the threads of one process, and an
-flock'ed file for processes (see Store.exclusive)."""
+"""Locks that serialize work on one session: a per-session mutex for the threads of one process, and a lock
+between processes (see Store.exclusive): one byte of a shared lock file per session where the system has
+open-file-description locks (Linux), else an flock'ed file per session."""
 
 import hashlib
 import os
+import struct
 import threading
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 def digest(name: str) -> str:
@@ -107,3 +114,73 @@ def _unlock_file(handle) -> None:
         return
     import fcntl
     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class ByteLocks:
+    """Locks between processes as one byte each of ONE lock file, at an offset hashed from the session name:
+    taking and releasing one is a single fcntl call on a file kept open, where a file per session cost an
+    open, a stat and an unlink, journaled metadata writes that stalled serve's event loop on a busy disk.
+    Open-file-description (OFD) locks belong to this open file, not to the process: released when it is
+    closed or the process dies, and never dropped by closing another descriptor of the file. Two names
+    whose offsets collide only wait for each other, which is harmless."""
+
+    FILE_NAME = "sessions.lock"
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._handle = None
+        self._pid = None
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def supported() -> bool:
+        return fcntl is not None and hasattr(fcntl, "F_OFD_SETLK")
+
+    def lock(self, name: str) -> "ByteLock":
+        return ByteLock(self, int(digest(name)[:15], 16))  # 60 bits: offset + 1 never overflows off_t
+
+    def fileno(self) -> int:
+        """The lock file, opened by this process: a forked child opens its own, since sharing the parent's
+        open file would share its locks, and neither would keep the other out."""
+        with self._guard:
+            if self._handle is None or self._pid != os.getpid():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._handle = open(os.open(self.folder / self.FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+                self._pid = os.getpid()
+            return self._handle.fileno()
+
+    def close(self) -> None:
+        with self._guard:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+class ByteLock:
+    """One session's byte in ByteLocks' file; the same interface as FileLock."""
+
+    def __init__(self, locks: ByteLocks, offset: int):
+        self.locks = locks
+        self.offset = offset
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; with blocking=False, False at once when another holds it."""
+        try:
+            self._set(fcntl.F_WRLCK, fcntl.F_OFD_SETLKW if blocking else fcntl.F_OFD_SETLK)
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held by another open file
+            return False
+        return True
+
+    def release(self) -> None:
+        self._set(fcntl.F_UNLCK, fcntl.F_OFD_SETLK)
+
+    def _set(self, kind: int, command: int) -> None:
+        # struct flock: l_type, l_whence, l_start, l_len, l_pid (0, as OFD locks require), native layout.
+        fcntl.fcntl(self.locks.fileno(), command, struct.pack("hhqqi4x", kind, os.SEEK_SET, self.offset, 1, 0))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from oaicli.conversation.locks import FileLock, SessionMutex, digest
+from oaicli.conversation.locks import ByteLocks, FileLock, SessionMutex, digest
 from oaicli.conversation.rows import (  # noqa: F401 (Turn, Session, speaker_name: the store's public names)
     ROLES,
     SESSION_COLUMNS,
@@ -69,6 +69,8 @@ MIGRATIONS = [
 
 # Rows read per step when walking a session backwards; grows so long tails need few queries.
 _FIRST_BATCH = 32
+# Seconds between checkpoints when a server moved them off its connection (checkpoint_in_background).
+CHECKPOINT_EVERY = 1.0
 
 
 class StoreError(OaicliError):
@@ -171,11 +173,38 @@ def _oldest_first(groups: list[list[Turn]]) -> list[Turn]:
     return [turn for group in reversed(groups) for turn in group]
 
 
+class _Checkpointer(threading.Thread):
+    """Checkpoints the store's WAL every `every` seconds (PASSIVE: it never blocks a writer or a reader)."""
+
+    def __init__(self, path: Path, every: float):
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self.path = path
+        self.every = every
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self.every):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # a busy or full disk: the log just grows until the next try
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
 class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path):
         self.db = connection
         self.path = path
         self.lock = threading.RLock()
+        self._byte_locks = ByteLocks(path.parent / "locks") if ByteLocks.supported() else None
+        self._checkpointer: "_Checkpointer | None" = None
 
     @classmethod
     def open(cls, path: Path | None = None) -> "Store":
@@ -194,8 +223,12 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self.lock:
             self.db.close()
+        if self._byte_locks is not None:
+            self._byte_locks.close()
 
     def __enter__(self):
         return self
@@ -222,6 +255,15 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         # Deleted turns are overwritten with zeros, so `sessions delete` really deletes the text.
         self.db.execute("PRAGMA secure_delete=ON")
+
+    def checkpoint_in_background(self, every: float = CHECKPOINT_EVERY) -> None:
+        """Commits on this connection never wait for the disk (for serve's event loop): with WAL and
+        synchronous=NORMAL a commit only appends to the log, but the commit that crosses the auto-
+        checkpoint threshold copies the log into the database and fsyncs both, which stalled the loop
+        for up to a second on a busy disk. A thread with its own connection checkpoints instead."""
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(self.path, every)
+        self._checkpointer.start()
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -405,17 +447,19 @@ class Store:
     def exclusive(self, session_name: str):
         """Hold the session's lock: other processes and threads working on it wait until this one is done.
 
-        Threads of one process queue on a per-session mutex; processes on an flock'ed file in the
-        store's `locks/` directory, named by a hash of the session name, so other sessions stay
-        concurrent and a crashed process releases its lock. The file is removed on release, so idle
-        sessions (one per envelope user) leave no files behind."""
+        Threads of one process queue on a per-session mutex; processes on a lock in the store's `locks/`
+        directory keyed by a hash of the session name (one byte of a shared file, or else a file of its
+        own, removed on release), so other sessions stay concurrent, a crashed process releases its
+        lock, and idle sessions (one per envelope user) leave nothing behind."""
         with SessionMutex(str(self.path), session_name):
             with self.file_lock(session_name):
                 yield
 
-    def file_lock(self, session_name: str) -> FileLock:
+    def file_lock(self, session_name: str):
         """The session's lock between processes alone: serve's event loop orders its own requests itself
-        and takes only this one, without blocking (FileLock.acquire(blocking=False))."""
+        and takes only this one, without blocking (acquire(blocking=False))."""
+        if self._byte_locks is not None:
+            return self._byte_locks.lock(session_name)
         return FileLock(self.path.parent / "locks" / f"{digest(session_name)}.lock")
 
     # Management

@@ -34,6 +34,10 @@ class Invocation:
     _client: Any = None
     _admin_client: Any = None
     _closers: list = field(default_factory=list)
+    # While a progress bar is on screen, output.progress sets this to write a line above the bar (the bar
+    # cleared, the line written, the bar drawn again): written straight to stderr it would land on the
+    # bar's own line, after the bar's text.
+    write_above_bar: Callable[[str], None] | None = None
 
     @property
     def quiet(self) -> bool:
@@ -82,6 +86,9 @@ class Invocation:
     def say(self, text: str) -> None:
         """A line on stderr whatever --quiet says (errors, traces, interactive prompts), never with a key
         in it: a server's error text, echoed header or dropped-connection message may quote it."""
+        if self.write_above_bar is not None:
+            self.write_above_bar(redact(text))
+            return
         self.stderr.write(redact(text) + "\n")
         self.stderr.flush()
 

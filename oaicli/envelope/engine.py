@@ -56,9 +56,25 @@ class Pending:
     session_name: str = ""
     retried: bool = False
     # Server-side context (--context server): the context's Conversation, or None while it has none yet;
-    # then `history` is what the runner seeds a new one with, and `new_conversation` records its id.
+    # then `history` is what a new one is seeded with (NewConversation), and `new_conversation` its id.
     conversation: str | None = None
     new_conversation: str | None = None
+    # --context previous: the context's last stored answer, which the request chains on.
+    previous_response_id: str | None = None
+
+
+@dataclass
+class NewConversation:
+    """A step of a turn (Envelope.turn): create a Conversation on the server holding these history turns,
+    and send its id back."""
+    history: list
+
+
+@dataclass
+class DropConversation:
+    """A step of a turn: delete this Conversation, made for a question that then failed, so the server is
+    left as it was (like the local store); a failure to delete is ignored (it holds no turns)."""
+    conversation: str
 
 
 def response(code: int, msg: str, data: dict | None = None) -> dict:
@@ -79,9 +95,9 @@ class Envelope:
     def __init__(self, store, *, model: str, system: str | None, group_shared: bool = False,
                  max_question_chars: int = 32000, answer_tokens: int | None = None,
                  context_window: int | None = None, stream: bool = False, extra_params: dict | None = None,
-                 max_history: int | None = None, include_usage: bool = True, server_context: bool = False):
+                 max_history: int | None = None, include_usage: bool = True, context: str = "local"):
         self.store = store
-        self.server_context = server_context
+        self.context_mode = context  # local, previous (previous_response_id) or server (a Conversation)
         self.model = model
         self.system = system
         self.group_shared = group_shared
@@ -171,39 +187,54 @@ class Envelope:
                 return self._replay(parsed) or response(
                     Codes.UPSTREAM_FAILED, "the same question_id is being answered by another request", parsed.ids)
         session = self.store.get_session(parsed.session_name)  # a new context is created by finish()
-        session_id = session.id if session else None
         speaker = self._speaker(parsed.ids)
         if self.server_context:
-            return self._begin_on_server(parsed, session, speaker)
+            conversation = self.store.conversation_of(session.id) if session else None
+            return self._on_server(parsed, session, speaker, conversation)
+        previous = self.store.last_response_id(session.id) if session and self.context_mode == "previous" else None
+        if previous:  # only the new question, chained on the last answer the server keeps
+            return Pending(parsed.ids, parsed.question, session.id, [],
+                           self._body(self.context.first_messages(parsed.question, speaker), previous_response_id=previous),
+                           parsed.session_name, previous_response_id=previous)
+        return self._local(parsed, session, speaker)
+
+    @property
+    def server_context(self) -> bool:
+        return self.context_mode == "server"
+
+    def _local(self, parsed: Parsed, session, speaker: str | None) -> "Pending | dict":
+        """The request with the history from the local store (--context local; previous with no stored
+        answer to chain on yet)."""
         try:
             history = self.context.tail(self.store, session.id, parsed.question, speaker) if session else []
             messages = self.context.messages(history, parsed.question, speaker)
         except InputError as exc:
             return response(Codes.CONTEXT_TOO_LONG, exc.message, parsed.ids)
-        return Pending(parsed.ids, parsed.question, session_id, history, self._body(messages),
+        return Pending(parsed.ids, parsed.question, session.id if session else None, history, self._body(messages),
                        parsed.session_name)
 
-    def _begin_on_server(self, parsed: Parsed, session, speaker: str | None) -> Pending:
-        """Only the new question is sent; the context's Conversation holds the rest."""
-        conversation = self.store.conversation_of(session.id) if session else None
-        return self._on_server(parsed, session, speaker, conversation)
-
     def _on_server(self, parsed: Parsed, session, speaker: str | None, conversation: str | None) -> Pending:
-        """The request for `conversation`; without one, the local history goes with it, and the runner
+        """The request for `conversation`; without one, the local history goes with it, and the turn
         seeds a new Conversation with it."""
         history = [] if conversation or session is None else self.context.tail(
             self.store, session.id, parsed.question, speaker)
         return Pending(parsed.ids, parsed.question, session.id if session else None, history,
-                       self._body(self.context.first_messages(parsed.question, speaker)), parsed.session_name,
-                       conversation=conversation)
+                       self._body(self.context.first_messages(parsed.question, speaker), conversation=conversation),
+                       parsed.session_name, conversation=conversation)
 
     @staticmethod
-    def _conversation_gone(pending: Pending, error: Exception) -> bool:
-        """The server no longer has the context's stored Conversation (deleted, expired): the local store,
-        the source of truth, still holds every turn, so the context moves to a new one instead of answering
-        every later question with 2001. A Conversation made for this very turn is not retried."""
-        return (isinstance(error, ApiError) and error.status in (400, 404) and error.param == "conversation"
-                and pending.conversation is not None and pending.new_conversation is None)
+    def _server_context_gone(pending: Pending, error: Exception) -> str | None:
+        """What the server no longer has of the context (a stored response expires after 30 days, a
+        Conversation can be deleted), or None: the local store, the source of truth, still holds every
+        turn, so the context is sent from it instead of answering every later question with 2001. A
+        Conversation made for this very turn is not retried."""
+        if not isinstance(error, ApiError) or error.status not in (400, 404):
+            return None
+        if pending.previous_response_id and error.param == "previous_response_id":
+            return f"response {pending.previous_response_id}"
+        if error.param == "conversation" and pending.conversation is not None and pending.new_conversation is None:
+            return f"conversation {pending.conversation}"
+        return None
 
     def _speaker(self, ids: dict) -> str | None:
         """In a group context its users share, the asker's user_id: user turns then carry it as `name`."""
@@ -221,8 +252,11 @@ class Envelope:
         return response(Codes.OK, "ok", {**parsed.ids, "answer": answer.content, "model": answer.model,
                                          "usage": answer.usage})
 
-    def _body(self, messages: list[dict]) -> dict:
-        body = {"model": self.model, "messages": messages, **self.extra_params}
+    def _body(self, messages: list[dict], **server_context) -> dict:
+        """The chat-shaped request (envelope/upstream.py sends it through the chosen API), with the
+        conversation or previous_response_id that holds the context on the server."""
+        body = {"model": self.model, "messages": messages, **self.extra_params,
+                **{key: value for key, value in server_context.items() if value}}
         if self.stream:
             body["stream"] = True
             if self.include_usage:
@@ -235,9 +269,13 @@ class Envelope:
         smaller = shrink(pending.history)
         if pending.retried or smaller is None:
             return None
-        messages = self.context.messages(smaller, pending.question, self._speaker(pending.ids))
-        return Pending(pending.ids, pending.question, pending.session_id, smaller, self._body(messages),
-                       pending.session_name, retried=True)
+        speaker = self._speaker(pending.ids)
+        if self.server_context:  # the history seeds the new Conversation; the request holds the question
+            body = self._body(self.context.first_messages(pending.question, speaker))
+        else:
+            body = self._body(self.context.messages(smaller, pending.question, speaker))
+        return Pending(pending.ids, pending.question, pending.session_id, smaller, body, pending.session_name,
+                       retried=True)
 
     def finish(self, pending: Pending, completion: dict) -> dict:
         """Save the exchange (one transaction) and answer."""
@@ -262,20 +300,29 @@ class Envelope:
     def turn(self, parsed: Parsed, notice=None):
         """One request's whole turn, while the caller holds the context's lock, as a generator both
         drivers run (the stdio runner with the blocking client, serve with the async one): it yields each
-        Pending whose `request_body` is to be sent, receives the completion (or the call's exception,
-        through `.throw`), and returns the response dict. It holds the replay, the one shrink-and-retry on
-        context_length_exceeded and the save, so no driver repeats them."""
+        step, receives its result (or the step's exception, through `.throw`), and returns the response
+        dict. The steps: a Pending whose `request_body` is to be sent (the result: the completion), and,
+        with --context server, NewConversation (the result: its id) and DropConversation. It holds the
+        replay, the server-side context, the one shrink-and-retry on context_length_exceeded and the save,
+        so no driver repeats them."""
         pending = self.begin(parsed)
         while not isinstance(pending, dict):
             try:
+                if self.server_context and pending.conversation is None:
+                    pending.conversation = pending.new_conversation = yield NewConversation(pending.history)
+                    pending.request_body["conversation"] = pending.conversation
                 completion = yield pending
             except Exception as exc:
-                if self._conversation_gone(pending, exc):
+                gone = self._server_context_gone(pending, exc)
+                if pending.new_conversation:
+                    yield DropConversation(pending.new_conversation)
+                if gone:
                     if notice:
-                        notice(f"The server no longer has conversation {pending.conversation} of "
-                               f"{parsed.session_name}; sending its history from the local store in a new one.")
-                    pending = self._on_server(parsed, self.store.get_session(parsed.session_name),
-                                              self._speaker(parsed.ids), None)
+                        notice(f"The server no longer has {gone} of {parsed.session_name}; sending its history "
+                               "from the local store.")
+                    session = self.store.get_session(parsed.session_name)
+                    pending = (self._on_server(parsed, session, self._speaker(parsed.ids), None) if self.server_context
+                               else self._local(parsed, session, self._speaker(parsed.ids)))
                     continue
                 smaller = self.retry_smaller(pending) if is_context_error(exc) else None
                 if smaller is None:
@@ -376,11 +423,10 @@ class LineRunner:
     wait, so memory stays flat however long the input; the room lets lines of other contexts get past a
     context that has many lines queued."""
 
-    def __init__(self, engine: Envelope, call, write, concurrency: int = 1, notice=None, conversations=None):
+    def __init__(self, engine: Envelope, upstream, write, concurrency: int = 1, notice=None):
         self.engine = engine  # its Store is shared by the threads (it serializes its statements)
-        self.call = call  # call(request_body, on_delta) -> the assembled completion
-        # With server-side context: create(history turns) -> a new Conversation's id, and delete(id).
-        self.conversations = conversations
+        # upstream.perform(step, on_text) does each step of a turn (envelope/upstream.py's Upstream).
+        self.upstream = upstream
         self.write = write  # write(response dict), thread-safe, flushed
         self.concurrency = concurrency
         self.notice = notice or (lambda text: None)
@@ -420,37 +466,32 @@ class LineRunner:
     def _answer_locked(self, engine: Envelope, parsed: Parsed) -> dict | None:
         turn = engine.turn(parsed, self.notice)
         try:
-            pending = next(turn)
+            step = next(turn)
             while True:
-                deltas = self._delta_writer(engine, pending)
                 try:
-                    completion = self._call(engine, pending, deltas)
+                    result = self._perform(engine, step)
                 except Exception as exc:
-                    pending = turn.throw(exc)
+                    step = turn.throw(exc)
                     continue
+                except BaseException:  # Ctrl-C: a Conversation made for this question goes with it
+                    if getattr(step, "new_conversation", None):
+                        self.upstream.perform(DropConversation(step.new_conversation))
+                    raise
                 if self._stopping.is_set():  # Ctrl-C came while the answer arrived: it is not saved
                     turn.close()
                     return None
-                if deltas is not None:
-                    deltas.drain()
-                pending = turn.send(completion)
+                step = turn.send(result)
         except StopIteration as done:
             return done.value
 
-    def _call(self, engine: Envelope, pending: Pending, deltas) -> dict:
-        """Ask; a context kept on the server gets its Conversation first (deleted again when the
-        question then fails, so the server is left as it was, like the local store)."""
-        if not engine.server_context:
-            return self.call(pending.request_body, deltas)
-        if pending.conversation is None:
-            pending.conversation = pending.new_conversation = self.conversations.create(pending.history)
-        try:
-            return self.call({**pending.request_body, "conversation": pending.conversation}, deltas)
-        except BaseException:
-            if pending.new_conversation:
-                self.conversations.delete(pending.new_conversation)
-                pending.conversation = pending.new_conversation = None
-            raise
+    def _perform(self, engine: Envelope, step):
+        if not isinstance(step, Pending):
+            return self.upstream.perform(step)
+        deltas = self._delta_writer(engine, step)
+        completion = self.upstream.perform(step, deltas)
+        if deltas is not None and not self._stopping.is_set():
+            deltas.drain()
+        return completion
 
     def _delta_writer(self, engine: Envelope, pending: Pending) -> "DeltaWriter | None":
         if not engine.stream:

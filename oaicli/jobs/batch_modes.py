@@ -30,20 +30,18 @@ def chat_batch(opts, invocation) -> int:
         batch = _submit(invocation, path)
     if not opts["wait"]:
         return _started(invocation, batch)
-    answers = []
     labelled = (opts.get("n") or 1) > 1
 
     def show(line: dict) -> None:
+        # As `chat --format json` prints its answer: one JSON document per prompt, not one array of them.
         if fmt == "json":
-            answers.append(line.get("response"))
+            output.write(output.dumps(line.get("response")), stream=invocation.stdout)
         elif fmt == "jsonl":
             output.write_json_line(line.get("response"), invocation.stdout)
         else:
             output.write(_as_chat_prints(line["response"], labelled), newline=False, stream=invocation.stdout)
 
     failed = _collect(invocation, batch, show)
-    if fmt == "json":
-        output.write(output.dumps(answers), stream=invocation.stdout)
     return _failed_exit(failed, batch)
 
 

@@ -2,8 +2,11 @@
 merge its output and error files into results in input order."""
 
 import contextlib
+import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import click
@@ -13,6 +16,7 @@ from oaicli.api.uploads import upload_one
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError
 from oaicli.jobs import batch_file, batch_results
 
+BOM = b"\xef\xbb\xbf"
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
 MIN_DELAY, MAX_DELAY = 2.0, 30.0
 
@@ -37,11 +41,29 @@ def submit(api, path: Path, endpoint: str | None, progress_bar, notice, say, met
     """Check, upload (purpose batch, the Uploads API when large) and create the batch; the batch object."""
     report = check(path, endpoint, say)
     notice(f"Checked {report.lines} requests for {report.endpoint}.")
-    uploaded = upload_one(api, path, "batch", progress_bar, notice)
+    with without_bom(path, notice) as clean:
+        uploaded = upload_one(api, clean, "batch", progress_bar, notice)
     body = {"input_file_id": uploaded["id"], "endpoint": report.endpoint, "completion_window": "24h"}
     if metadata:
         body["metadata"] = metadata
     return api.post("/batches", json=body)
+
+
+@contextlib.contextmanager
+def without_bom(path: Path, notice):
+    """The file to upload: `path` itself, or, when it starts with a UTF-8 byte-order mark (Notepad and
+    PowerShell 5 write one), a temporary copy of the same name without it. The Batch API reads the mark
+    as part of the first line's JSON and fails that request; the checks above already read past it."""
+    with open(path, "rb") as source:
+        if source.read(len(BOM)) != BOM:
+            yield path
+            return
+        notice(f"{path.name} starts with a UTF-8 byte-order mark; uploading it without the mark.")
+        with tempfile.TemporaryDirectory(prefix="oaicli-batch-") as folder:
+            copy = Path(folder) / path.name
+            with open(copy, "wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            yield copy
 
 
 def counts(batch: dict) -> tuple[int, int, int]:
@@ -109,7 +131,10 @@ def download_files(api, batch: dict, directory: Path, bar_for) -> list[Path]:
 
 def results(api, batch_id: str, sink) -> batch_results.Summary:
     """Merge the batch's output and error files into `sink` (binary) in the order of its input file,
-    which is read back from the API. Each file is spooled to a temporary file, never held in memory."""
+    which is read back from the API. Each file is spooled to a temporary file, never held in memory.
+
+    The output file (nearly all the bytes) is indexed as it downloads, while the input and error files
+    download on a second connection from a helper thread: the wait on the network overlaps the work."""
     batch = api.get(f"/batches/{batch_id}")
     if batch.get("status") not in TERMINAL:
         raise InputError(f"Batch {batch_id} is still {batch.get('status')}; it has no results yet.",
@@ -117,24 +142,57 @@ def results(api, batch_id: str, sink) -> batch_results.Summary:
     if not batch.get("input_file_id"):
         raise OaicliError(f"Batch {batch_id} names no input file.", exit_code=ExitCode.REQUEST)
     with contextlib.ExitStack() as stack:
-        files, gone = {}, None
-        for key in ("input_file_id", "output_file_id", "error_file_id"):
-            if batch.get(key):
-                handle = stack.enter_context(tempfile.TemporaryFile())
-                try:
-                    api.download(f"/files/{batch[key]}/content", handle, _NoBar(), what=key.split("_")[0] + " file")
-                except ApiError as exc:
-                    # Users delete the request file once the batch has run: the answers are still worth
-                    # having, just without the input's order (an empty input puts them in the files' order).
-                    if key != "input_file_id" or exc.status != 404:
-                        raise
-                    gone = batch[key]
-                handle.seek(0)
-                files[key] = handle
-        summary = batch_results.merge(files["input_file_id"], files.get("output_file_id"),
-                                      files.get("error_file_id"), sink)
+        def spool(key):
+            return stack.enter_context(tempfile.TemporaryFile()) if batch.get(key) else None
+        inputs, output, errors = spool("input_file_id"), spool("output_file_id"), spool("error_file_id")
+        others = _in_background(lambda: _input_and_errors(api, batch, inputs, errors))
+        index: dict = {}
+        if output is not None:
+            indexer = batch_results.LineIndexer(index, 0, copy_to=output)
+            _download(api, batch["output_file_id"], indexer, "output_file_id")
+            indexer.finish()
+        gone = others.result()
+        if errors is not None:  # indexed after the output file: its copy of a custom_id wins
+            errors.seek(0)
+            batch_results.index_lines(errors, 1, index)
+        inputs.seek(0)
+        summary = batch_results.merge_indexed(inputs, [output, errors], index, sink)
         summary.input_gone = gone
         return summary
+
+
+def _input_and_errors(api, batch: dict, inputs, errors) -> str | None:
+    """Download the error file and the input file; the input file's id when the API no longer has it."""
+    if errors is not None:
+        _download(api, batch["error_file_id"], errors, "error_file_id")
+    try:
+        _download(api, batch["input_file_id"], inputs, "input_file_id")
+    except ApiError as exc:
+        # Users delete the request file once the batch has run: the answers are still worth having,
+        # just without the input's order (an empty input puts them in the files' order).
+        if exc.status != 404:
+            raise
+        return batch["input_file_id"]
+    return None
+
+
+def _in_background(work) -> Future:
+    """`work()` on a daemon thread, its result or exception through the Future. A daemon, so that after
+    Ctrl-C or a failure here the process does not wait for its download to end."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to the caller, which raises it from result()
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="batch-files", daemon=True).start()
+    return future
+
+
+def _download(api, file_id: str, sink, key: str) -> None:
+    api.download(f"/files/{file_id}/content", sink, _NoBar(), what=key.split("_")[0] + " file")
 
 
 class _NoBar:

@@ -131,6 +131,31 @@ def test_chat_batch_writes_the_answers_as_chat_would(invoke, fake, tmp_path):
     assert first["body"]["temperature"] == 0.5
 
 
+def json_documents(text: str) -> list:
+    """The JSON documents written one after the other in `text`."""
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while position < len(text):
+        value, position = decoder.raw_decode(text, position)
+        documents.append(value)
+        position = len(text) - len(text[position:].lstrip())
+    return documents
+
+
+def test_chat_batch_format_json_prints_one_document_per_prompt_as_chat_does(invoke, fake, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"one"\n"two"\n')
+    batched = invoke("chat", "--batch", prompts, "--wait", "--format", "json", "-q")
+    assert batched.exit_code == 0, batched.stderr
+    answers = json_documents(batched.stdout)
+    assert [a["choices"][0]["message"]["content"] for a in answers] == ["echo: one", "echo: two"]
+    single = invoke("chat", "one", "--format", "json", "--no-stream", "-q")
+    assert single.exit_code == 0, single.stderr
+    # The same layout as the plain command's: each answer's object, indented, then a newline.
+    assert single.stdout == json.dumps(json.loads(single.stdout), ensure_ascii=False, indent=2) + "\n"
+    assert batched.stdout == "".join(json.dumps(a, ensure_ascii=False, indent=2) + "\n" for a in answers)
+
+
 def test_chat_batch_refuses_a_bad_prompt_line_before_any_request(invoke, fake, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('"one"\nnot json\n')
@@ -289,3 +314,67 @@ def test_results_without_the_input_file_still_merge_every_answer_and_say_the_ord
     merged = {line["custom_id"]: line["status"] for line in map(json.loads, result.stdout.splitlines())}
     assert merged == {"r0": "completed", "r1": "failed", "r2": "completed", "r3": "completed"}
     assert batch["input_file_id"] in result.stderr and "order" in result.stderr
+
+
+def _finished_batch(fake, inputs: bytes, outputs: bytes, drop_at: int | None = None) -> str:
+    """A completed batch in the fake whose output file holds `outputs` (dropping after `drop_at` bytes)."""
+    from tests.fake import files
+    input_id = files.add_file(fake, inputs, "requests.jsonl", "batch")["id"]
+    output_id = files.add_file(fake, outputs, "output.jsonl", "batch_output", drop_at=drop_at)["id"]
+    batch = {"id": "batch_dropped", "object": "batch", "endpoint": "/v1/chat/completions", "status": "completed",
+             "input_file_id": input_id, "output_file_id": output_id, "error_file_id": None}
+    fake.state["batches"][batch["id"]] = {"batch": batch, "requests": [], "errors": [], "step": 4, "polls": 0,
+                                          "done": 0}
+    return batch["id"]
+
+
+def _answer(custom_id: str) -> bytes:
+    return json.dumps({"id": "batch_req_1", "custom_id": custom_id, "response": {
+        "status_code": 200, "request_id": "req_1", "body": {"object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": f"answer {custom_id} " * 50}}]}},
+        "error": None}).encode() + b"\n"
+
+
+def test_a_results_download_that_drops_mid_file_leaves_the_o_file_as_it_was(invoke, fake, tmp_path):
+    ids = [f"r{i}" for i in range(40)]
+    inputs = "".join(json.dumps(request(i, "q")) + "\n" for i in ids).encode()
+    outputs = b"".join(_answer(i) for i in reversed(ids))
+    batch_id = _finished_batch(fake, inputs, outputs, drop_at=len(outputs) // 2)
+    target = tmp_path / "results.jsonl"
+    target.write_text("earlier results\n")
+    result = invoke("batches", "results", batch_id, "-o", target)
+    assert result.exit_code == 5, result.stderr
+    assert "broke off" in result.stderr and result.stderr.count("\n") <= 2
+    assert target.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]  # no half-written .part left
+    fresh = tmp_path / "fresh.jsonl"
+    assert invoke("batches", "results", batch_id, "-o", fresh).exit_code == 5
+    assert not fresh.exists()
+
+
+def test_results_of_a_large_output_come_whole_and_in_input_order_through_the_command(invoke, fake, tmp_path):
+    # 400 KB of output in reverse order, 5 requests unanswered: the download is indexed as it arrives.
+    ids = [f"r{i}" for i in range(600)]
+    inputs = "".join(json.dumps(request(i, "q")) + "\n" for i in ids).encode()
+    batch_id = _finished_batch(fake, inputs, b"".join(_answer(i) for i in reversed(ids[5:])))
+    target = tmp_path / "results.jsonl"
+    result = invoke("batches", "results", batch_id, "-o", target)
+    assert result.exit_code == 0, result.stderr
+    merged = [json.loads(line) for line in target.read_bytes().splitlines()]
+    assert [m["custom_id"] for m in merged] == ids
+    assert [m["status"] for m in merged] == ["missing"] * 5 + ["completed"] * 595
+    assert merged[5]["response"]["choices"][0]["message"]["content"] == "answer r5 " * 50
+
+
+def test_submit_uploads_a_file_with_a_byte_order_mark_without_the_mark(invoke, fake, requests_file):
+    marked = requests_file.with_name("marked.jsonl")
+    marked.write_bytes(b"\xef\xbb\xbf" + requests_file.read_bytes())
+    result = invoke("batches", "submit", marked, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "byte-order mark" in result.stderr
+    upload = fake.calls("POST", "/v1/files")[0].body
+    assert b"\xef\xbb\xbf" not in upload and requests_file.read_bytes() in upload
+    assert b'filename="marked.jsonl"' in upload
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")  # the user's file is left as it was
+    batch = json.loads(result.stdout)
+    assert fake.state["files"][batch["input_file_id"]]["meta"]["bytes"] == len(requests_file.read_bytes())

@@ -148,6 +148,7 @@ def test_background_then_follow_and_cancel(invoke, fake):
 
 def test_follow_times_out_with_exit_8(invoke, fake):
     fake.state["responses_polls_per_step"] = 1000
+    fake.state["responses_stream_get"] = "ignore"  # polled (a stream would run the response to its end)
     response_id = invoke("chat", "--api", "responses", "--background", "slow").stdout.strip()
     invoke.obj["sleep"] = lambda seconds: __import__("time").sleep(0.01)
     result = invoke("responses", "follow", response_id, "--timeout", "0.05")
@@ -314,6 +315,7 @@ def test_ctrl_c_during_responses_follow_leaves_the_response_running(fake, home, 
 
     from tests.conftest import REPO, TEST_KEY
     fake.state["responses_polls_per_step"] = 1000
+    fake.state["responses_stream_pause"] = 30  # the stream's events come slowly: Ctrl-C arrives before the end
     response_id = invoke("chat", "--api", "responses", "--background", "slow").stdout.strip()
     env = {**os.environ, "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": TEST_KEY, "OAICLI_HOME": str(home)}
     process = subprocess.Popen([sys.executable, "-m", "oaicli", "responses", "follow", response_id],

@@ -47,6 +47,21 @@ def test_server_side_context_requests_validate(prism_current, tmp_path):
                                            "--context", mode, question, env=env))
 
 
+def test_envelope_requests_through_responses_validate(prism_current, tmp_path):
+    # The envelope's chat-shaped request becomes a Responses body (max_tokens -> max_output_tokens, ...);
+    # an invalid one would answer 2001 (the API rejected the request) instead of 0.
+    env = {"OAICLI_HOME": str(tmp_path)}
+    lines = "".join(json.dumps({"version": "1.0.0", "pars": {"user_id": "u", "group_id": "g", "question": q}}) + "\n"
+                    for q in ("one", "two"))
+    for mode in ("local", "previous", "server"):
+        for stream in ("--stream", "--no-stream"):
+            result = prism_current.run("chat", "--envelope", *RESPONSES, "--context", mode, "-s", "Be brief",
+                                       "--max-tokens", "50", "--temperature", "0.5", stream, input=lines, env=env)
+            assert result.returncode == 0, result.stderr
+            finals = [json.loads(line) for line in result.stdout.splitlines() if '"msg":"delta"' not in line]
+            assert [answer["code"] for answer in finals] == [0, 0], result.stdout
+
+
 def test_batch_submit_and_results_validate(prism_current, tmp_path):
     requests = tmp_path / "requests.jsonl"
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}

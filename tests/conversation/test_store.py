@@ -9,7 +9,7 @@ import pytest
 
 from oaicli.conversation import store as store_module
 from oaicli.conversation import tokens
-from oaicli.conversation.locks import SessionMutex
+from oaicli.conversation.locks import ByteLocks, SessionMutex
 from oaicli.conversation.store import MIGRATIONS, Store, Turn
 from oaicli.core.errors import InputError
 
@@ -387,11 +387,68 @@ def test_exclusive_on_one_session_does_not_block_another(store):
         thread.join()
 
 
-def test_locks_leave_nothing_behind(store):
-    with store.exclusive("envelope:g:alice"):
-        assert len(list((store.path.parent / "locks").iterdir())) == 1
-    assert list((store.path.parent / "locks").iterdir()) == []
+def test_locks_leave_nothing_behind_per_session(store):
+    for name in ("envelope:g:alice", "envelope:g:bob", "envelope:g:carol"):
+        with store.exclusive(name):
+            pass
+    # One lock file for the whole store, however many sessions were locked (Linux: a byte each).
+    assert [p.name for p in (store.path.parent / "locks").iterdir()] == ["sessions.lock"]
     assert SessionMutex._registry == {}
+
+
+def test_without_byte_locks_each_lock_file_is_removed_on_release(tmp_path, monkeypatch):
+    monkeypatch.setattr(ByteLocks, "supported", staticmethod(lambda: False))
+    with Store.open(tmp_path / "sessions.db") as opened:
+        with opened.exclusive("envelope:g:alice"):
+            assert len(list((tmp_path / "locks").iterdir())) == 1
+        assert list((tmp_path / "locks").iterdir()) == []
+
+
+def test_a_session_lock_excludes_other_open_stores_not_other_sessions(store):
+    # serve's loop takes only the lock between processes, without blocking; another Store object (another
+    # open file, as in another process) must find it taken, and a crash-free release must free it.
+    with Store.open(store.path) as other:
+        lock = store.file_lock("envelope:g:alice")
+        assert lock.acquire(blocking=False)
+        assert not other.file_lock("envelope:g:alice").acquire(blocking=False)
+        bob = other.file_lock("envelope:g:bob")
+        assert bob.acquire(blocking=False)
+        bob.release()
+        lock.release()
+        again = other.file_lock("envelope:g:alice")
+        assert again.acquire(blocking=False)
+        again.release()
+
+
+def _try_lock(store, name, result):
+    lock = store.file_lock(name)
+    result.value = lock.acquire(blocking=False)
+    if result.value:
+        lock.release()
+
+
+def test_a_forked_child_is_kept_out_of_its_parents_session_lock(store):
+    # A child inherits the parent's open lock file; OFD locks on a shared open file would not exclude.
+    context = multiprocessing.get_context("fork")
+    lock = store.file_lock("s")
+    assert lock.acquire(blocking=False)
+    try:
+        for name, expected in (("s", False), ("other", True)):
+            result = context.Value("b", 2)
+            child = context.Process(target=_try_lock, args=(store, name, result))
+            child.start()
+            child.join(timeout=60)
+            assert (child.exitcode, result.value) == (0, expected)
+    finally:
+        lock.release()
+
+
+def test_closing_a_store_releases_its_session_locks(store):
+    with Store.open(store.path) as other:
+        held = Store.open(store.path)
+        assert held.file_lock("s").acquire(blocking=False)
+        held.close()  # as when a process dies holding it
+        assert other.file_lock("s").acquire(blocking=False)
 
 
 def _open_fresh(path, start):
@@ -434,3 +491,17 @@ def test_tail_skips_an_unanswered_question_anywhere_so_no_two_questions_go_in_a_
     from oaicli.conversation.store import group_exchanges
     assert [[t.content for t in g] for g in group_exchanges(list(store.turns(session.id)))] == [["q1", "a1"],
                                                                                              ["q2", "a2"]]
+
+
+def test_checkpoints_in_background_leave_commits_to_the_log_and_lose_nothing(tmp_path):
+    path = tmp_path / "sessions.db"
+    opened = Store.open(path)
+    opened.checkpoint_in_background(every=0.01)
+    assert opened.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    session = opened.ensure_session("s")
+    for number in range(50):
+        exchange(opened, session, f"q{number}", f"a{number}")
+    opened.close()
+    assert not opened._checkpointer.is_alive()
+    assert not (tmp_path / "sessions.db-wal").exists()  # the last connection closed checkpointed it all
+    assert raw(path, "SELECT COUNT(*) FROM turns") == [(100,)]

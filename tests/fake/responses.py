@@ -11,7 +11,12 @@ Knobs in `server.state`:
 - `responses_error` ((code, message)): an `error` event halfway through its text, and the stream ends;
 - `responses_status` ((status, message)): the next POST answers that HTTP error instead;
 - `responses_polls_per_step`: reads of a background response per status step (default 1):
-  queued -> in_progress -> completed.
+  queued -> in_progress -> completed;
+- `responses_stream_get`: how `GET /v1/responses/{id}?stream=true` is answered instead of streaming:
+  "ignore" (the response object, as a server without resumable streams does) or (status, message);
+- `responses_stream_pause`: seconds the streams wait after each event (a stalled stream);
+- `responses_cancel_while_streaming`: the next GET stream cancels its response (as another client's
+  `responses cancel` would): it carries the status events only and ends, with no terminal event.
 A `max_output_tokens` below the answer's word count ends it `incomplete` (reason max_output_tokens).
 """
 
@@ -24,6 +29,7 @@ from tests.fake.records import finder
 _ids = itertools.count(1)
 BACKGROUND_STEPS = ("queued", "in_progress", "completed")
 TERMINAL = {"completed", "failed", "cancelled", "incomplete"}
+STATUS_EVENTS = {"response.queued", "response.created", "response.in_progress"}
 
 
 def default_answer(body: dict) -> str:
@@ -186,7 +192,7 @@ def stream(server, reply, events: list[dict]) -> None:
     drop_after = drops.pop(0) if drops else None
     sent = events if drop_after is None else events[:drop_after]
     chunks = (f"event: {e['type']}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n".encode() for e in sent)
-    reply.sse(None, raw_chunks=chunks)
+    reply.sse(None, raw_chunks=chunks, delay=server.state.get("responses_stream_pause", 0.0))
     if drop_after is not None:
         reply.drop()
 
@@ -229,10 +235,18 @@ def install(server):
         record = found(request, reply)
         if record is None:
             return
-        if request.query.get("stream") == "true":
+        refusal = state.get("responses_stream_get")
+        if request.query.get("stream") == "true" and refusal != "ignore":
+            if refusal:
+                return reply.error(refusal[0], refusal[1], param="stream")
             after = int(request.query.get("starting_after", -1))
+            events = [e for e in record["events"] if e["sequence_number"] > after]
+            if state.pop("responses_cancel_while_streaming", False):
+                record["cancelled"] = True
+            if record.get("cancelled"):
+                return stream(server, reply, [e for e in events if e["type"] in STATUS_EVENTS])
             record["step"] = len(BACKGROUND_STEPS) - 1  # a streamed background response runs to its end
-            return stream(server, reply, [e for e in record["events"] if e["sequence_number"] > after])
+            return stream(server, reply, events)
         if record["background"]:
             _advance(state, record)
             return reply.json(_current(record))

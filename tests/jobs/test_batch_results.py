@@ -107,6 +107,19 @@ def test_a_line_in_another_key_order_is_read_by_parsing_it():
     assert results == [{"custom_id": "real", "status": "completed", "response": {"custom_id": "decoy", "value": 1}}]
 
 
+@pytest.mark.parametrize("line", [
+    b'{"\\"custom_id": "decoy", "custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+    b'{"id": "a, \\"custom_id\\": \\"decoy\\"", "custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+    b'{"id": "x{", "custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+    b'\xef\xbb\xbf{"custom_id": "real", "response": {"status_code": 200, "body": {"v": 1}}}',
+])
+def test_the_custom_id_is_the_top_level_key_whatever_the_strings_before_it_hold(line):
+    # A key named '"custom_id' (with a quote) or the words inside another string are not the custom_id.
+    assert br.custom_id_of(line) == "real"
+    results, _ = merged(input_file(["real"]), line + b"\n")
+    assert results == [{"custom_id": "real", "status": "completed", "response": {"v": 1}}]
+
+
 def test_a_response_with_keys_after_its_body_keeps_just_the_body():
     line = {"custom_id": "a", "response": {"status_code": 200, "body": {"v": [1, 2]}, "request_id": "r"},
             "error": None}
@@ -134,6 +147,103 @@ def test_the_index_holds_offsets_not_bodies():
     br.index_lines(io.BytesIO(outputs), 0, index)
     assert index == {"a": (0, 0, len(ok_line("a", "x" * 5000))),
                      "b": (0, len(ok_line("a", "x" * 5000)), len(ok_line("b", "y" * 5000)))}
+
+
+def test_a_download_indexed_in_chunks_of_any_size_gives_the_file_s_index():
+    # Downloads arrive in chunks that cut lines anywhere; the last line may lack its newline.
+    outputs = ok_line("a", "x" * 300) + b"\n" + failed_line("b") + ok_line("c").rstrip(b"\n")
+    whole: dict = {}
+    br.index_lines(io.BytesIO(outputs), 0, whole)
+    assert sorted(whole) == ["a", "b", "c"] and whole["c"][1] + whole["c"][2] == len(outputs)
+    for size in (1, 7, 64, len(outputs)):
+        index: dict = {}
+        copy = io.BytesIO()
+        indexer = br.LineIndexer(index, 0, copy_to=copy)
+        for start in range(0, len(outputs), size):
+            indexer.write(outputs[start:start + size])
+        indexer.finish()
+        assert index == whole and copy.getvalue() == outputs
+        results = br.merge_indexed(io.BytesIO(input_file(["c", "b", "a"])), [copy, None], index, io.BytesIO())
+        assert results.counts == {"completed": 2, "failed": 1}
+
+
+def test_a_line_spanning_many_chunks_is_joined_once_not_copied_at_each_chunk():
+    long_line = ok_line("big", "w" * 200_000)
+    index: dict = {}
+    indexer = br.LineIndexer(index, 0)
+    body = long_line.rstrip(b"\n")
+    pieces = [body[start:start + 1000] for start in range(0, len(body), 1000)]
+    for number, piece in enumerate(pieces):  # 200 chunks, none with a newline
+        indexer.write(piece)
+        assert len(indexer.rest) == number + 1 and indexer.rest[-1] is piece  # kept as they came, not re-joined
+    indexer.write(b"\n")
+    indexer.write(ok_line("next"))
+    indexer.finish()
+    assert index == {"big": (0, 0, len(long_line)), "next": (0, len(long_line), len(ok_line("next")))}
+
+
+def test_the_error_file_lines_and_a_duplicate_in_both_files():
+    # The output file's copy of a custom_id wins over the error file's; error-file-only ids fail.
+    outputs = ok_line("a", "kept")
+    errors = failed_line("a") + expired_line("b") + failed_line("c")
+    results, summary = merged(input_file(["c", "b", "a"]), outputs, errors)
+    assert [(r["custom_id"], r["status"]) for r in results] == [("c", "failed"), ("b", "failed"), ("a", "completed")]
+    assert results[0]["status_code"] == 400 and results[1]["error"]["code"] == "batch_expired"
+    assert results[2]["response"]["choices"][0]["message"]["content"] == "kept"
+    assert summary.not_in_input == 0
+
+
+def test_a_custom_id_twice_in_the_input_gets_its_result_twice_not_missing():
+    results, summary = merged(input_file(["a", "b", "a"]), ok_line("a") + ok_line("b"))
+    assert [(r["custom_id"], r["status"]) for r in results] == [("a", "completed"), ("b", "completed"),
+                                                                ("a", "completed")]
+    assert results[0] == results[2] and summary.not_in_input == 0
+
+
+def test_a_result_line_that_is_not_json_fails_its_request_and_the_merge_goes_on():
+    broken = b'{"custom_id": "b", "response": {"status_code": 200, "body": {"x": }}, "error": null}\n'
+    results, summary = merged(input_file(["a", "b", "c"]), ok_line("a") + broken + ok_line("c"))
+    assert [(r["custom_id"], r["status"]) for r in results] == [("a", "completed"), ("b", "failed"),
+                                                                ("c", "completed")]
+    assert results[1]["error"]["code"] == "unreadable_result"
+    assert summary.counts == {"completed": 2, "failed": 1}
+
+
+def test_a_body_with_an_integer_beyond_64_bits_is_kept_exactly():
+    # orjson refuses such integers; the merge falls back to json instead of failing the request.
+    line = {"custom_id": "a", "response": {"status_code": 200, "body": {"n": 2 ** 70}, "request_id": "r"},
+            "error": None}
+    results, _ = merged(input_file(["a"]), json.dumps(line).encode() + b"\n")
+    assert results == [{"custom_id": "a", "status": "completed", "response": {"n": 2 ** 70}}]
+
+
+def test_result_lines_go_out_in_pieces_of_whole_lines():
+    writes = []
+
+    class Sink:
+        def write(self, data):
+            writes.append(bytes(data))
+
+    ids = [f"r{i}" for i in range(400)]
+    br.merge(io.BytesIO(input_file(ids)), io.BytesIO(b"".join(ok_line(i, "z" * 2000) for i in ids)), None, Sink())
+    assert 1 < len(writes) < 10  # 800 KB in 256 KiB pieces, not 400 writes
+    assert all(piece.endswith(b"\n") for piece in writes)
+    assert [json.loads(line)["custom_id"] for line in b"".join(writes).splitlines()] == ids
+
+
+@pytest.mark.parametrize("has_pread", [True, False])
+def test_files_on_disk_are_read_back_by_offset_with_or_without_pread(tmp_path, monkeypatch, has_pread):
+    if not has_pread:  # as on Windows
+        monkeypatch.delattr(br.os, "pread")
+    ids = [f"r{i}" for i in range(6)]
+    (tmp_path / "out.jsonl").write_bytes(b"".join(ok_line(i, f"answer {i}") for i in reversed(ids[:5])))
+    with (tmp_path / "out.jsonl").open("rb") as outputs:
+        sink = io.BytesIO()
+        summary = br.merge(io.BytesIO(input_file(ids)), outputs, None, sink)
+    results = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [r["custom_id"] for r in results] == ids
+    assert [r["response"]["choices"][0]["message"]["content"] for r in results[:5]] == [f"answer {i}" for i in ids[:5]]
+    assert summary.counts == {"completed": 5, "missing": 1}
 
 
 def test_memory_stays_flat_while_merging_a_large_output(tmp_path):

@@ -10,8 +10,9 @@ WAL and synchronous=NORMAL)."""
 import asyncio
 import time
 
-from oaicli.api.completions import AsyncRequester
+from oaicli.envelope.engine import Pending
 from oaicli.envelope.http.exchange import GatedStore, status_for
+from oaicli.envelope.upstream import AsyncUpstream
 
 FIRST_LOCK_PAUSE = 0.001
 LONGEST_LOCK_PAUSE = 0.05
@@ -20,16 +21,16 @@ LONGEST_LOCK_PAUSE = 0.05
 class LoopAnswerer:
     """Answers parsed requests on the loop: (response, HTTP status, seconds upstream)."""
 
-    def __init__(self, engine, client, notice=None):
+    def __init__(self, engine, client, notice=None, api: str = "chat"):
         """`engine`: the Envelope (stream=False), a streaming twin is made for SSE requests.
-        `client`: an AsyncApiClient."""
+        `client`: an AsyncApiClient; `api`: chat, responses or auto (envelope/upstream.py)."""
         self.store = GatedStore(engine.store)
         plain = engine.with_store(self.store)
         streaming = plain.with_store(self.store)
         streaming.stream = True
         self.parser = plain
         self._engines = {False: plain, True: streaming}
-        self.requester = AsyncRequester(client)
+        self.upstream = AsyncUpstream(client, api, notice)
         self.client = client
         self.notice = notice
         self.active = 0  # turns being worked on, whatever became of their HTTP requests
@@ -59,18 +60,18 @@ class LoopAnswerer:
         turn = engine.turn(parsed, self.notice)
         upstream, error = 0.0, None
         try:
-            pending = next(turn)
+            step = next(turn)
             while True:
                 started = time.perf_counter()
                 try:
-                    completion = await self.requester(pending.request_body, _deltas(engine, pending, on_delta))
+                    result = await self.upstream.perform(step, _deltas(engine, step, on_delta))
                 except Exception as exc:
                     error = exc
                     upstream += time.perf_counter() - started
-                    pending = turn.throw(exc)
+                    step = turn.throw(exc)
                     continue
                 upstream += time.perf_counter() - started
-                pending = turn.send(completion)
+                step = turn.send(result)
         except StopIteration as done:
             return done.value, upstream, error
 
@@ -91,12 +92,8 @@ async def _acquire(lock) -> None:
         pause = min(pause * 2, LONGEST_LOCK_PAUSE)
 
 
-def _deltas(engine, pending, on_delta):
-    if on_delta is None:
+def _deltas(engine, step, on_delta):
+    """The answer's pieces as delta lines, for a question step of a streamed request."""
+    if on_delta is None or not isinstance(step, Pending):
         return None
-
-    def forward(event, pieces) -> None:
-        for index, text in pieces:
-            if index == 0 and text:
-                on_delta(engine.delta_line(pending, text))
-    return forward
+    return lambda text: on_delta(engine.delta_line(step, text))

@@ -15,8 +15,8 @@ from oaicli.envelope.http.exchange import Exchanger
 CONNECTIONS_PER_CLIENT = 8
 
 
-def build(settings, engine_options: dict, workers: int):
-    """(exchanger, closers) for worker threads: the blocking answer path."""
+def build(settings, engine_options: dict, workers: int, api: str = "chat"):
+    """(exchanger, closers) for worker threads: the blocking answer path. `api`: chat, responses or auto."""
     store = open_store(settings.store_url, max_connections=workers + 2)
     engine = Envelope(store, **engine_options)
     # Upstream connections: one kept alive per worker. httpx clients are thread-safe, but httpcore's
@@ -25,20 +25,21 @@ def build(settings, engine_options: dict, workers: int):
     # small clients instead of one big one.
     shards = -(-workers // CONNECTIONS_PER_CLIENT)
     clients = [ApiClient(settings, max_connections=-(-workers // shards)) for _ in range(shards)]
-    exchanger = Exchanger(engine, clients, notice=_notice(settings))
+    exchanger = Exchanger(engine, clients, notice=_notice(settings), api=api)
     return exchanger, [client.close for client in clients] + [store.close]
 
 
-def build_on_loop(settings, engine_options: dict, workers: int):
+def build_on_loop(settings, engine_options: dict, workers: int, api: str = "chat"):
     """(answerer, closers) answering on the event loop, or None when the store needs threads."""
     store = open_store(settings.store_url, max_connections=workers + 2)
     if not hasattr(store, "file_lock"):  # PostgreSQL: its (blocking) driver runs in worker threads
         store.close()
         return None
+    store.checkpoint_in_background()
     engine = Envelope(store, **engine_options)
     engine.warm_up()
     client = AsyncApiClient(settings, max_connections=workers, echo=_notice(settings))
-    return LoopAnswerer(engine, client, notice=_notice(settings)), [store.close]
+    return LoopAnswerer(engine, client, notice=_notice(settings), api=api), [store.close]
 
 
 def _notice(settings):

@@ -1,8 +1,8 @@
 """The blocking half of one envelope request, run in a worker thread (of the HTTP process, or of a
 worker process with --processes).
 
-The envelope's own driver (`envelope.LineRunner.answer`: the store's session lock, begin, the API
-call, one shrink-and-retry on context_length_exceeded, finish) does the work, so `chat --envelope`
+The envelope's own driver (`envelope.LineRunner.answer`: the store's session lock, the turn's steps,
+one shrink-and-retry on context_length_exceeded, finish) does the work, so `chat --envelope`
 and `serve` answer alike. This adds the HTTP side's needs: which request a written line belongs to,
 the upstream time and error (for Server-Timing and the 502/504 choice), and no saving once shutdown
 gave up on an answer."""
@@ -13,9 +13,9 @@ import time
 
 import httpx
 
-from oaicli.api.completions import Requester
 from oaicli.core.errors import OaicliError
 from oaicli.envelope.engine import Codes, LineRunner
+from oaicli.envelope.upstream import Upstream
 
 
 class Stopping(OaicliError):
@@ -50,22 +50,23 @@ class GatedStore:
 
 
 class Exchanger:
-    def __init__(self, engine, clients: list, notice=None):
+    def __init__(self, engine, clients: list, notice=None, api: str = "chat"):
         """`engine`: the Envelope (stream=False); a streaming twin is made from it for SSE requests.
-        `clients`: ApiClients; each worker thread keeps to one of them (see main.py for why several)."""
+        `clients`: ApiClients; each worker thread keeps to one of them (see build.py for why several).
+        `api`: chat, responses or auto (envelope/upstream.py)."""
         self.store = GatedStore(engine.store)
         self.store.on_refused = lambda error: setattr(self._local, "error", error)
         plain = engine.with_store(self.store)
         streaming = plain.with_store(self.store)
         streaming.stream = True
         self.parser = plain
-        self._requesters = [Requester(client) for client in clients]
-        self._next_requester = itertools.count()
+        self._upstreams = [Upstream(client, api, notice) for client in clients]
+        self._next_upstream = itertools.count()
         self._local = threading.local()
         self._counter = threading.Lock()
         self.active = 0  # answers being worked on in threads, whatever became of their HTTP requests
-        self._runners = {False: LineRunner(plain, self._call, self._write, notice=notice),
-                         True: LineRunner(streaming, self._call, self._write, notice=notice)}
+        self._runners = {False: LineRunner(plain, self, self._write, notice=notice),
+                         True: LineRunner(streaming, self, self._write, notice=notice)}
 
     def close(self) -> None:
         self.store.close_gate()
@@ -91,32 +92,30 @@ class Exchanger:
         else:
             local.result = line
 
-    def _call(self, body: dict, on_delta) -> dict:
-        """The API call the envelope asked for (chat's Requester); deltas go to the HTTP stream."""
+    def perform(self, step, on_text=None):
+        """A step of the envelope's turn on this thread's Upstream; answer deltas go to the HTTP stream."""
         local = self._local
-        requester = getattr(local, "requester", None)
-        if requester is None:
-            requester = local.requester = self._requesters[next(self._next_requester) % len(self._requesters)]
+        upstream = getattr(local, "upstream_client", None)
+        if upstream is None:
+            upstream = local.upstream_client = self._upstreams[next(self._next_upstream) % len(self._upstreams)]
         started = time.perf_counter()
         try:
-            if on_delta is None:
-                return requester(body)
-            return requester(body, lambda event, pieces: self._deltas(pieces, on_delta))
+            if on_text is None:
+                return upstream.perform(step)
+            return upstream.perform(step, lambda text: self._delta(text, on_text))
         except Exception as error:
             local.error = error
             raise
         finally:
             local.upstream += time.perf_counter() - started
 
-    def _deltas(self, pieces, on_delta) -> None:
+    def _delta(self, text: str, on_text) -> None:
         local = self._local
-        for index, text in pieces:
-            if index == 0 and text:
-                local.in_delta = True
-                try:
-                    on_delta(text)
-                finally:
-                    local.in_delta = False
+        local.in_delta = True
+        try:
+            on_text(text)
+        finally:
+            local.in_delta = False
 
 
 def status_for(response: dict, error: Exception | None) -> int:

@@ -114,7 +114,8 @@ def worker_main(pipe, config: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        exchanger, _ = build(settings_module.Settings(config["flags"]), config["engine"], config["workers"])
+        exchanger, _ = build(settings_module.Settings(config["flags"]), config["engine"], config["workers"],
+                             config.get("api", "chat"))
     except Exception as exc:
         pipe.send(("failed", f"{exc.__class__.__name__}: {exc}"))
         return

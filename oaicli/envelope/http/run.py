@@ -1,6 +1,7 @@
 """Listening and stopping: bind the socket, run uvicorn, shut down gracefully on SIGTERM or Ctrl-C."""
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -10,6 +11,9 @@ import threading
 import uvicorn
 
 from oaicli.core.errors import ExitCode, OaicliError
+
+# The cycle collector's thresholds for serve (CPython's defaults: 700, 10, 10); see _quiet_collector.
+GC_THRESHOLDS = (100_000, 20, 100)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -106,6 +110,7 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
                             log_config=_log_config(), timeout_graceful_shutdown=shutdown_timeout + 5,
                             lifespan="on", server_header=False, date_header=False, http=_http_parser())
     server = _Server(config, shutdown_timeout=shutdown_timeout, abandon=abandon)
+    _quiet_collector()
     server.run(sockets=[sock])
     close()
     code = ExitCode.INTERRUPTED if server.stopped_by == signal.SIGINT else ExitCode.OK
@@ -115,6 +120,19 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
         os._exit(code)
     print("Stopped.", file=sys.stderr, flush=True)
     return code
+
+
+def _quiet_collector() -> None:
+    """Fewer, shorter pauses of the cycle collector, which stops the loop while it runs: with the default
+    thresholds, 100 answers in flight made it collect young objects ~100 times a second and walk every
+    object (2 to 100 ms) several times a minute, the largest share of the added p99. Objects made at
+    start-up (modules, the engine, the clients) are frozen out of every collection, and a collection waits
+    for 100,000 net allocations instead of 700: the answers in flight hold ~35,000 objects, so a lower
+    threshold collected (walking them all) every fraction of a second; above it, collections are rare.
+    Answers leave no cycles behind (api/async_client.close), so waiting holds no more memory."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _http_parser() -> str:
