@@ -1,6 +1,6 @@
-"""The store, the engine and the upstream clients one serving process answers with: on the event loop
-(one process on a SQLite store), or in worker threads (each worker process of --processes, and a
-PostgreSQL store, whose driver here blocks)."""
+"""The store, the engine and the upstream clients one serving process answers with (the one process, or
+each worker process of --processes): on the event loop, or in worker threads for a PostgreSQL store,
+whose driver here blocks."""
 
 import sys
 
@@ -10,9 +10,20 @@ from oaicli.conversation.stores import open_store
 from oaicli.core.errors import redact
 from oaicli.envelope.engine import Envelope
 from oaicli.envelope.http.answer import LoopAnswerer
+from oaicli.envelope.http.app import ThreadRunner
 from oaicli.envelope.http.exchange import Exchanger
 
 CONNECTIONS_PER_CLIENT = 8
+
+
+def build_runner(settings, engine_options: dict, workers: int, api: str = "chat"):
+    """(runner, closers): what answers parsed requests in a serving process, on its event loop when the
+    store allows it. `api`: chat, responses or auto."""
+    built = build_on_loop(settings, engine_options, workers, api)
+    if built is not None:
+        return built
+    exchanger, closers = build(settings, engine_options, workers, api)
+    return ThreadRunner(exchanger, workers), closers
 
 
 def build(settings, engine_options: dict, workers: int, api: str = "chat"):
