@@ -148,11 +148,16 @@ def rss_kib(pid: int) -> dict:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its descendants: less disturbed by other load than latency."""
-    total = 0
+    return sum(cpu_by_process(pid).values())
+
+
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of the process and of each descendant (the HTTP process and its workers)."""
+    seconds = {}
     for member in family(pid):
         fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        seconds[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 def report(name, samples, errors, seconds, server_view=True):
@@ -182,12 +187,17 @@ def start_serve(fake_url: str, workers: int, processes: int, store: str | None) 
                                               "--processes", str(processes)),
                                cwd=_common.REPO, env=_common.env_for(fake_url, **extra), stderr=subprocess.PIPE,
                                text=True)
-    ready, _, _ = select.select([process.stderr], [], [], 60)
-    line = process.stderr.readline() if ready else ""
-    match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
+    match, said, deadline = None, [], time.monotonic() + 60
+    while match is None and time.monotonic() < deadline:  # notices may come before the "Serving" line
+        ready, _, _ = select.select([process.stderr], [], [], 1)
+        line = process.stderr.readline() if ready else ""
+        if ready and not line:
+            break
+        said.append(line)
+        match = re.search(r"http://([\d.]+):(\d+)/v1/envelope", line)
     if not match:
         process.kill()
-        raise SystemExit(f"serve did not start: {line!r}")
+        raise SystemExit(f"serve did not start: {''.join(said)!r}")
     threading.Thread(target=process.stderr.read, daemon=True).start()  # never let its stderr fill up
     return process, match.group(1), int(match.group(2))
 
@@ -224,11 +234,15 @@ async def one_size(args, fake, serves, clients: int, deadline: float) -> dict:
            base_seconds, server_view=False)
     targets = [(host, port, "/v1/envelope") for _, host, port in serves]
     await spread_load(targets, envelope, clients, clients, f"warm{clients}", deadline)  # one request each
-    cpu_before = sum(cpu_seconds(process.pid) for process, _, _ in serves)
+    before = [cpu_by_process(process.pid) for process, _, _ in serves]
     samples, errors, seconds = await spread_load(targets, envelope, clients, total, f"run{clients}", deadline,
                                                  spread=args.delay)
-    cpu = sum(cpu_seconds(process.pid) for process, _, _ in serves) - cpu_before
+    after = [cpu_by_process(process.pid) for process, _, _ in serves]
+    cpu = sum(sum(a.values()) - sum(b.values()) for a, b in zip(after, before))
     report(f"through serve ({clients} clients) [{load_average()}]", samples, errors, seconds)
+    for was, now in zip(before, after):  # with --processes N: the HTTP process first, then its workers
+        print("  serve CPU per answer by process: " + ", ".join(
+            f"{(now[pid] - was.get(pid, 0)) / max(len(samples), 1) * 1000:.2f} ms" for pid in now))
     (base_p50, base_p99), (p50, p99) = percentiles(base), percentiles(samples)
     row = {"clients": clients, "req/s": len(samples) / seconds, "baseline req/s": len(base) / base_seconds,
            "added p50 ms": (p50 - base_p50) * 1000, "added p99 ms": (p99 - base_p99) * 1000,

@@ -2,15 +2,15 @@
 
 import importlib
 import os
-import signal
 import sys
 
 import click
 
 from oaicli import __version__
+from oaicli.cli import signals
 from oaicli.cli.options import connection_options
 from oaicli.cli.summaries import SUMMARIES
-from oaicli.core.errors import ExitCode, OaicliError, redact
+from oaicli.core.errors import ExitCode, OaicliError, mask_key_like, redact
 
 # Every top-level command, by the dotted path of its object: cli never imports commands (import-linter
 # holds it). A module is imported only when its command runs (Click's documented lazy group, below);
@@ -133,7 +133,7 @@ class RootGroup(LazyGroup):
         return code
 
     def invoke(self, ctx):
-        _unwind_on_sigterm()
+        signals.unwind_on_sigterm()
         try:
             return super().invoke(ctx)
         except (OaicliError, click.ClickException) as exc:
@@ -153,10 +153,12 @@ class RootGroup(LazyGroup):
         except click.exceptions.Exit as exc:
             return exc.exit_code
         except click.ClickException as exc:
+            _know_the_keys(sys.argv[1:] if args is None else list(args))
             if getattr(exc, "as_json", False):
-                _show_json_error(exc.format_message(), exc.exit_code, "usage" if exc.exit_code == 2 else "invalid_input")
+                _show_json_error(mask_key_like(exc.format_message()), exc.exit_code,
+                                 "usage" if exc.exit_code == 2 else "invalid_input")
             else:
-                exc.show()
+                _show_click_error(exc)
             return exc.exit_code
         except (click.Abort, KeyboardInterrupt) as exc:
             interrupted = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
@@ -189,6 +191,28 @@ class RootGroup(LazyGroup):
             click.echo(redact(f"Error: unexpected {exc.__class__.__name__}: {exc}. "
                               "Run again with OAICLI_DEBUG=1 for a traceback."), err=True)
             return ExitCode.FAILURE
+
+
+def _know_the_keys(args: list[str]) -> None:
+    """Click's errors quote the command line as typed, before any settings are resolved: a key pasted as
+    a stray argument or an option (`--sk-...`) would be printed. Every configured key, and the one typed
+    after --api-key, is registered with the redactor first."""
+    from oaicli.core import settings
+    typed = None
+    for at, arg in enumerate(args):
+        if arg == "--api-key" and at + 1 < len(args):
+            typed = args[at + 1]
+        elif arg.startswith("--api-key="):
+            typed = arg.split("=", 1)[1]
+    settings.register_configured_keys(typed)
+
+
+def _show_click_error(exc: click.ClickException) -> None:
+    """Click's own message (usage line, hint, error), with the known keys and anything shaped like a key masked."""
+    import io
+    shown = io.StringIO()
+    exc.show(file=shown)
+    click.echo(mask_key_like(redact(shown.getvalue())), err=True, nl=False)
 
 
 def _errors_as_json(ctx: click.Context) -> bool:
@@ -269,18 +293,6 @@ def _help_width(max_width: int) -> int:
     return max(min(columns, max_width) - 2, 50)
 
 
-def _unwind_on_sigterm() -> None:
-    """CI runners stop a cancelled job with SIGTERM, which by default kills Python on the spot. Unwinding
-    instead, as Ctrl-C does, lets a download remove its temporary file and a multipart upload cancel
-    itself; the exit code is the shell's for a TERM, 143. `serve` installs its own graceful handler over it."""
-    def stop(*_signal_and_frame):
-        raise SystemExit(ExitCode.TERMINATED)
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (a command invoked from a test's worker thread)
-        pass
-
-
 def _silence_stdout() -> None:
     """The reader of a pipe went away (`oaicli ... | head`); stop Python complaining at exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -308,4 +320,5 @@ def cli():
 
 def run() -> None:
     """The console script and `python -m oaicli`."""
+    signals.never_lose_signals()
     cli.main(prog_name="oaicli")

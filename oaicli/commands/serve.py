@@ -39,11 +39,11 @@ LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 @click.option("--max-body", type=click.IntRange(min=64), default=262144, show_default=True, metavar="BYTES",
               help="Larger request bodies are refused (code 1004, HTTP 413).")
 @click.option("--workers", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Upstream connections, i.e. contexts answered at once (threads only with --processes or a "
-                   "PostgreSQL store).")
+              help="Upstream connections, i.e. contexts answered at once (split over --processes; threads only "
+                   "with a PostgreSQL store).")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes answering (each context always in the same one); more than 1 uses "
-                   "more cores.")
+              help="Worker processes answering, each on its own event loop (a context always in the same "
+                   "one); more than 1 uses more cores. A worker that dies is replaced.")
 @click.option("--metrics/--no-metrics", default=True, show_default=True,
               help="Serve GET /metrics (Prometheus text: requests by outcome, added and upstream latency).")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,

@@ -12,6 +12,8 @@ from oaicli.conversation.store import Store, default_path
 from oaicli.core.errors import ExitCode, InputError, OaicliError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+POSTGRES_INSTALL = ("Install the postgres extra: pipx inject oaicli 'psycopg[binary,pool]' greenlet "
+                    "(in a venv: pip install '.[postgres]' from the clone).")
 
 
 def open_store(url: str | None = None, *, max_connections: int = 10):
@@ -25,9 +27,8 @@ def open_store(url: str | None = None, *, max_connections: int = 10):
         try:
             from oaicli.conversation.pgstore import PgStore
         except ImportError as exc:
-            raise OaicliError("A postgresql:// store needs psycopg 3, which is not installed.",
-                              "Install it: pipx inject oaicli 'psycopg[binary,pool]' "
-                              "(in a venv: pip install '.[postgres]' from the clone).", exit_code=ExitCode.AUTH) from exc
+            raise OaicliError("A postgresql:// store needs psycopg 3, which is not installed.", POSTGRES_INSTALL,
+                              exit_code=ExitCode.AUTH) from exc
         return PgStore.open(url, max_connections=max_connections)
     raise InputError(f"Unknown store URL {url.split('://')[0]!r}://...: expected sqlite:///PATH or postgresql://...",
                      "For example --store sqlite:///home/me/sessions.db or --store postgresql://me@db/oaicli.")

@@ -1,6 +1,7 @@
 """Exit codes, the error types every layer raises, and redaction of secrets."""
 
 import enum
+import re
 
 
 class ExitCode(enum.IntEnum):
@@ -52,6 +53,16 @@ def mask(secret: str | None) -> str:
     if len(secret) <= 12:
         return "*" * len(secret)
     return f"{secret[:3]}...{secret[-4:]}".encode("unicode_escape").decode("ascii")
+
+
+# What an OpenAI key looks like: sk- (sk-proj-, sk-svcacct-, sk-admin-...) and 20 or more key characters.
+KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}")
+
+
+def mask_key_like(text: str) -> str:
+    """`text` with anything shaped like an OpenAI key masked, configured or not (for Click's usage errors,
+    which quote the command line as typed: a key pasted as a stray argument would be printed)."""
+    return KEY_LIKE.sub(lambda match: mask(match.group()), text)
 
 
 def redact(text: str) -> str:

@@ -134,6 +134,12 @@ def load_config() -> dict:
     path = config_path()
     if not path.exists():
         return {}
+    config = _read_config(path)
+    _keep_private(path, config)
+    return config
+
+
+def _read_config(path: Path) -> dict:
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -143,7 +149,6 @@ def load_config() -> dict:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.", "Fix the file's TOML syntax.")
     _check_shape(path, config)
-    _warn_if_exposed(path, config)
     return config
 
 
@@ -157,10 +162,46 @@ def _check_shape(path: Path, config: dict) -> None:
             raise ConfigError(f"In {path}, profiles.{name}.models must be a table (models = {{ chat = \"...\" }}).")
 
 
-def _warn_if_exposed(path: Path, config: dict) -> None:
-    holds_key = any("api_key" in p for p in config.get("profiles", {}).values() if isinstance(p, dict))
-    if holds_key and os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        click.echo(f"Warning: {path} holds an API key but others can read it; run: chmod 600 {path}", err=True)
+def _profile_keys(config: dict) -> list[str]:
+    return [profile[name] for profile in config.get("profiles", {}).values() for name in SECRET_FIELDS
+            if isinstance(profile.get(name), str)]
+
+
+def _keep_private(path: Path, config: dict) -> None:
+    """A config file that holds a key and that others can read is made 0600 when it is the user's own,
+    saying so once (the next run finds it private); one that oaicli may not change gets a warning each run."""
+    if not _profile_keys(config) or os.name != "posix":
+        return
+    status = path.stat()
+    if not status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return
+    if status.st_uid == os.geteuid():
+        try:
+            os.chmod(path, 0o600)
+        except OSError:  # a read-only file system, an ACL: leave it to the user
+            pass
+        else:
+            click.echo(f"Warning: {path} holds an API key and others could read it; made it private "
+                       "(chmod 600).", err=True)
+            return
+    click.echo(f"Warning: {path} holds an API key but others can read it; run: chmod 600 {path}", err=True)
+
+
+def register_configured_keys(typed_key: str | None) -> None:
+    """Make every key oaicli may be configured with known to the redactor without resolving the settings
+    (Click's usage errors come before them): the key typed after --api-key, the environment's keys, the
+    config file's and the stored ones. A file that cannot be read is skipped: the usage error must show."""
+    register_secret(typed_key)
+    for name in SECRET_FIELDS:
+        for var in FIELDS[name].env:
+            register_secret(os.environ.get(var))
+    for read in (lambda: _profile_keys(_read_config(config_path())) if config_path().exists() else [],
+                 lambda: load_keys().values()):
+        try:
+            for key in read():
+                register_secret(key)
+        except (ConfigError, OSError):
+            pass
 
 
 class Settings:

@@ -228,3 +228,57 @@ def test_serve_never_answers_or_logs_the_key(fake, home, server):
     texts = [a.text + repr(dict(a.headers)) for a in answers] + ["".join(served.log)]
     assert fake.requests and "x-request-id: sk-" in texts[-1]  # the echoed header was traced, masked
     assert_nowhere(key, *texts, home=home)
+
+
+# A key pasted where Click expects something else, and the words Click then uses.
+USAGE_MISTAKES = {
+    "stray argument": (["models", "list", "{key}"], "Got unexpected extra argument"),
+    "unknown option": (["chat", "--{key}", "hi"], "No such option"),
+    "bad choice": (["models", "list", "--format", "{key}"], "Invalid value for '--format'"),
+    "unknown command": (["{key}"], "No such command"),
+    "errors as JSON": (["models", "list", "--format", "json", "{key}"], '"type": "usage"'),
+}
+# A key of no recognisable shape (Azure's are 32 hex characters): masked only because it is configured.
+PLAIN_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+
+
+def usage_mistake(mistake: str, key: str, before=(), env=None):
+    words, said = USAGE_MISTAKES[mistake]
+    args = [*before, *(word.format(key=key) for word in words)]
+    result = run_process_bytes(*(arg.encode() for arg in args), env=env)
+    return result.returncode, (result.stdout + result.stderr).decode(), said
+
+
+def configure(source: str, home, key: str) -> tuple[list[str], dict]:
+    """Configure `key` one way: (arguments to put first, environment)."""
+    home.mkdir(parents=True, exist_ok=True)
+    if source == "config file":
+        (home / "config.toml").write_text(f'[profiles.default]\napi_key = "{key}"\n')
+        (home / "config.toml").chmod(0o600)
+    if source == "keys file":
+        (home / "keys.json").write_text(json.dumps({"default": key}))
+        (home / "keys.json").chmod(0o600)
+    return (["--api-key", key] if source == "--api-key" else []), {
+        "env OPENAI_API_KEY": {"OPENAI_API_KEY": key}, "env OPENAI_ADMIN_KEY": {"OPENAI_ADMIN_KEY": key}}.get(source)
+
+
+@pytest.mark.parametrize("mistake", ["stray argument", "unknown option"])
+@pytest.mark.parametrize("source", ["env OPENAI_API_KEY", "env OPENAI_ADMIN_KEY", "--api-key", "config file",
+                                    "keys file"])
+def test_a_configured_key_typed_by_mistake_is_masked_in_usage_errors(home, source, mistake):
+    before, env = configure(source, home, PLAIN_KEY)
+    code, output, said = usage_mistake(mistake, PLAIN_KEY, before, env)
+    assert code == 2 and said in output
+    assert "0a1...e8f9" in output  # what was typed is still pointed at, masked
+    assert_nowhere(PLAIN_KEY, output)
+
+
+@pytest.mark.parametrize("mistake", USAGE_MISTAKES)
+@pytest.mark.parametrize("key", ["sk-proj-Ab3dEf6hIj9lMn2pQr5tUv8x_yZ-012345", "sk-abcdefghijklmnopqrstuvwxyz"])
+def test_a_key_shaped_argument_is_masked_in_usage_errors_with_no_key_configured(invoke, key, mistake):
+    words, said = USAGE_MISTAKES[mistake]
+    result = invoke(*(word.format(key=key) for word in words))
+    code, output = result.exit_code, result.stdout + result.stderr
+    assert code == 2 and said in output
+    assert f"sk-...{key[-4:]}" in output
+    assert_nowhere(key, output)

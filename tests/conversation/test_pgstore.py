@@ -1,8 +1,7 @@
-"""The PostgreSQL store against a real throwaway server: the SQLite store's contract, migrations applied once by
-processes starting together, the question_id claim, per-session ordering across instances, and copies."""
+"""What only the PostgreSQL store does, against a real throwaway server: migrations applied once by processes
+starting together, the question_id claim, per-session ordering across instances, an instance killed mid-turn,
+and copies between stores. The contract both stores keep is in test_store_contract.py."""
 
-import json
-import multiprocessing
 import os
 import signal
 import sqlite3
@@ -14,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from oaicli.conversation import store as store_module
 from oaicli.conversation import stores, tokens
 from oaicli.conversation.store import Store, Turn
 from oaicli.core.errors import InputError, OaicliError
 from tests.postgres_server import fresh_database, postgres_dsn  # noqa: F401 (the fixture)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
-from oaicli.conversation import pgstore  # noqa: E402 (only once psycopg is known to be there)
 from oaicli.conversation.pgstore import PgStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,79 +47,16 @@ def exchange(store, session, question, answer, **ids):
     store.add_exchange(session.id, Turn("user", question, **ids), Turn("assistant", answer, **ids))
 
 
-def pair_cost(question, answer, counter=COUNTER):
-    return counter.count_message({"role": "user", "content": question}) + \
-        counter.count_message({"role": "assistant", "content": answer})
-
-
-# The store contract (the same assertions as tests/test_store.py where they apply)
-
-def test_migrations_run_once_and_are_recorded(database):
-    PgStore.open(database).close()
-    PgStore.open(database).close()
-    assert sql(database, "SELECT id, name FROM schema_migrations ORDER BY id") == \
-        [(number, name) for number, name, _ in pgstore.MIGRATIONS]
-
-
-def test_ensure_session_creates_then_continues(store):
-    first = store.ensure_session("trip", model="gpt-4o", system="Be brief.")
-    again = store.ensure_session("trip")
-    assert again.id == first.id and again.model == "gpt-4o" and again.system == "Be brief."
-    changed = store.ensure_session("trip", model="gpt-4")
-    assert (changed.model, changed.system) == ("gpt-4", "Be brief.")
-    assert store.get_session("nope") is None
-    with pytest.raises(InputError, match="name is empty"):
-        store.ensure_session("  ")
-
-
-def test_sessions_are_listed_newest_first_and_latest_is_a_named_one(store):
-    trip = store.ensure_session("trip", model="gpt-4o")
-    store.ensure_session("envelope:456:123", kind="envelope")
-    exchange(store, trip, "q", "a")
-    listed = store.list_sessions()
-    assert [(s["name"], s["kind"], s["turns"]) for s in listed] == [("trip", "named", 2),
-                                                                  ("envelope:456:123", "envelope", 0)]
-    store.ensure_session("envelope::7", kind="envelope")
-    assert store.latest_session().name == "trip"
-
-
-def test_an_exchange_is_stored_whole(store):
-    session = store.ensure_session("s")
-    store.add_exchange(session.id, Turn("user", "如果带了呢", question_id="q1", user_id="123", model="gpt-4o"),
-                       Turn("assistant", "...", question_id="q1", model="gpt-4o", usage={"total_tokens": 9}))
-    turns = list(store.turns(session.id))
-    assert [(t.role, t.content, t.question_id) for t in turns] == [("user", "如果带了呢", "q1"),
-                                                                    ("assistant", "...", "q1")]
-    assert turns[0].user_id == "123" and turns[1].usage == {"total_tokens": 9}
-    assert json.loads(sql(store.url, "SELECT usage FROM turns WHERE role = 'assistant'")[0][0]) == {"total_tokens": 9}
-
-
-def test_an_exchange_that_fails_half_way_leaves_nothing(store):
+def test_a_failed_write_inside_a_turn_undoes_the_whole_turn(store):
     session = store.ensure_session("s")
     exchange(store, session, "before", "kept")
-    with pytest.raises(psycopg.errors.NotNullViolation):
+    with pytest.raises(psycopg.errors.NotNullViolation), store.exclusive("s"):
+        exchange(store, session, "first in the turn", "saved, then undone")
         store.add_exchange(session.id, Turn("user", "question"), Turn("assistant", None))
     assert [t.content for t in store.turns(session.id)] == ["before", "kept"]
-
-
-def test_a_failed_exchange_inside_a_turn_leaves_the_turn_usable(store):
-    session = store.ensure_session("s")
-    with store.exclusive("s"):
-        with pytest.raises(psycopg.errors.NotNullViolation):
-            store.add_exchange(session.id, Turn("user", "question"), Turn("assistant", None))
-        exchange(store, session, "retried", "saved")
-    assert [t.content for t in store.turns(session.id)] == ["retried", "saved"]
-
-
-def test_find_exchange_by_question_id_and_user(store):
-    session = store.ensure_session("envelope:g:*", kind="envelope")
-    exchange(store, session, "q-a", "a-a", question_id="x", user_id="alice")
-    exchange(store, session, "q-b", "a-b", question_id="x", user_id="bob")
-    found = store.find_exchange(session.id, "x", "bob")
-    assert (found[0].content, found[1].content) == ("q-b", "a-b")
-    assert store.find_exchange(session.id, "x")[0].content == "q-a"
-    assert store.find_exchange(session.id, "x", "carol") is None
-    assert store.find_exchange(session.id, "y") is None
+    with store.exclusive("s"):  # the lock went with the turn
+        exchange(store, session, "next turn", "saved")
+    assert [t.content for t in store.turns(session.id)][-2:] == ["next turn", "saved"]
 
 
 def test_a_question_id_is_stored_once_per_user(store):
@@ -133,109 +67,6 @@ def test_a_question_id_is_stored_once_per_user(store):
     assert store.count_turns(session.id) == 2
 
 
-def test_tail_keeps_the_newest_whole_pairs_within_the_budget_and_cap(store):
-    session = store.ensure_session("s")
-    for i in range(6):
-        exchange(store, session, f"question {i}", f"answer {i}")
-    budget = pair_cost("question 4", "answer 4") + pair_cost("question 5", "answer 5")
-    kept = store.tail(session.id, token_budget=budget, max_turns=None, counter=COUNTER)
-    assert [t.content for t in kept] == ["question 4", "answer 4", "question 5", "answer 5"]
-    one_short = store.tail(session.id, token_budget=budget - 1, max_turns=None, counter=COUNTER)
-    assert [t.content for t in one_short] == ["question 5", "answer 5"]
-    capped = store.tail(session.id, token_budget=None, max_turns=2, counter=COUNTER)
-    assert [t.content for t in capped] == ["question 4", "answer 4", "question 5", "answer 5"]
-    assert store.tail(session.id, token_budget=None, max_turns=0, counter=COUNTER) == []
-    assert [t.content for t in store.last_turns(session.id, 2)] == ["question 5", "answer 5"]
-
-
-def test_tail_skips_unanswered_questions(store):
-    store.import_messages("s", [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
-                                {"role": "user", "content": "q2"}, {"role": "user", "content": "q2"},
-                                {"role": "assistant", "content": "a2"}, {"role": "user", "content": "dangling"}])
-    session = store.get_session("s")
-    kept = store.tail(session.id, token_budget=None, max_turns=None, counter=COUNTER)
-    assert [t.content for t in kept] == ["q1", "a1", "q2", "a2"]
-
-
-def test_tail_reads_only_the_end_of_a_long_session(store, monkeypatch):
-    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"} for i in range(100_000)]
-    assert store.import_messages("big", messages) == 100_000
-    session = store.get_session("big")
-    assert store.count_turns(session.id) == 100_000
-    built = []
-    real_turn = store_module.turn_from_row
-    monkeypatch.setattr(store_module, "turn_from_row", lambda row: built.append(row[0]) or real_turn(row))
-    kept = store.tail(session.id, token_budget=10 * pair_cost("message 99990", "message 99991"),
-                      max_turns=None, counter=COUNTER)
-    assert [t.content for t in kept][-2:] == ["message 99998", "message 99999"]
-    assert len(kept) == 20
-    assert len(built) < 200
-
-
-def test_tail_caches_counts_and_reuses_them(store, monkeypatch):
-    session = store.ensure_session("s")
-    exchange(store, session, "hello there", "general kenobi")
-    store.tail(session.id, token_budget=None, max_turns=None, counter=COUNTER)
-    cl100k = tokens.get_encoding("cl100k_base")
-    expected = [len(cl100k.encode("hello there")), len(cl100k.encode("general kenobi"))]
-    assert sql(store.url, "SELECT tokens, tokens_encoding FROM turns ORDER BY id") == \
-        [(expected[0], "cl100k_base"), (expected[1], "cl100k_base")]
-    counted = []
-    original = tokens.TokenCounter.count_text
-    monkeypatch.setattr(tokens.TokenCounter, "count_text",
-                        lambda self, text: counted.append(text) or original(self, text))
-    kept = store.tail(session.id, token_budget=None, max_turns=None, counter=COUNTER)
-    assert [t.tokens for t in kept] == expected
-    assert "hello there" not in counted and "general kenobi" not in counted
-    o200k = tokens.counter_for("gpt-4o")
-    redone = store.tail(session.id, token_budget=None, max_turns=None, counter=o200k)
-    assert [t.encoding for t in redone] == ["o200k_base", "o200k_base"]
-
-
-def test_add_exchange_with_a_counter_caches_counts_at_once(store):
-    session = store.ensure_session("s")
-    store.add_exchange(session.id, Turn("user", "hello world"), Turn("assistant", "hi"), counter=COUNTER)
-    assert sql(store.url, "SELECT tokens, tokens_encoding FROM turns ORDER BY id") == \
-        [(2, "cl100k_base"), (1, "cl100k_base")]
-
-
-def test_reset_rename_delete(store):
-    session = store.ensure_session("s", model="gpt-4o", system="Be brief.")
-    exchange(store, session, "q", "a")
-    assert store.reset("s") == 2
-    kept = store.get_session("s")
-    assert (kept.id, kept.model, kept.system) == (session.id, "gpt-4o", "Be brief.")
-    assert list(store.turns(session.id)) == []
-    store.ensure_session("taken")
-    store.rename("s", "new")
-    assert store.get_session("new").id == session.id and store.get_session("s") is None
-    with pytest.raises(InputError, match="already exists"):
-        store.rename("new", "taken")
-    with pytest.raises(InputError, match="No session named 'ghost'"):
-        store.rename("ghost", "x")
-    exchange(store, store.get_session("new"), "q", "a")
-    assert store.delete("new") == 2
-    assert store.get_session("new") is None
-    assert sql(store.url, "SELECT COUNT(*) FROM turns") == [(0,)]
-
-
-def test_import_export_round_trip_and_replace_or_append(store):
-    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "昨天下雨了"},
-                {"role": "assistant", "content": "会湿透"}]
-    assert store.import_messages("copy", messages) == 2
-    assert store.export_messages("copy") == messages
-    more = [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
-    with pytest.raises(InputError, match="already has 2 turns"):
-        store.import_messages("copy", more)
-    store.import_messages("copy", more, append=True)
-    assert [m["content"] for m in store.export_messages("copy")] == ["sys", "昨天下雨了", "会湿透", "q2", "a2"]
-    store.import_messages("copy", more, replace=True)
-    assert store.export_messages("copy") == more
-    with pytest.raises(InputError, match="Message 0 has role 'wizard'"):
-        store.import_messages("bad", [{"role": "wizard", "content": "x"}])
-    assert store.get_session("bad") is None
-
-
 def test_a_wrong_url_is_one_clear_error_without_the_password(database):
     with pytest.raises(OaicliError) as raised:
         PgStore.open(database.rsplit("/", 1)[0].replace("postgres@", "postgres:hunter2-pw@") + "/no_such_db")
@@ -244,25 +75,6 @@ def test_a_wrong_url_is_one_clear_error_without_the_password(database):
 
 
 # Several instances on one database
-
-def _open_at_once(url, start):
-    start.wait()
-    PgStore.open(url).close()
-
-
-def test_instances_starting_together_migrate_once(postgres_dsn):  # noqa: F811
-    context = multiprocessing.get_context("spawn")
-    for _ in range(3):
-        url = fresh_database(postgres_dsn)
-        start = context.Event()
-        openers = [context.Process(target=_open_at_once, args=(url, start)) for _ in range(4)]
-        for process in openers:
-            process.start()
-        start.set()
-        for process in openers:
-            process.join(timeout=120)
-        assert [process.exitcode for process in openers] == [0] * 4
-        assert sql(url, "SELECT COUNT(*) FROM schema_migrations") == [(len(pgstore.MIGRATIONS),)]
 
 
 def _wait_until(url, query, *args):
@@ -301,32 +113,6 @@ def test_a_session_lock_orders_two_instances(database):
     finally:
         first.close()
         second.close()
-
-
-def test_threads_on_one_store_are_serialized(store):
-    store.ensure_session("shared")
-    start = threading.Event()
-
-    def work(worker):
-        start.wait()
-        session = store.get_session("shared")
-        for round_ in range(10):
-            with store.exclusive("shared"):
-                seen = store.count_turns(session.id)
-                store.add_exchange(session.id, Turn("user", "q", question_id=f"{worker}-{round_}"),
-                                   Turn("assistant", str(seen), question_id=f"{worker}-{round_}"))
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    start.set()
-    for thread in threads:
-        thread.join()
-    turns = list(store.turns(store.get_session("shared").id))
-    assert len(turns) == 120
-    for index in range(0, len(turns), 2):
-        assert turns[index].question_id == turns[index + 1].question_id  # never interleaved
-        assert turns[index + 1].content == str(index)  # each saw every exchange before it
 
 
 def _claim_and_answer(store, name, question_id, calls):

@@ -218,11 +218,48 @@ def test_paths(invoke, home):
     assert invoke("config", "path").stdout.strip() == str(home / "config.toml")
 
 
-def test_world_readable_config_with_a_key_warns(invoke, config_file):
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660], ids=oct)
+def test_a_readable_config_with_a_key_is_made_private_saying_so_once(invoke, config_file, mode):
+    config_file.chmod(mode)
+    first = invoke("config", "show", "--format", "json")
+    assert first.exit_code == 0 and stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert first.stderr.splitlines() == [f"Warning: {config_file} holds an API key and others could read it; "
+                                         "made it private (chmod 600)."]
+    assert "sk-profile-work-0123456789" not in first.stdout + first.stderr
+    assert invoke("config", "show", "--format", "json").stderr == ""  # private now: nothing more to say
+
+
+def test_a_readable_config_oaicli_cannot_change_keeps_the_warning(invoke, config_file, monkeypatch):
     config_file.chmod(0o644)
+
+    def refused(path, mode):
+        raise PermissionError(1, "Operation not permitted", str(path))
+    monkeypatch.setattr(settings.os, "chmod", refused)
+    for _ in range(2):  # each run says it again: nothing was fixed
+        result = invoke("config", "show", "--format", "json")
+        assert result.exit_code == 0
+        assert result.stderr.splitlines() == [f"Warning: {config_file} holds an API key but others can read it; "
+                                              f"run: chmod 600 {config_file}"]
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o644
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to give the file to another user")
+def test_a_readable_config_of_another_user_is_left_alone_with_the_warning(invoke, config_file):
+    config_file.chmod(0o644)
+    os.chown(config_file, 65534, 65534)  # nobody's
     result = invoke("config", "show", "--format", "json")
     assert f"run: chmod 600 {config_file}" in result.stderr
-    assert "sk-profile-work-0123456789" not in result.stdout + result.stderr
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o644
+
+
+def test_a_readable_config_without_a_key_is_left_as_it_is(invoke, home):
+    home.mkdir(parents=True)
+    config_file = home / "config.toml"
+    config_file.write_text('[profiles.default]\nbase_url = "http://profile.test/v1"\n')
+    config_file.chmod(0o644)
+    result = invoke("config", "show", "--format", "json")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize("text, message", [

@@ -301,23 +301,79 @@ def test_an_answer_is_saved_even_when_its_client_gave_up_and_a_retry_gets_it(ser
                                                        {"role": "assistant", "content": "echo: Hi"}]
 
 
-def test_a_worker_process_that_dies_fails_its_requests_instead_of_hanging(serve, fake, home):
+def worker_pids(server) -> list[int]:
+    """serve --processes N's worker processes: the HTTP process's children."""
+    pid = server.process.pid
+    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def wait_for_log(server, text: str) -> None:
+    deadline = time.monotonic() + 20
+    while text not in "".join(server.log):
+        assert time.monotonic() < deadline, f"serve never said {text!r}: {''.join(server.log)}"
+        time.sleep(0.02)
+
+
+def test_a_worker_process_that_dies_fails_its_answers_in_flight_and_a_new_one_takes_its_place(serve, fake, home):
     arrived = slow_answers(fake, 5.0)
     server = serve("--processes", "2")
+    killed = worker_pids(server)
+    assert len(killed) == 2
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("response", server.post(body("Hi"))))
     thread.start()
     wait_for_arrivals(arrived, 1)
-    workers = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
-    for pid in workers:  # whichever one holds the request
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
-        if b"resource_tracker" not in cmdline:
-            os.kill(int(pid), signal.SIGKILL)
+    for pid in killed:  # whichever one holds the request
+        os.kill(pid, signal.SIGKILL)
     thread.join(10)
     assert outcome["response"].status_code == 500 and outcome["response"].json()["code"] == 5000
     assert "not saved" in outcome["response"].json()["msg"]
-    assert server.post(body("Again", user_id="u9")).status_code == 500  # refused cleanly, not hung
+    assert outcome["response"].json()["data"]["user_id"] == "u1"
+    wait_for_log(server, "was killed by signal 9; 1 answer(s) in flight got an error")
+
+    fake.state["answer"] = lambda messages: "echo: " + messages[-1]["content"]
+    again = server.post(body("Again"))  # the same context, now answered by the new worker
+    assert again.status_code == 200 and again.json()["data"]["answer"] == "echo: Again"
+    assert stored_messages(home, "envelope:g1:u1") == [{"role": "user", "content": "Again"},
+                                                       {"role": "assistant", "content": "echo: Again"}]
+    other = server.post(body("Hi", user_id="u9")).json()
+    assert other["code"] == 0, other  # and the other context's worker too
+    started = worker_pids(server)
+    assert len(started) == 2 and not set(started) & set(killed)
+    assert "Traceback" not in "".join(server.log)
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def test_a_stream_whose_worker_process_dies_ends_with_an_error_event_and_saves_nothing(serve, fake, home):
+    fake.state.update(chunks=3, chunk_delay=5.0)
+    server = serve("--processes", "2")
+    killed = worker_pids(server)
+    events = []
+    with httpx.stream("POST", server.url, json=body("tell me a story"), timeout=30,
+                      headers={"Accept": "text/event-stream"}) as response:
+        lines = response.iter_lines()
+        for line in lines:
+            if line.startswith("event: delta"):
+                break
+        for pid in killed:  # the first delta came through the worker: kill it mid-answer
+            os.kill(pid, signal.SIGKILL)
+        events = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    final = json.loads(events[-1])
+    assert final["code"] == 5000 and "not saved" in final["msg"]
     assert stored_messages(home, "envelope:g1:u1") == []
+    fake.state["chunk_delay"] = 0
+    assert server.post(body("Hi"), headers={"Accept": "text/event-stream"}).text.count("event: delta") == 3
+
+
+def test_a_worker_process_that_cannot_start_is_one_error_line_at_start(home, fake, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    result = run_process("serve", "--store", f"sqlite:///{blocked}/sessions.db", "--port", "0", "--processes", "2",
+                         env={"OAICLI_HOME": str(home)})
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: A worker process failed to start:")
+    assert TEST_KEY not in result.stderr
 
 
 def test_healthz(serve):
@@ -580,20 +636,22 @@ def test_a_second_signal_answers_what_is_in_flight_with_the_envelope_503(procs, 
 # Metrics
 
 
-def test_metrics_count_requests_by_outcome_and_sit_behind_the_token(serve, fake):
-    server = serve("--token", TOKEN)
+@PROCESSES
+def test_metrics_count_requests_by_outcome_and_sit_behind_the_token(procs, serve, fake):
+    server = serve("--token", TOKEN, *procs)  # with worker processes, the HTTP process counts for them all
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert server.post(body("Hi"), headers=auth).json()["code"] == 0
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):  # contexts spread over the workers
+        assert server.post(body("Hi", user_id=user), headers=auth).json()["code"] == 0
     assert server.post("not json", headers=auth).status_code == 400
     assert server.post(body("Hi")).status_code == 401
     assert httpx.get(server.base + "/metrics", timeout=10).status_code == 401
     metrics = httpx.get(server.base + "/metrics", headers=auth, timeout=10)
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = metrics.text.splitlines()
-    for outcome, count in (("ok", 1), ("rejected", 1), ("unauthorized", 1)):
+    for outcome, count in (("ok", 6), ("rejected", 1), ("unauthorized", 1)):
         assert f'oaicli_envelope_requests_total{{outcome="{outcome}"}} {count}' in lines
-    assert 'oaicli_envelope_added_seconds_count{outcome="ok"} 1' in lines
-    assert "oaicli_envelope_upstream_seconds_count 1" in lines
+    assert 'oaicli_envelope_added_seconds_count{outcome="ok"} 6' in lines
+    assert "oaicli_envelope_upstream_seconds_count 6" in lines
     assert TEST_KEY not in metrics.text and TOKEN not in metrics.text
 
 

@@ -188,3 +188,77 @@ def test_eight_chat_session_processes_on_one_postgresql_session_take_turns(home,
         assert turns[index][0] == "user" and turns[index + 1] == ("assistant", "echo: " + turns[index][1], None)
     assert sorted(content for role, content, _ in turns if role == "user") == sorted(
         f"w{n}-{t}" for n in range(8) for t in range(3))
+
+
+def threads_of(server: Served) -> int:
+    for line in open(f"/proc/{server.process.pid}/status"):
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no thread count in /proc")
+
+
+def held_locks(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        return connection.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads through /proc")
+def test_turns_are_answered_on_the_event_loop_each_holding_its_lock_without_a_thread(instances, fake, database):
+    arrived, go = gated_answers(fake)
+    (server,) = instances(1)
+    contexts = 24
+    results = {}
+    threads = [post_in_thread(server, body(f"q{n}", user_id=f"u{n}"), results, n) for n in range(contexts)]
+    for _ in range(contexts):
+        assert arrived.acquire(timeout=60)
+    # Every turn is mid-answer now, each holding its context's advisory lock on a connection of its own;
+    # answered in threads, there would be a blocked thread per turn.
+    assert held_locks(database) == contexts
+    assert threads_of(server) < contexts
+    for _ in range(contexts):
+        go.release()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r.json()["data"]["answer"] for r in results.values()) == sorted(f"echo: q{n}" for n in range(contexts))
+    assert held_locks(database) == 0
+
+
+def test_a_pool_larger_than_the_server_allows_is_said_at_start(instances, database):
+    with psycopg.connect(database) as connection:
+        allowed = int(connection.execute("SHOW max_connections").fetchone()[0])
+    (server,) = instances(1, "--workers", str(allowed))
+    assert any(f"PostgreSQL allows {allowed} connections and this instance may hold up to {allowed + 2}" in line
+               for line in server.log)
+
+
+def test_serve_without_greenlet_says_what_to_install(monkeypatch):
+    from oaicli.core.errors import OaicliError
+    from oaicli.envelope.http import build
+
+    class Opened:  # the blocking store serve opened first: it worked, so psycopg is there
+        url = "postgresql://db/x"
+        closed = False
+
+        def server_connections(self):
+            return 100
+
+        def close(self):
+            self.closed = True
+
+    opened = Opened()
+    monkeypatch.setitem(sys.modules, "oaicli.conversation.pgasync", None)  # as when greenlet is missing
+    with pytest.raises(OaicliError) as raised:
+        build._async_postgres(opened, 4, lambda text: None)
+    assert "needs greenlet" in raised.value.message and "greenlet" in raised.value.hint and raised.value.exit_code == 3
+    assert opened.closed
+
+
+def test_worker_processes_answer_on_postgresql_in_order(instances, fake, database):
+    (server,) = instances(1, "--processes", "2")
+    for number in range(3):
+        for user in ("a", "b"):
+            reply = server.post(body(f"{user}{number}", user_id=user))
+            assert reply.json()["data"]["answer"] == f"echo: {user}{number}"
+    for user in ("a", "b"):
+        assert [content for _, content, _ in stored(database, f"envelope:g1:{user}")] == [
+            text for number in range(3) for text in (f"{user}{number}", f"echo: {user}{number}")]

@@ -5,12 +5,12 @@ Three routes need no framework: Starlette's routing, request and response object
 ~7% of serve's CPU per answer under load (py-spy, 100 clients), for nothing these routes use."""
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
 
-import anyio
-
+from oaicli.core.errors import redact
 from oaicli.envelope.engine import VERSION, Codes
 from oaicli.envelope.engine import response as envelope_response
 from oaicli.envelope.http.exchange import status_for
@@ -23,7 +23,7 @@ STOPPING = "the server is stopping and gave up on this answer; it was not saved:
 
 class Service:
     """What every request shares: the token, the limits, the context queues and the runner that answers
-    (worker threads here, or worker processes: see procs.py)."""
+    (on the event loop here: answer.py, or worker processes: see procs.py)."""
 
     def __init__(self, runner, parser, *, token: str | None, max_body: int, metrics: bool = True):
         self.runner = runner
@@ -83,24 +83,6 @@ class Service:
         """Stop waiting for the answers in flight: no more saves, and every waiting client gets the 503."""
         self.abandoned.set()
         asyncio.get_running_loop().run_in_executor(None, self.runner.close)
-
-
-class ThreadRunner:
-    """Answers in this process's worker threads, at most `workers` at once."""
-
-    def __init__(self, exchanger, workers: int):
-        self.exchanger = exchanger
-        self.parser = exchanger.parser
-        self.limiter = anyio.CapacityLimiter(workers)
-
-    async def run(self, parsed, on_delta=None):
-        return await anyio.to_thread.run_sync(self.exchanger.run, parsed, on_delta, limiter=self.limiter)
-
-    def close(self) -> None:
-        self.exchanger.close()
-
-    def busy(self) -> bool:
-        return self.exchanger.active > 0
 
 
 JSON_TYPE = b"application/json"
@@ -166,16 +148,23 @@ async def _metrics(service: Service, scope, receive, send) -> None:
 
 
 async def _lifespan(service: Service, receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            # uvicorn has finished (or given up waiting for) the requests in flight:
-            # answers still coming in from now on are not saved.
-            await anyio.to_thread.run_sync(service.runner.close)
-            await send({"type": "lifespan.shutdown.complete"})
+    """Start-up, then shutdown. A runner whose store lives on this loop (PostgreSQL's async pool) opens it
+    at start-up and closes it last."""
+    serving = getattr(service.runner, "serving", None)
+    async with contextlib.AsyncExitStack() as stack:
+        await receive()  # lifespan.startup
+        try:
+            if serving is not None:
+                await stack.enter_async_context(serving())
+        except Exception as exc:  # uvicorn logs the message and exits
+            await send({"type": "lifespan.startup.failed", "message": redact(f"{exc.__class__.__name__}: {exc}")})
             return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        # uvicorn has finished (or given up waiting for) the requests in flight:
+        # answers still coming in from now on are not saved.
+        await asyncio.get_running_loop().run_in_executor(None, service.runner.close)
+    await send({"type": "lifespan.shutdown.complete"})
 
 
 def _headers(scope) -> dict[bytes, bytes]:

@@ -4,7 +4,7 @@ the listening socket."""
 from oaicli.core.errors import redact
 from oaicli.envelope.http import app as app_module
 from oaicli.envelope.http import run as run_module
-from oaicli.envelope.http.build import build, build_on_loop
+from oaicli.envelope.http.build import build_runner
 from oaicli.envelope.http.procs import ProcessRunner
 from oaicli.envelope.upstream import choose_api
 
@@ -24,13 +24,10 @@ def start(invocation, *, host: str, port: int, token: str | None, envelope_optio
     if processes > 1:
         runner = ProcessRunner(processes, {"flags": settings.flags, "engine": engine_options,
                                            "workers": -(-workers // processes), "api": api})
-        parser, closing = runner.parser, [runner.stop]
+        parser, closing, start = runner.parser, [runner.stop], runner.start
     else:
-        runner, closing = build_on_loop(settings, engine_options, workers, api) or (None, [])
-        if runner is None:
-            exchanger, closing = build(settings, engine_options, workers, api)
-            runner = app_module.ThreadRunner(exchanger, workers)
-        parser = runner.parser
+        runner, closing = build_runner(settings, engine_options, workers, api)
+        parser, start = runner.parser, None
     service = app_module.Service(runner, parser, token=token, max_body=max_body, metrics=metrics)
     shown_host = f"[{host}]" if ":" in host else host
     invocation.say(redact(f"Serving the envelope on http://{shown_host}:{sock.getsockname()[1]}/v1/envelope "
@@ -39,7 +36,7 @@ def start(invocation, *, host: str, port: int, token: str | None, envelope_optio
     try:
         return run_module.run(app_module.create_app(service), sock, shutdown_timeout=shutdown_timeout,
                               verbose=settings.verbose, close=runner.close, busy=runner.busy,
-                              abandon=service.abandon)
+                              abandon=service.abandon, start=start)
     finally:
         for close in closing:
             close()

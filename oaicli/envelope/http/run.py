@@ -12,7 +12,7 @@ import uvicorn
 
 from oaicli.core.errors import ExitCode, OaicliError
 
-# The cycle collector's thresholds for serve (CPython's defaults: 700, 10, 10); see _quiet_collector.
+# The cycle collector's thresholds for serve (CPython's defaults: 700, 10, 10); see quiet_collector.
 GC_THRESHOLDS = (100_000, 20, 100)
 
 
@@ -37,8 +37,9 @@ def bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server, but a handled signal ends with our exit code instead of being raised again."""
 
-    def __init__(self, config, *, shutdown_timeout: float, abandon):
+    def __init__(self, config, *, shutdown_timeout: float, abandon, start=None):
         super().__init__(config)
+        self.start = start  # a coroutine function run on the loop before listening (worker processes' links)
         self.stopped_by: int | None = None
         self.shutdown_timeout = shutdown_timeout
         self.abandon = abandon  # answers the requests still in flight with the envelope's 503
@@ -46,6 +47,8 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets=None) -> None:
         self.loop = asyncio.get_running_loop()
+        if self.start is not None:
+            await self.start()
         await super().startup(sockets=sockets)
 
     async def shutdown(self, sockets=None) -> None:
@@ -99,7 +102,7 @@ class _Server(uvicorn.Server):
               file=sys.stderr, flush=True)
 
 
-def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, close, busy, abandon) -> int:
+def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, close, busy, abandon, start=None) -> int:
     """Serve until a signal; `close()` then stops any late answer from being saved.
 
     Workers still waiting on the upstream API after the graceful timeout (or a second signal) are
@@ -109,8 +112,8 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
     config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose > 0,
                             log_config=_log_config(), timeout_graceful_shutdown=shutdown_timeout + 5,
                             lifespan="on", server_header=False, date_header=False, http=_http_parser())
-    server = _Server(config, shutdown_timeout=shutdown_timeout, abandon=abandon)
-    _quiet_collector()
+    server = _Server(config, shutdown_timeout=shutdown_timeout, abandon=abandon, start=start)
+    quiet_collector()
     server.run(sockets=[sock])
     close()
     code = ExitCode.INTERRUPTED if server.stopped_by == signal.SIGINT else ExitCode.OK
@@ -122,7 +125,7 @@ def run(app, sock: socket.socket, *, shutdown_timeout: float, verbose: int, clos
     return code
 
 
-def _quiet_collector() -> None:
+def quiet_collector() -> None:
     """Fewer, shorter pauses of the cycle collector, which stops the loop while it runs: with the default
     thresholds, 100 answers in flight made it collect young objects ~100 times a second and walk every
     object (2 to 100 ms) several times a minute, the largest share of the added p99. Objects made at
