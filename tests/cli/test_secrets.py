@@ -274,7 +274,7 @@ def test_a_configured_key_typed_by_mistake_is_masked_in_usage_errors(home, sourc
 
 
 @pytest.mark.parametrize("mistake", USAGE_MISTAKES)
-@pytest.mark.parametrize("key", ["sk-proj-FAKEtestFAKEtestFAKE_te-st-012345", "sk-abcdefghijklmnopqrstuvwxyz"])
+@pytest.mark.parametrize("key", ["sk-proj-FAKEtestFAKEtestFAKE_te-st-012345", "sk-test-abcdefghij-klmnopqrstuvwxyz"])
 def test_a_key_shaped_argument_is_masked_in_usage_errors_with_no_key_configured(invoke, key, mistake):
     words, said = USAGE_MISTAKES[mistake]
     result = invoke(*(word.format(key=key) for word in words))
