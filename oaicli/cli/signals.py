@@ -41,6 +41,7 @@ _pokes_handled = 0  # a counter, not an Event: a handler must not take a lock (a
 _installed = False
 _wake_end = -1
 _deferrals = 0
+_in_unraisable_hook = False  # the watcher may set a flag again before _deliver_again returns
 
 
 def unwind_on_sigterm() -> None:
@@ -86,7 +87,7 @@ def _past_with_edges(raise_it):
     """A signal handler that raises (with `raise_it`) anywhere but at the edge of a with statement."""
     def handler(signum, frame):
         global _deferrals
-        if _deferrals < MAX_DEFERRALS and _wake_end >= 0 and _at_a_with_edge(frame):
+        if _deferrals < MAX_DEFERRALS and _wake_end >= 0 and (_in_unraisable_hook or _at_a_with_edge(frame)):
             _deferrals += 1
             _deliver_later(signum)
             return
@@ -112,12 +113,17 @@ def _deliver_again(unraisable) -> None:
     lock an import frees, when ^C lands during one), where Python can only print the KeyboardInterrupt as
     "Exception ignored" and drop it; oaicli then went on waiting. The watcher sets the signal's flag again
     instead (from here the handler would run inside this hook, and be dropped again), and the next check
-    raises it where it can unwind; a blocking call is poked as above."""
+    raises it where it can unwind; a blocking call is poked as above. The watcher can set the flag before
+    this hook has returned, and a handler run in here would be dropped again (3 of 150 loaded runs hung so):
+    while it runs, handlers defer as at a with statement's edge."""
+    global _in_unraisable_hook
     dropped = _dropped_signal(unraisable)
     if dropped is None:
         sys.__unraisablehook__(unraisable)
         return
+    _in_unraisable_hook = True
     _deliver_later(dropped)
+    _in_unraisable_hook = False
 
 
 def _dropped_signal(unraisable) -> int | None:
