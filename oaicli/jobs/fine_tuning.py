@@ -9,9 +9,8 @@ from typing import Iterator
 import click
 
 from oaicli.api.polling import Backoff, ended, passing, pause
-from oaicli.core import settings
 from oaicli.core.errors import ApiError, ExitCode, InputError, NetworkError, OaicliError, redact
-from oaicli.output.files import atomic_writer
+from oaicli.output.remembered import PerServer
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 EVENTS_PAGE = 100
@@ -102,25 +101,7 @@ class LegacyApi:
 APIS = {"jobs": JobsApi(), "legacy": LegacyApi()}
 
 
-def remembered_path():
-    return settings.home_dir() / "fine_tune_api.json"
-
-
-def _remembered() -> dict:
-    try:
-        return json.loads(remembered_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember(base_url: str, name: str) -> None:
-    known = {**_remembered(), base_url: name}
-    try:
-        settings.ensure_home()
-        with atomic_writer(remembered_path(), "w") as sink:
-            sink.write(json.dumps(known, indent=2) + "\n")
-    except (OSError, OaicliError):
-        pass  # a read-only home only costs a probe next time
+REMEMBERED = PerServer("fine_tune_api.json")
 
 
 def choose(api, requested: str, job_id: str | None = None):
@@ -132,11 +113,11 @@ def choose(api, requested: str, job_id: str | None = None):
     if job_id and job_id.startswith("ft-") and not job_id.startswith("ft:"):
         return APIS["legacy"]
     base_url = api.settings.base_url.rstrip("/")
-    known = _remembered().get(base_url)
+    known = REMEMBERED.get(base_url)
     if known in APIS:
         return APIS[known]
     name = _probe(api)
-    _remember(base_url, name)
+    REMEMBERED.set(base_url, name)
     return APIS[name]
 
 
